@@ -1,0 +1,117 @@
+/* Per-capture-thread store of address histograms, keyed by
+ * (address, direction, transport class). */
+#ifndef PROMACCT_ADDRTABLE_H
+#define PROMACCT_ADDRTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "promacct/common.h"
+
+#define ADDRTABLE_CHUNK_SHIFT 12 /* 4096 histograms per storage chunk */
+#define ADDRTABLE_CHUNK (1u << ADDRTABLE_CHUNK_SHIFT)
+
+enum direction { DIR_TX = 0, DIR_RX = 1 };
+
+/* Identity is the first 20 bytes; range is derived from the address. */
+struct addr_key {
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
+	uint8_t family;	  /* 4 or 6 */
+	uint8_t dir;	  /* enum direction */
+	uint8_t proto;	  /* enum proto_class */
+	uint8_t pad;
+	uint32_t range; /* index into the ranges */
+};
+
+struct addrtable {
+	unsigned words;	    /* counter words per histogram */
+	size_t max_entries; /* histograms this table may hold */
+	size_t max_chunks;
+	/* Shared by all tables of the process: addresses tracked so far and
+	 * the cap (--max-addresses). */
+	_Atomic size_t *tracked;
+	size_t max_tracked;
+
+	/* Writer-only index: open addressing, linear probing. A slot holds
+	 * (hash >> 32) << 32 | (entry index + 1), 0 when empty. */
+	uint64_t *slots;
+	size_t mask;
+	size_t used;
+	/* Writer-only set of distinct addresses: entry index + 1 of the first
+	 * histogram seen for the address. */
+	uint32_t *aslots;
+	size_t amask;
+	size_t aused;
+
+	/* Published storage: chunks never move; `count` is stored with release
+	 * after an entry is complete, readers load it with acquire. */
+	struct addr_key *_Atomic *key_chunks;
+	counter_t *_Atomic *hist_chunks;
+	_Atomic size_t count;
+};
+
+int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
+		   _Atomic size_t *tracked, size_t max_tracked) MUST_CHECK;
+void addrtable_free(struct addrtable *t);
+
+static inline uint64_t addrtable_hash(const struct addr_key *k)
+{
+	uint64_t a, b, m;
+	memcpy(&a, k->addr, 8);
+	memcpy(&b, k->addr + 8, 8);
+	m = (uint64_t)k->family | (uint64_t)k->dir << 8 | (uint64_t)k->proto << 16;
+	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + m) * 0xc2b2ae3d27d4eb4full;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return h;
+}
+
+static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_key *b)
+{
+	return !memcmp(a, b, 20);
+}
+
+static inline struct addr_key *addrtable_key(const struct addrtable *t, size_t i)
+{
+	struct addr_key *c = atomic_load_explicit(&t->key_chunks[i >> ADDRTABLE_CHUNK_SHIFT],
+						  memory_order_acquire);
+	return &c[i & (ADDRTABLE_CHUNK - 1)];
+}
+
+static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
+{
+	counter_t *c = atomic_load_explicit(&t->hist_chunks[i >> ADDRTABLE_CHUNK_SHIFT],
+					    memory_order_acquire);
+	return c + (size_t)(i & (ADDRTABLE_CHUNK - 1)) * t->words;
+}
+
+/* Slow path: inserts the key. NULL when a cap is reached or memory is out. */
+counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h);
+
+/* Writer only. The histogram of key k, created on first sight; NULL when the
+ * address cannot be tracked (cap reached). */
+static inline counter_t *addrtable_get(struct addrtable *t, const struct addr_key *k)
+{
+	uint64_t h = addrtable_hash(k);
+	uint64_t tag = h & 0xffffffff00000000ull;
+	for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
+		uint64_t s = t->slots[i];
+		if (s == 0)
+			return addrtable_insert(t, k, h);
+		if ((s & 0xffffffff00000000ull) == tag) {
+			size_t idx = (size_t)(uint32_t)s - 1;
+			if (LIKELY(addrtable_key_eq(addrtable_key(t, idx), k)))
+				return addrtable_hist(t, idx);
+		}
+	}
+}
+
+/* Readers: number of complete entries. */
+static inline size_t addrtable_count(const struct addrtable *t)
+{
+	return atomic_load_explicit((_Atomic size_t *)&t->count, memory_order_acquire);
+}
+
+#endif

@@ -1,0 +1,61 @@
+/* Shared macros and small helpers used by every module. */
+#ifndef PROMACCT_COMMON_H
+#define PROMACCT_COMMON_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MUST_CHECK __attribute__((warn_unused_result))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A counter written by exactly one thread and read by any number of others.
+ * The writer uses a relaxed load + store (a plain add on x86, no lock prefix);
+ * readers use relaxed loads. */
+typedef _Atomic uint64_t counter_t;
+
+static inline void counter_add(counter_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+static inline uint64_t counter_read(const counter_t *c)
+{
+	return atomic_load_explicit((counter_t *)c, memory_order_relaxed);
+}
+
+/* Doubles shared between threads are stored as their bit pattern. */
+typedef _Atomic uint64_t gauge_t;
+
+static inline void gauge_set(gauge_t *g, double v)
+{
+	uint64_t bits;
+	__builtin_memcpy(&bits, &v, sizeof bits);
+	atomic_store_explicit(g, bits, memory_order_relaxed);
+}
+
+static inline double gauge_read(const gauge_t *g)
+{
+	uint64_t bits = atomic_load_explicit((gauge_t *)g, memory_order_relaxed);
+	double v;
+	__builtin_memcpy(&v, &bits, sizeof v);
+	return v;
+}
+
+/* Wall clock in seconds / milliseconds since the epoch, monotonic seconds. */
+double time_now(void);
+int64_t time_now_ms(void);
+double time_monotonic(void);
+
+/* Parses a Prometheus-style duration ("500ms", "15s", "1m", "1h30m").
+ * Returns 0 and stores seconds, or -EINVAL. */
+int duration_parse(const char *text, double *seconds) MUST_CHECK;
+
+/* Reads a whole small file (secrets, tokens) with trailing newlines
+ * stripped. Caller frees *out. Returns 0 or negative errno. */
+int file_read_secret(const char *path, char **out) MUST_CHECK;
+
+#endif

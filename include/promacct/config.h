@@ -1,0 +1,75 @@
+/* Command-line configuration. */
+#ifndef PROMACCT_CONFIG_H
+#define PROMACCT_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "promacct/common.h"
+#include "promacct/histogram.h"
+#include "promacct/http_client.h"
+#include "promacct/labels.h"
+#include "promacct/ranges.h"
+
+#define CONFIG_DEFAULT_LISTEN ":9112"
+#define CONFIG_DEFAULT_MAX_ADDRESSES 100000
+#define CONFIG_DEFAULT_BUFFER_SIZE (32 << 20)
+#define CONFIG_MAX_CAPTURE_THREADS 64
+
+enum config_result {
+	CONFIG_OK,	  /* run */
+	CONFIG_EXIT_OK,	  /* --help or --version was printed */
+	CONFIG_USAGE = 2, /* a usage error, message in err */
+};
+
+struct config {
+	const char **interfaces;
+	size_t ninterfaces;
+	const char **reads;
+	size_t nreads;
+	const char *filter;
+	int once;
+	struct ranges ranges;
+	size_t max_addresses;
+	struct histogram_layout *layout;
+	int buffer_size;
+	int promisc;
+	int capture_threads;
+	char listen[300];
+	int web_disable;
+
+	/* Pushgateway */
+	const char *push_gateway;
+	double push_interval;
+	const char *push_job;
+	struct label *push_grouping;
+	size_t npush_grouping;
+	int push_post; /* 0: PUT, 1: POST */
+	int push_delete_on_exit;
+	struct http_client_opts push_http;
+
+	/* Remote write */
+	const char **rw_urls;
+	size_t nrw_urls;
+	double rw_interval;
+	size_t rw_max_samples_per_send;
+	size_t rw_queue_max_samples;
+	const char **rw_headers;
+	size_t nrw_headers;
+	struct label *rw_labels; /* external labels, job and instance included */
+	size_t nrw_labels;
+	double rw_min_backoff, rw_max_backoff;
+	struct http_client_opts rw_http;
+};
+
+/* Parses argv. On CONFIG_USAGE, err holds one line naming the problem.
+ * Caller frees with config_free in every case. */
+enum config_result config_parse(struct config *c, int argc, char **argv, char *err,
+				size_t errlen) MUST_CHECK;
+void config_free(struct config *c);
+void config_usage(FILE *out);
+
+/* The host name (for instance labels). Returns a static buffer. */
+const char *config_hostname(void);
+
+#endif

@@ -1,0 +1,184 @@
+/* DESIGN: the per-capture-thread address table.
+ *
+ * Owned by one capture thread, which is its only writer; the scrape and push
+ * threads read it concurrently without locks. The hash index (slots, aslots)
+ * is private to the writer and may be rehashed at will. Keys and histograms
+ * live in fixed-size chunks that never move once allocated, so a reader that
+ * loaded `count` with acquire can read entries [0, count) while the writer
+ * appends. State grows with the addresses actually seen, never with the size
+ * of a configured range: ~64 bytes of counters + 24 bytes of key + 16 to 32
+ * bytes of index per (address, direction, protocol) histogram.
+ *
+ * The slow path (a new key) allocates and may rehash; it runs once per new
+ * histogram, never for known ones. */
+#include "promacct/addrtable.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INITIAL_SLOTS 1024
+
+int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
+		   _Atomic size_t *tracked, size_t max_tracked)
+{
+	memset(t, 0, sizeof *t);
+	t->words = words;
+	if (max_entries > UINT32_MAX - 1)
+		max_entries = UINT32_MAX - 1;
+	t->max_entries = max_entries;
+	t->max_chunks = (max_entries + ADDRTABLE_CHUNK - 1) / ADDRTABLE_CHUNK + 1;
+	t->tracked = tracked;
+	t->max_tracked = max_tracked;
+	t->slots = calloc(INITIAL_SLOTS, sizeof *t->slots);
+	t->aslots = calloc(INITIAL_SLOTS, sizeof *t->aslots);
+	t->key_chunks = calloc(t->max_chunks, sizeof *t->key_chunks);
+	t->hist_chunks = calloc(t->max_chunks, sizeof *t->hist_chunks);
+	t->mask = INITIAL_SLOTS - 1;
+	t->amask = INITIAL_SLOTS - 1;
+	if (!t->slots || !t->aslots || !t->key_chunks || !t->hist_chunks) {
+		addrtable_free(t);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void addrtable_free(struct addrtable *t)
+{
+	if (t->key_chunks)
+		for (size_t i = 0; i < t->max_chunks; i++)
+			free(atomic_load_explicit(&t->key_chunks[i], memory_order_relaxed));
+	if (t->hist_chunks)
+		for (size_t i = 0; i < t->max_chunks; i++)
+			free(atomic_load_explicit(&t->hist_chunks[i], memory_order_relaxed));
+	free(t->key_chunks);
+	free(t->hist_chunks);
+	free(t->slots);
+	free(t->aslots);
+	memset(t, 0, sizeof *t);
+}
+
+static uint64_t addr_hash(const uint8_t *addr, uint8_t family)
+{
+	struct addr_key k;
+	memset(&k, 0, sizeof k);
+	memcpy(k.addr, addr, 16);
+	k.family = family;
+	return addrtable_hash(&k);
+}
+
+static int grow_slots(struct addrtable *t)
+{
+	size_t ncap = (t->mask + 1) * 2;
+	uint64_t *ns = calloc(ncap, sizeof *ns);
+	if (!ns)
+		return -ENOMEM;
+	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+	for (size_t idx = 0; idx < n; idx++) {
+		uint64_t h = addrtable_hash(addrtable_key(t, idx));
+		size_t i = (size_t)h & (ncap - 1);
+		while (ns[i])
+			i = (i + 1) & (ncap - 1);
+		ns[i] = (h & 0xffffffff00000000ull) | (uint64_t)(idx + 1);
+	}
+	free(t->slots);
+	t->slots = ns;
+	t->mask = ncap - 1;
+	return 0;
+}
+
+static int grow_aslots(struct addrtable *t)
+{
+	size_t ncap = (t->amask + 1) * 2;
+	uint32_t *ns = calloc(ncap, sizeof *ns);
+	if (!ns)
+		return -ENOMEM;
+	for (size_t j = 0; j <= t->amask; j++) {
+		uint32_t v = t->aslots[j];
+		if (!v)
+			continue;
+		const struct addr_key *k = addrtable_key(t, v - 1);
+		size_t i = (size_t)addr_hash(k->addr, k->family) & (ncap - 1);
+		while (ns[i])
+			i = (i + 1) & (ncap - 1);
+		ns[i] = v;
+	}
+	free(t->aslots);
+	t->aslots = ns;
+	t->amask = ncap - 1;
+	return 0;
+}
+
+/* Finds the address in the address set; returns its slot, or the empty slot
+ * where it would go (with *found = 0). */
+static size_t aset_find(const struct addrtable *t, const struct addr_key *k, int *found)
+{
+	size_t i = (size_t)addr_hash(k->addr, k->family) & t->amask;
+	for (;; i = (i + 1) & t->amask) {
+		uint32_t v = t->aslots[i];
+		if (!v) {
+			*found = 0;
+			return i;
+		}
+		const struct addr_key *o = addrtable_key(t, v - 1);
+		if (o->family == k->family && !memcmp(o->addr, k->addr, 16)) {
+			*found = 1;
+			return i;
+		}
+	}
+}
+
+counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h)
+{
+	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+	int found;
+	size_t aslot;
+
+	if (n >= t->max_entries)
+		return NULL;
+	/* Grow first, so a failure changes nothing and the index always keeps
+	 * empty slots (probing relies on them). */
+	if ((t->used + 1) * 2 > t->mask + 1 && grow_slots(t))
+		return NULL;
+	if ((t->aused + 1) * 2 > t->amask + 1 && grow_aslots(t))
+		return NULL;
+	aslot = aset_find(t, k, &found);
+	if (!found) {
+		size_t cur = atomic_load_explicit(t->tracked, memory_order_relaxed);
+		do {
+			if (cur >= t->max_tracked)
+				return NULL;
+		} while (!atomic_compare_exchange_weak_explicit(t->tracked, &cur, cur + 1,
+							       memory_order_relaxed,
+							       memory_order_relaxed));
+	}
+	size_t chunk = n >> ADDRTABLE_CHUNK_SHIFT;
+	if (!atomic_load_explicit(&t->key_chunks[chunk], memory_order_relaxed)) {
+		struct addr_key *kc = calloc(ADDRTABLE_CHUNK, sizeof *kc);
+		void *hc = NULL;
+		size_t hbytes = (size_t)ADDRTABLE_CHUNK * t->words * sizeof(counter_t);
+		if (!kc || posix_memalign(&hc, 64, hbytes)) {
+			free(kc);
+			if (!found)
+				atomic_fetch_sub_explicit(t->tracked, 1, memory_order_relaxed);
+			return NULL;
+		}
+		memset(hc, 0, hbytes);
+		atomic_store_explicit(&t->key_chunks[chunk], kc, memory_order_release);
+		atomic_store_explicit(&t->hist_chunks[chunk], (counter_t *)hc,
+				      memory_order_release);
+	}
+	*addrtable_key(t, n) = *k;
+	atomic_store_explicit(&t->count, n + 1, memory_order_release);
+
+	size_t i = (size_t)h & t->mask;
+	while (t->slots[i])
+		i = (i + 1) & t->mask;
+	t->slots[i] = (h & 0xffffffff00000000ull) | (uint64_t)(n + 1);
+	t->used++;
+	if (!found) {
+		t->aslots[aslot] = (uint32_t)(n + 1);
+		t->aused++;
+	}
+	return addrtable_hist(t, n);
+}

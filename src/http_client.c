@@ -1,0 +1,274 @@
+/* DESIGN: the HTTP client shared by the Pushgateway and remote-write
+ * senders (one module, libcurl easy API).
+ *
+ * A client belongs to one sender thread at a time (curl easy handles are not
+ * thread-safe); each remote-write endpoint and the pusher own one. Requests
+ * block the calling sender thread only, bounded by the timeout; capture and
+ * the scrape page never wait on them. Secrets are read from files when the
+ * client is created and never logged. Proxies come from the usual
+ * environment variables (libcurl reads http_proxy/https_proxy/no_proxy). */
+#include "promacct/http_client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "promacct/registry.h"
+
+struct http_client {
+	CURL *curl;
+	struct curl_slist *headers; /* user headers */
+	struct http_client_opts o;
+	char *password;
+	char *bearer_header;
+	char user_agent[64];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_init_rc;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+http_client *http_client_new(const struct http_client_opts *o, char *err, size_t errlen)
+{
+	char *token = NULL;
+	int rc;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc) {
+		snprintf(err, errlen, "libcurl initialisation failed");
+		return NULL;
+	}
+	http_client *c = calloc(1, sizeof *c);
+	if (!c)
+		goto oom;
+	c->o = *o;
+	snprintf(c->user_agent, sizeof c->user_agent, "promacct/%s", promacct_version);
+	if (o->basic_password_file) {
+		rc = file_read_secret(o->basic_password_file, &c->password);
+		if (rc) {
+			snprintf(err, errlen, "cannot read password file %s: %s",
+				 o->basic_password_file, strerror(-rc));
+			goto fail;
+		}
+	}
+	if (o->bearer_token_file) {
+		rc = file_read_secret(o->bearer_token_file, &token);
+		if (rc) {
+			snprintf(err, errlen, "cannot read bearer token file %s: %s",
+				 o->bearer_token_file, strerror(-rc));
+			goto fail;
+		}
+		size_t n = strlen(token) + sizeof "Authorization: Bearer ";
+		c->bearer_header = malloc(n);
+		if (!c->bearer_header)
+			goto oom;
+		snprintf(c->bearer_header, n, "Authorization: Bearer %s", token);
+		memset(token, 0, strlen(token));
+		free(token);
+		token = NULL;
+	}
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		goto oom;
+	return c;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	free(token);
+	http_client_free(c);
+	return NULL;
+}
+
+void http_client_free(http_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	curl_slist_free_all(c->headers);
+	if (c->password) {
+		memset(c->password, 0, strlen(c->password));
+		free(c->password);
+	}
+	if (c->bearer_header) {
+		memset(c->bearer_header, 0, strlen(c->bearer_header));
+		free(c->bearer_header);
+	}
+	free(c);
+}
+
+/* Headers promacct always sets itself. */
+static const char *const always_reserved[] = {"host", "content-length", "connection",
+					      "authorization", "user-agent", "transfer-encoding",
+					      NULL};
+
+int http_client_add_header(http_client *c, const char *header, const char *const *reserved,
+			   char *err, size_t errlen)
+{
+	const char *colon = strchr(header, ':');
+	if (!colon || colon == header) {
+		snprintf(err, errlen, "header '%s' is not \"Name: value\"", header);
+		return -EINVAL;
+	}
+	size_t nl = (size_t)(colon - header);
+	for (const char *p = header; p < colon; p++)
+		if (*p <= ' ' || *p >= 127) {
+			snprintf(err, errlen, "header name in '%s' is not a token", header);
+			return -EINVAL;
+		}
+	if (strpbrk(colon, "\r\n")) {
+		snprintf(err, errlen, "header '%.*s' value holds a line break", (int)nl, header);
+		return -EINVAL;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		const char *const *list = pass ? reserved : always_reserved;
+		for (size_t i = 0; list && list[i]; i++)
+			if (strlen(list[i]) == nl && !strncasecmp(list[i], header, nl)) {
+				snprintf(err, errlen, "header %.*s is set by promacct and cannot be overridden",
+					 (int)nl, header);
+				return -EINVAL;
+			}
+	}
+	struct curl_slist *n = curl_slist_append(c->headers, header);
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->headers = n;
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct http_response *r = arg;
+	size_t n = size * nmemb;
+	size_t room = sizeof r->body - 1 - r->body_len;
+	size_t take = n < room ? n : room;
+	memcpy(r->body + r->body_len, data, take);
+	r->body_len += take;
+	r->body[r->body_len] = '\0';
+	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
+{
+	struct http_response *r = arg;
+	size_t n = size * nitems;
+	static const char name[] = "retry-after:";
+	if (n > sizeof name - 1 && !strncasecmp(data, name, sizeof name - 1)) {
+		char v[128];
+		size_t vl = n - (sizeof name - 1);
+		if (vl >= sizeof v)
+			vl = sizeof v - 1;
+		memcpy(v, data + sizeof name - 1, vl);
+		v[vl] = '\0';
+		char *p = v;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		p[strcspn(p, "\r\n")] = '\0';
+		char *end;
+		double secs = strtod(p, &end);
+		if (end != p && *end == '\0' && secs >= 0) {
+			r->retry_after = secs;
+		} else {
+			time_t when = curl_getdate(p, NULL);
+			if (when > 0) {
+				double d = difftime(when, time(NULL));
+				r->retry_after = d > 0 ? d : 0;
+			}
+		}
+	}
+	return n;
+}
+
+int http_client_request(http_client *c, const char *method, const char *url, const char *body,
+			size_t body_len, const char *const *extra_headers,
+			struct http_response *resp)
+{
+	struct curl_slist *hdrs = NULL, *n;
+	int rc = 0;
+	CURL *h = c->curl;
+
+	memset(resp, 0, sizeof *resp);
+	resp->retry_after = -1;
+	curl_easy_reset(h);
+	for (size_t i = 0; extra_headers && extra_headers[i]; i++) {
+		if (!(n = curl_slist_append(hdrs, extra_headers[i])))
+			goto oom;
+		hdrs = n;
+	}
+	for (struct curl_slist *u = c->headers; u; u = u->next) {
+		if (!(n = curl_slist_append(hdrs, u->data)))
+			goto oom;
+		hdrs = n;
+	}
+	if (c->bearer_header) {
+		if (!(n = curl_slist_append(hdrs, c->bearer_header)))
+			goto oom;
+		hdrs = n;
+	}
+	if (!(n = curl_slist_append(hdrs, "Expect:"))) /* no 100-continue round trip */
+		goto oom;
+	hdrs = n;
+
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o.timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->o.timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (!strcmp(method, "POST") || !strcmp(method, "PUT")) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		if (!strcmp(method, "PUT"))
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+	} else if (strcmp(method, "GET")) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
+	if (c->o.basic_user) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, c->o.basic_user);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
+	}
+	if (c->o.tls_ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->o.tls_ca_file);
+	if (c->o.tls_cert_file)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->o.tls_cert_file);
+	if (c->o.tls_key_file)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->o.tls_key_file);
+	if (c->o.tls_insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+
+	double t0 = time_monotonic();
+	CURLcode cc = curl_easy_perform(h);
+	resp->seconds = time_monotonic() - t0;
+	if (cc != CURLE_OK) {
+		snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
+		rc = -EIO;
+	} else {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	}
+	goto out;
+oom:
+	snprintf(resp->error, sizeof resp->error, "out of memory");
+	rc = -ENOMEM;
+out:
+	curl_slist_free_all(hdrs);
+	return rc;
+}

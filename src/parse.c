@@ -1,0 +1,334 @@
+/* DESIGN: the packet parser.
+ *
+ * One pure function over (bytes, caplen, wirelen): no allocation, no global
+ * state, no I/O, safe to call from any number of capture threads at once.
+ * Packets are hostile: every read is preceded by a bounds check against
+ * caplen, and nothing about a frame ever asserts or aborts; what cannot be
+ * parsed comes back as a status the caller counts.
+ *
+ * Size rule (kept from the 2017 tool): the accounted size is the wire length
+ * minus the link-layer header actually present (Ethernet 14 + 4 per VLAN tag
+ * + 8 for PPPoE session, Linux cooked 16 or 20, BSD null 4, raw IP 0). When
+ * the header cannot be fully seen, the minimal header length of the link type
+ * is subtracted; a frame shorter than that counts as size 0. */
+#include "promacct/parse.h"
+
+#include <pcap/dlt.h>
+#include <stddef.h>
+
+#define ETH_HLEN 14
+#define VLAN_TAG_LEN 4
+#define PPPOE_HLEN 8 /* 6 bytes PPPoE session header + 2 bytes PPP protocol */
+#define SLL_HLEN 16
+#define SLL2_HLEN 20
+#define NULL_HLEN 4
+#define MAX_VLAN_TAGS 8	      /* deeper stacks are treated as malformed */
+#define MAX_IPV6_EXT_HEADERS 16 /* more is treated as malformed */
+
+#define ETHERTYPE_IPV4 0x0800
+#define ETHERTYPE_IPV6 0x86dd
+#define ETHERTYPE_VLAN 0x8100
+#define ETHERTYPE_QINQ 0x88a8
+#define ETHERTYPE_QINQ_OLD 0x9100
+#define ETHERTYPE_PPPOE_SESSION 0x8864
+#define PPP_IPV4 0x0021
+#define PPP_IPV6 0x0057
+
+#ifndef DLT_LINUX_SLL2
+#define DLT_LINUX_SLL2 276
+#endif
+#ifndef DLT_IPV4
+#define DLT_IPV4 228
+#endif
+#ifndef DLT_IPV6
+#define DLT_IPV6 229
+#endif
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t rd32be(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static enum proto_class classify(uint8_t ipproto, int v6)
+{
+	switch (ipproto) {
+	case 1:
+		return PROTO_ICMP;
+	case 2:
+		return PROTO_IGMP;
+	case 6:
+		return PROTO_TCP;
+	case 17:
+		return PROTO_UDP;
+	case 98:
+		return PROTO_ENCAP;
+	case 47:
+		return PROTO_GRE;
+	case 50:
+		return PROTO_ESP;
+	case 88:
+		return PROTO_EIGRP;
+	case 89:
+		return PROTO_OSPF;
+	case 132:
+		return PROTO_SCTP;
+	case 58:
+		return v6 ? PROTO_ICMPV6 : PROTO_OTHER;
+	default:
+		return PROTO_OTHER;
+	}
+}
+
+static enum parse_status parse_ipv4(const uint8_t *p, uint32_t len, struct parsed_packet *out)
+{
+	if (len < 20)
+		return PARSE_TRUNCATED;
+	if ((p[0] >> 4) != 4)
+		return PARSE_BAD_IPV4;
+	if ((p[0] & 0x0f) < 5)
+		return PARSE_BAD_IPV4;
+	out->family = 4;
+	out->proto = (uint8_t)classify(p[9], 0);
+	out->src = p + 12;
+	out->dst = p + 16;
+	return PARSE_OK;
+}
+
+static enum parse_status parse_ipv6(const uint8_t *p, uint32_t len, struct parsed_packet *out)
+{
+	if (len < 40)
+		return PARSE_TRUNCATED;
+	if ((p[0] >> 4) != 6)
+		return PARSE_BAD_IPV6;
+	uint8_t next = p[6];
+	uint32_t off = 40;
+	for (int n = 0;; n++) {
+		if (next != 0 && next != 43 && next != 44 && next != 60)
+			break;
+		if (n == MAX_IPV6_EXT_HEADERS)
+			return PARSE_BAD_IPV6;
+		if (len - off < 8) /* off <= len holds: checked below each step */
+			return PARSE_TRUNCATED;
+		uint32_t ext_len = next == 44 ? 8 : ((uint32_t)p[off + 1] + 1) * 8;
+		next = p[off];
+		if (ext_len > len - off) {
+			/* The next protocol is known already; the rest of this
+			 * header is not needed unless the chain goes on. */
+			if (next == 0 || next == 43 || next == 44 || next == 60)
+				return PARSE_TRUNCATED;
+			break;
+		}
+		off += ext_len;
+	}
+	out->family = 6;
+	out->proto = (uint8_t)classify(next, 1);
+	out->src = p + 8;
+	out->dst = p + 24;
+	return PARSE_OK;
+}
+
+/* By IP version nibble, for raw IP links. */
+static enum parse_status parse_ip_any(const uint8_t *p, uint32_t len, struct parsed_packet *out)
+{
+	if (len < 1)
+		return PARSE_TRUNCATED;
+	switch (p[0] >> 4) {
+	case 4:
+		return parse_ipv4(p, len, out);
+	case 6:
+		return parse_ipv6(p, len, out);
+	default:
+		return PARSE_NON_IP;
+	}
+}
+
+static inline uint32_t sub_hdr(uint32_t wirelen, uint32_t hlen)
+{
+	return wirelen > hlen ? wirelen - hlen : 0;
+}
+
+/* From an ethertype at p[off-2..off): VLAN tags, PPPoE, then IP.
+ * *hlen accumulates the link header length. */
+static enum parse_status parse_ethertype(const uint8_t *p, uint32_t caplen, uint32_t off,
+					 uint16_t type, uint32_t *hlen,
+					 struct parsed_packet *out)
+{
+	for (int tags = 0; type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ ||
+			   type == ETHERTYPE_QINQ_OLD;
+	     tags++) {
+		if (tags == MAX_VLAN_TAGS)
+			return PARSE_BAD_LINK;
+		if (caplen - off < VLAN_TAG_LEN)
+			return PARSE_TRUNCATED;
+		type = rd16(p + off + 2);
+		off += VLAN_TAG_LEN;
+		*hlen += VLAN_TAG_LEN;
+	}
+	if (type == ETHERTYPE_PPPOE_SESSION) {
+		if (caplen - off < PPPOE_HLEN)
+			return PARSE_TRUNCATED;
+		/* version 1, type 1, code 0 (session data) */
+		if (p[off] != 0x11 || p[off + 1] != 0)
+			return PARSE_BAD_LINK;
+		uint16_t ppp = rd16(p + off + 6);
+		off += PPPOE_HLEN;
+		*hlen += PPPOE_HLEN;
+		if (ppp == PPP_IPV4)
+			return parse_ipv4(p + off, caplen - off, out);
+		if (ppp == PPP_IPV6)
+			return parse_ipv6(p + off, caplen - off, out);
+		return PARSE_NON_IP;
+	}
+	if (type == ETHERTYPE_IPV4)
+		return parse_ipv4(p + off, caplen - off, out);
+	if (type == ETHERTYPE_IPV6)
+		return parse_ipv6(p + off, caplen - off, out);
+	return PARSE_NON_IP;
+}
+
+/* BSD null/loopback: 4-byte address family, host order of the capturing
+ * machine (DLT_NULL) or network order (DLT_LOOP). Accept both orders. */
+static enum parse_status parse_null(const uint8_t *p, uint32_t caplen, struct parsed_packet *out)
+{
+	if (caplen < NULL_HLEN)
+		return PARSE_TRUNCATED;
+	uint32_t af = rd32be(p);
+	if (af > 0xffff)
+		af = ((af >> 24) & 0xff) | ((af >> 8) & 0xff00) | ((af << 8) & 0xff0000) |
+		     (af << 24);
+	switch (af) {
+	case 2: /* AF_INET everywhere */
+		return parse_ipv4(p + NULL_HLEN, caplen - NULL_HLEN, out);
+	case 10: /* Linux */
+	case 23: /* Windows/Winsock */
+	case 24: /* NetBSD, OpenBSD, BSD/OS */
+	case 28: /* FreeBSD, DragonFly */
+	case 30: /* Darwin */
+		return parse_ipv6(p + NULL_HLEN, caplen - NULL_HLEN, out);
+	default:
+		return PARSE_NON_IP;
+	}
+}
+
+enum parse_status parse_packet(int dlt, const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+			       struct parsed_packet *out)
+{
+	enum parse_status st;
+	uint32_t hlen;
+
+	out->family = 0;
+	out->proto = PROTO_OTHER;
+	out->src = out->dst = NULL;
+	if (caplen > wirelen) /* a broken savefile record; trust neither more */
+		caplen = wirelen;
+
+	switch (dlt) {
+	case DLT_EN10MB:
+		hlen = ETH_HLEN;
+		if (caplen < ETH_HLEN)
+			st = PARSE_TRUNCATED;
+		else
+			st = parse_ethertype(p, caplen, ETH_HLEN, rd16(p + 12), &hlen, out);
+		break;
+	case DLT_LINUX_SLL:
+		hlen = SLL_HLEN;
+		if (caplen < SLL_HLEN)
+			st = PARSE_TRUNCATED;
+		else
+			st = parse_ethertype(p, caplen, SLL_HLEN, rd16(p + 14), &hlen, out);
+		break;
+	case DLT_LINUX_SLL2:
+		hlen = SLL2_HLEN;
+		if (caplen < SLL2_HLEN)
+			st = PARSE_TRUNCATED;
+		else
+			st = parse_ethertype(p, caplen, SLL2_HLEN, rd16(p), &hlen, out);
+		break;
+	case DLT_RAW:
+		hlen = 0;
+		st = parse_ip_any(p, caplen, out);
+		break;
+	case DLT_IPV4:
+		hlen = 0;
+		st = parse_ipv4(p, caplen, out);
+		break;
+	case DLT_IPV6:
+		hlen = 0;
+		st = parse_ipv6(p, caplen, out);
+		break;
+	case DLT_NULL:
+	case DLT_LOOP:
+		hlen = NULL_HLEN;
+		st = parse_null(p, caplen, out);
+		break;
+	default:
+		hlen = 0;
+		st = PARSE_BAD_LINK;
+		break;
+	}
+	out->size = sub_hdr(wirelen, hlen);
+	if (st != PARSE_OK)
+		out->family = 0;
+	return st;
+}
+
+int parse_linktype_supported(int dlt)
+{
+	switch (dlt) {
+	case DLT_EN10MB:
+	case DLT_LINUX_SLL:
+	case DLT_LINUX_SLL2:
+	case DLT_RAW:
+	case DLT_IPV4:
+	case DLT_IPV6:
+	case DLT_NULL:
+	case DLT_LOOP:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* IPv6 header plus room for a few extension headers before the transport
+ * protocol is known. */
+#define IP_SNAP 128
+
+int parse_snaplen(int dlt)
+{
+	switch (dlt) {
+	case DLT_EN10MB:
+		return ETH_HLEN + 4 * VLAN_TAG_LEN + PPPOE_HLEN + IP_SNAP;
+	case DLT_LINUX_SLL:
+		return SLL_HLEN + 2 * VLAN_TAG_LEN + PPPOE_HLEN + IP_SNAP;
+	case DLT_LINUX_SLL2:
+		return SLL2_HLEN + 2 * VLAN_TAG_LEN + PPPOE_HLEN + IP_SNAP;
+	case DLT_NULL:
+	case DLT_LOOP:
+		return NULL_HLEN + IP_SNAP;
+	default:
+		return IP_SNAP;
+	}
+}
+
+static const char *const proto_names[PROTO_COUNT] = {
+	"icmp", "igmp", "tcp", "udp", "encap", "gre", "esp", "eigrp", "ospf", "sctp", "icmpv6", "other",
+};
+
+const char *parse_proto_name(enum proto_class p)
+{
+	return (unsigned)p < PROTO_COUNT ? proto_names[p] : "other";
+}
+
+static const char *const status_names[PARSE_STATUS_COUNT] = {
+	"ok", "non_ip", "truncated", "bad_link", "bad_ipv4", "bad_ipv6",
+};
+
+const char *parse_status_name(enum parse_status s)
+{
+	return (unsigned)s < PARSE_STATUS_COUNT ? status_names[s] : "unknown";
+}

@@ -1,0 +1,381 @@
+/* DESIGN: the registry - all accounting state and its read-out.
+ *
+ * Built at start-up (sources, shards, self-metrics) by the main thread;
+ * afterwards its shape is fixed. Capture threads write their own shards.
+ * registry_collect runs on any reader thread (scrape, push timer, remote
+ * write) and may run on several at once: it only loads published counts and
+ * relaxed counters, allocates its own scratch, and takes no lock a capture
+ * thread could wait on. Shards of one source (fanout threads) are merged
+ * here, key by key, so each series is emitted once. */
+#include "promacct/registry.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Histogram slots per address: 2 directions x PROTO_COUNT classes. */
+#define HISTS_PER_ADDRESS (2 * PROTO_COUNT)
+
+int registry_init(struct registry *r, struct histogram_layout *layout, struct ranges *ranges,
+		  size_t max_addresses)
+{
+	memset(r, 0, sizeof *r);
+	r->layout = layout;
+	r->ranges = ranges;
+	r->max_addresses = max_addresses;
+	r->start_time = time_now();
+	return 0;
+}
+
+static void shard_free(struct acct_shard *s)
+{
+	if (!s)
+		return;
+	addrtable_free(&s->table);
+	free(s->all);
+	free(s);
+}
+
+void registry_free(struct registry *r)
+{
+	for (size_t i = 0; i < r->nsources; i++) {
+		for (size_t j = 0; j < r->sources[i].nshards; j++)
+			shard_free(r->sources[i].shards[j]);
+		free(r->sources[i].shards);
+		free(r->sources[i].name);
+	}
+	free(r->sources);
+	for (size_t i = 0; i < r->nself; i++)
+		for (int j = 0; j < 2; j++) {
+			free(r->self[i].labels[j].name);
+			free(r->self[i].labels[j].value);
+		}
+	r->sources = NULL;
+	r->nsources = 0;
+	r->nself = 0;
+}
+
+int registry_add_source(struct registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->nsources; i++)
+		if (!strcmp(r->sources[i].name, name))
+			return (int)i;
+	struct source *ns = realloc(r->sources, (r->nsources + 1) * sizeof *ns);
+	if (!ns)
+		return -ENOMEM;
+	r->sources = ns;
+	struct source *s = &r->sources[r->nsources];
+	memset(s, 0, sizeof *s);
+	s->name = strdup(name);
+	if (!s->name)
+		return -ENOMEM;
+	return (int)r->nsources++;
+}
+
+struct acct_shard *registry_add_shard(struct registry *r, int src)
+{
+	struct source *s = &r->sources[src];
+	struct acct_shard **ns = realloc(s->shards, (s->nshards + 1) * sizeof *ns);
+	if (!ns)
+		return NULL;
+	s->shards = ns;
+	struct acct_shard *sh = calloc(1, sizeof *sh);
+	if (!sh)
+		return NULL;
+	sh->all = calloc(r->layout->words, sizeof *sh->all);
+	if (!sh->all || addrtable_init(&sh->table, r->layout->words,
+				       r->max_addresses * HISTS_PER_ADDRESS, &r->tracked,
+				       r->max_addresses)) {
+		free(sh->all);
+		free(sh);
+		return NULL;
+	}
+	s->shards[s->nshards++] = sh;
+	return sh;
+}
+
+gauge_t *registry_self_add(struct registry *r, const char *name, const char *help,
+			   enum metric_type type, const char *l1, const char *v1, const char *l2,
+			   const char *v2)
+{
+	if (r->nself == REGISTRY_MAX_SELF)
+		return NULL;
+	struct self_metric *m = &r->self[r->nself];
+	memset(m, 0, sizeof *m);
+	m->name = name;
+	m->help = help;
+	m->type = type;
+	const char *ln[2] = {l1, l2}, *lv[2] = {v1, v2};
+	for (int j = 0; j < 2; j++) {
+		if (!ln[j])
+			continue;
+		m->labels[j].name = strdup(ln[j]);
+		m->labels[j].value = strdup(lv[j] ? lv[j] : "");
+		if (!m->labels[j].name || !m->labels[j].value) {
+			for (int k = 0; k <= j; k++) {
+				free(m->labels[k].name);
+				free(m->labels[k].value);
+			}
+			return NULL;
+		}
+	}
+	r->nself++;
+	return &m->value;
+}
+
+/* ---- read-out ----------------------------------------------------------- */
+
+struct ref {
+	const struct addr_key *key;
+	const counter_t *hist;
+	uint32_t src;
+};
+
+static inline int fam_dir(const struct addr_key *k)
+{
+	return (k->family == 4 ? 0 : 2) + k->dir;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct ref *x = a, *y = b;
+	int fx = fam_dir(x->key), fy = fam_dir(y->key);
+	if (fx != fy)
+		return fx - fy;
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	int c = memcmp(x->key->addr, y->key->addr, 16);
+	if (c)
+		return c;
+	return (int)x->key->proto - (int)y->key->proto;
+}
+
+static void emit_hist(struct collector *c, const struct histogram_layout *l, const uint64_t *cum,
+		      uint64_t sum)
+{
+	for (unsigned i = 0; i < l->nbuckets; i++)
+		c->sample(c, SAMPLE_BUCKET, l->le[i], (double)cum[i]);
+	c->sample(c, SAMPLE_SUM, NULL, (double)sum);
+	c->sample(c, SAMPLE_COUNT, NULL, (double)cum[l->nbuckets - 1]);
+}
+
+static const char *const addr_family_names[4] = {
+	"promacct_packet_size_bytes_ipv4_tx",
+	"promacct_packet_size_bytes_ipv4_rx",
+	"promacct_packet_size_bytes_ipv6_tx",
+	"promacct_packet_size_bytes_ipv6_rx",
+};
+
+static const char *const addr_family_help[4] = {
+	"Size of IPv4 packets sent by the address (its source), in bytes without the link-layer "
+	"header.",
+	"Size of IPv4 packets received by the address (its destination), in bytes without the "
+	"link-layer header.",
+	"Size of IPv6 packets sent by the address (its source), in bytes without the link-layer "
+	"header.",
+	"Size of IPv6 packets received by the address (its destination), in bytes without the "
+	"link-layer header.",
+};
+
+size_t registry_address_histograms(struct registry *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++)
+			n += addrtable_count(&r->sources[i].shards[j]->table);
+	return n;
+}
+
+static int collect_addresses(struct registry *r, struct collector *c)
+{
+	const struct histogram_layout *l = r->layout;
+	size_t cap = 0, n = 0;
+	struct ref *refs;
+	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
+
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++)
+			cap += addrtable_count(&r->sources[i].shards[j]->table);
+	if (cap == 0)
+		return 0;
+	refs = malloc(cap * sizeof *refs);
+	if (!refs)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++) {
+			const struct addrtable *t = &r->sources[i].shards[j]->table;
+			size_t cnt = addrtable_count(t);
+			for (size_t e = 0; e < cnt && n < cap; e++)
+				refs[n++] = (struct ref){addrtable_key(t, e), addrtable_hist(t, e),
+							 (uint32_t)i};
+		}
+	qsort(refs, n, sizeof *refs, ref_cmp);
+
+	char iptext[INET6_ADDRSTRLEN];
+	struct label fixed[3] = {{"interface", NULL}, {"ip", iptext}, {"protocol", NULL}};
+	int cur_fd = -1;
+	for (size_t i = 0; i < n && !c->stop;) {
+		const struct addr_key *k = refs[i].key;
+		int fd = fam_dir(k);
+		if (fd != cur_fd) {
+			c->family(c, addr_family_names[fd], addr_family_help[fd], METRIC_HISTOGRAM);
+			cur_fd = fd;
+		}
+		histogram_read(refs[i].hist, l, acc, &accsum);
+		size_t e = i + 1;
+		while (e < n && !ref_cmp(&refs[i], &refs[e])) {
+			histogram_read(refs[e].hist, l, cum, &sum);
+			histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
+			e++;
+		}
+		inet_ntop(k->family == 4 ? AF_INET : AF_INET6, k->addr, iptext, sizeof iptext);
+		fixed[0].value = r->sources[refs[i].src].name;
+		fixed[2].value = (char *)parse_proto_name(k->proto);
+		const struct range *rg = &r->ranges->v[k->range];
+		struct series_labels sl = {fixed, 3, rg->labels, rg->nlabels, rg->text};
+		c->series(c, &sl);
+		emit_hist(c, l, acc, accsum);
+		i = e;
+	}
+	free(refs);
+	return 0;
+}
+
+static void collect_counter_per_source(struct registry *r, struct collector *c, const char *name,
+				       const char *help, size_t offset)
+{
+	struct label lab = {"interface", NULL};
+	c->family(c, name, help, METRIC_COUNTER);
+	for (size_t i = 0; i < r->nsources; i++) {
+		uint64_t v = 0;
+		for (size_t j = 0; j < r->sources[i].nshards; j++)
+			v += counter_read(
+				(const counter_t *)((const char *)r->sources[i].shards[j] + offset));
+		lab.value = r->sources[i].name;
+		struct series_labels sl = {&lab, 1, NULL, 0, NULL};
+		c->series(c, &sl);
+		c->sample(c, SAMPLE_PLAIN, NULL, (double)v);
+	}
+}
+
+static void collect_self(struct registry *r, struct collector *c)
+{
+	/* Grouped by name, in first-registration order. */
+	for (size_t i = 0; i < r->nself && !c->stop; i++) {
+		int seen = 0;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = !strcmp(r->self[j].name, r->self[i].name);
+		if (seen)
+			continue;
+		c->family(c, r->self[i].name, r->self[i].help, r->self[i].type);
+		for (size_t j = i; j < r->nself; j++) {
+			const struct self_metric *m = &r->self[j];
+			if (strcmp(m->name, r->self[i].name))
+				continue;
+			size_t nl = (m->labels[0].name != NULL) + (m->labels[1].name != NULL);
+			struct series_labels sl = {m->labels, nl, NULL, 0, NULL};
+			c->series(c, &sl);
+			c->sample(c, SAMPLE_PLAIN, NULL, gauge_read(&m->value));
+		}
+	}
+}
+
+int registry_collect(struct registry *r, struct collector *c)
+{
+	const struct histogram_layout *l = r->layout;
+	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
+	struct label lab = {"interface", NULL};
+	int rc;
+
+	c->family(c, "promacct_packet_size_bytes_all",
+		  "Size of all packets seen on the interface, in bytes without the link-layer "
+		  "header.",
+		  METRIC_HISTOGRAM);
+	for (size_t i = 0; i < r->nsources; i++) {
+		memset(acc, 0, sizeof acc);
+		accsum = 0;
+		for (size_t j = 0; j < r->sources[i].nshards; j++) {
+			histogram_read(r->sources[i].shards[j]->all, l, cum, &sum);
+			histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
+		}
+		lab.value = r->sources[i].name;
+		struct series_labels sl = {&lab, 1, NULL, 0, NULL};
+		c->series(c, &sl);
+		emit_hist(c, l, acc, accsum);
+	}
+	rc = collect_addresses(r, c);
+	if (rc)
+		return rc;
+
+	collect_counter_per_source(r, c, "promacct_pcap_received_packets_total",
+				   "Packets received by the capture (pcap_stats ps_recv; packets read "
+				   "for capture files).",
+				   offsetof(struct acct_shard, pcap_recv));
+	collect_counter_per_source(r, c, "promacct_pcap_dropped_packets_total",
+				   "Packets dropped by the kernel because the capture buffer was full "
+				   "(pcap_stats ps_drop).",
+				   offsetof(struct acct_shard, pcap_drop));
+	collect_counter_per_source(r, c, "promacct_pcap_interface_dropped_packets_total",
+				   "Packets dropped by the network interface or its driver "
+				   "(pcap_stats ps_ifdrop).",
+				   offsetof(struct acct_shard, pcap_ifdrop));
+	collect_counter_per_source(r, c, "promacct_non_ip_packets_total",
+				   "Frames that carry neither IPv4 nor IPv6 (counted in the interface "
+				   "histogram only).",
+				   offsetof(struct acct_shard, parse[PARSE_NON_IP]));
+
+	c->family(c, "promacct_parse_failures_total",
+		  "Frames that could not be parsed to IP addresses, by reason (counted in the "
+		  "interface histogram only).",
+		  METRIC_COUNTER);
+	struct label fl[2] = {{"interface", NULL}, {"reason", NULL}};
+	for (size_t i = 0; i < r->nsources; i++)
+		for (int st = PARSE_TRUNCATED; st < PARSE_STATUS_COUNT; st++) {
+			uint64_t v = 0;
+			for (size_t j = 0; j < r->sources[i].nshards; j++)
+				v += counter_read(&r->sources[i].shards[j]->parse[st]);
+			fl[0].value = r->sources[i].name;
+			fl[1].value = (char *)parse_status_name((enum parse_status)st);
+			struct series_labels sl = {fl, 2, NULL, 0, NULL};
+			c->series(c, &sl);
+			c->sample(c, SAMPLE_PLAIN, NULL, (double)v);
+		}
+
+	collect_counter_per_source(r, c, "promacct_untracked_packets_total",
+				   "Address observations (a packet counts once for its source and "
+				   "once for its destination) not accounted per address because "
+				   "--max-addresses was reached.",
+				   offsetof(struct acct_shard, untracked));
+
+	struct series_labels none = {NULL, 0, NULL, 0, NULL};
+	c->family(c, "promacct_tracked_addresses",
+		  "Distinct (interface, address) pairs with histograms.", METRIC_GAUGE);
+	c->series(c, &none);
+	c->sample(c, SAMPLE_PLAIN, NULL,
+		  (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
+	c->family(c, "promacct_max_addresses",
+		  "The --max-addresses limit of tracked (interface, address) pairs.", METRIC_GAUGE);
+	c->series(c, &none);
+	c->sample(c, SAMPLE_PLAIN, NULL, (double)r->max_addresses);
+
+	c->family(c, "promacct_build_info",
+		  "A metric with a constant '1' value labeled by the version of promacct and of "
+		  "libpcap.",
+		  METRIC_GAUGE);
+	struct label bl[2] = {{"libpcap", (char *)pcap_lib_version()},
+			      {"version", (char *)promacct_version}};
+	struct series_labels bsl = {bl, 2, NULL, 0, NULL};
+	c->series(c, &bsl);
+	c->sample(c, SAMPLE_PLAIN, NULL, 1);
+
+	c->family(c, "promacct_start_time_seconds",
+		  "Start time of the promacct process since the Unix epoch, in seconds.",
+		  METRIC_GAUGE);
+	c->series(c, &none);
+	c->sample(c, SAMPLE_PLAIN, NULL, r->start_time);
+
+	collect_self(r, c);
+	return 0;
+}

@@ -1,0 +1,102 @@
+/* DESIGN: small process-wide helpers (clocks, durations, secret files).
+ * Stateless and thread-safe. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "promacct/common.h"
+
+#define SECRET_MAX 65536 /* a password or token file larger than this is an error */
+
+double time_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t time_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double time_monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int duration_parse(const char *text, double *seconds)
+{
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {{"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+	double total = 0;
+	const char *p = text;
+
+	if (!p || !*p)
+		return -EINVAL;
+	while (*p) {
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		char *end;
+		errno = 0;
+		double v = strtod(p, &end);
+		if (errno || end == p)
+			return -EINVAL;
+		p = end;
+		size_t i;
+		for (i = 0; i < ARRAY_LEN(units); i++) {
+			size_t ul = strlen(units[i].unit);
+			if (!strncmp(p, units[i].unit, ul) &&
+			    !(ul == 1 && p[0] == 'm' && p[1] == 's')) {
+				total += v * units[i].mult;
+				p += ul;
+				break;
+			}
+		}
+		if (i == ARRAY_LEN(units))
+			return -EINVAL;
+	}
+	*seconds = total;
+	return 0;
+}
+
+int file_read_secret(const char *path, char **out)
+{
+	int rc = 0;
+	char *data = NULL;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	data = malloc(SECRET_MAX + 1);
+	if (!data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t n = fread(data, 1, SECRET_MAX + 1, f);
+	if (ferror(f)) {
+		rc = -EIO;
+		goto out;
+	}
+	if (n > SECRET_MAX) {
+		rc = -EFBIG;
+		goto out;
+	}
+	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+		n--;
+	data[n] = '\0';
+	*out = data;
+	data = NULL;
+out:
+	free(data);
+	fclose(f);
+	return rc;
+}

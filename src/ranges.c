@@ -146,7 +146,8 @@ static void apply_prefix(struct range *rg, int len)
 {
 	int bits = rg->family == 4 ? 32 : 128;
 	u128 a = to_u128(rg->first, rg->family);
-	u128 host = len == bits ? 0 : (((u128)1 << (bits - len)) - 1);
+	int hostbits = bits - len;
+	u128 host = hostbits >= 128 ? ~(u128)0 : (((u128)1 << hostbits) - 1);
 	from_u128(rg->first, rg->family, a & ~host);
 	from_u128(rg->last, rg->family, (a & ~host) | host);
 }

@@ -8,11 +8,14 @@
  *
  * WIRELEN is the length on the wire including the link-layer header; the
  * IP payload is zero-filled. `ext 0,43,44,60` puts IPv6 extension headers
- * before PROTO. Usage: pcapgen LINKTYPE OUT.pcap [--nanosecond] < spec
+ * before PROTO. Usage: pcapgen LINKTYPE OUT [FORMAT] < spec
  * with LINKTYPE one of en10mb, linux_sll, linux_sll2, raw, ipv4, ipv6, null,
- * loop. */
+ * loop, or dlt=N (any number, the frames are then Ethernet-built), and
+ * FORMAT pcap (default, written by pcap_dump), pcap-swapped (big-endian
+ * headers), pcapng or pcapng-swapped (written here block by block). */
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,95 @@ static int dlt_by_name(const char *n)
 		return DLT_NULL;
 	if (!strcmp(n, "loop"))
 		return DLT_LOOP;
+	if (!strncmp(n, "dlt=", 4))
+		return atoi(n + 4);
 	return -1;
+}
+
+/* Hand-written savefile formats, to test what pcap_dump cannot write. */
+static int fmt_swapped, fmt_ng;
+static FILE *out;
+
+static void w32(uint32_t v)
+{
+	unsigned char b[4];
+	if (fmt_swapped) {
+		b[0] = (unsigned char)(v >> 24);
+		b[1] = (unsigned char)(v >> 16);
+		b[2] = (unsigned char)(v >> 8);
+		b[3] = (unsigned char)v;
+	} else {
+		memcpy(b, &v, 4); /* this machine is little-endian (x86_64) */
+	}
+	fwrite(b, 1, 4, out);
+}
+
+static void w16(uint16_t v)
+{
+	unsigned char b[2];
+	if (fmt_swapped) {
+		b[0] = (unsigned char)(v >> 8);
+		b[1] = (unsigned char)v;
+	} else {
+		memcpy(b, &v, 2);
+	}
+	fwrite(b, 1, 2, out);
+}
+
+static void write_header(int dlt)
+{
+	if (!fmt_ng) {
+		w32(0xa1b2c3d4);
+		w16(2);
+		w16(4);
+		w32(0);
+		w32(0);
+		w32(MAXPKT);
+		w32((uint32_t)dlt);
+		return;
+	}
+	/* Section Header Block, then one Interface Description Block */
+	w32(0x0a0d0d0a);
+	w32(28);
+	w32(0x1a2b3c4d);
+	w16(1);
+	w16(0);
+	w32(0xffffffff);
+	w32(0xffffffff);
+	w32(28);
+	w32(1);
+	w32(20);
+	w16((uint16_t)dlt);
+	w16(0);
+	w32(MAXPKT);
+	w32(20);
+}
+
+static void write_packet(uint32_t sec, const unsigned char *data, uint32_t caplen,
+			 uint32_t wirelen)
+{
+	if (!fmt_ng) {
+		w32(sec);
+		w32(0);
+		w32(caplen);
+		w32(wirelen);
+		fwrite(data, 1, caplen, out);
+		return;
+	}
+	uint32_t padded = (caplen + 3) & ~3u;
+	uint32_t total = 32 + padded;
+	uint64_t usec = (uint64_t)sec * 1000000;
+	w32(6); /* Enhanced Packet Block */
+	w32(total);
+	w32(0);
+	w32((uint32_t)(usec >> 32));
+	w32((uint32_t)usec);
+	w32(caplen);
+	w32(wirelen);
+	fwrite(data, 1, caplen, out);
+	static const unsigned char zero[4];
+	fwrite(zero, 1, padded - caplen, out);
+	w32(total);
 }
 
 static void put16(unsigned char *p, unsigned v)
@@ -57,11 +148,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pcapgen: unknown link type %s\n", argv[1]);
 		return 2;
 	}
+	const char *fmt = argc > 3 ? argv[3] : "pcap";
 	pcap_t *dead = pcap_open_dead(dlt, MAXPKT);
-	pcap_dumper_t *d = pcap_dump_open(dead, argv[2]);
-	if (!d) {
-		fprintf(stderr, "pcapgen: %s\n", pcap_geterr(dead));
-		return 1;
+	pcap_dumper_t *d = NULL;
+	if (!strcmp(fmt, "pcap")) {
+		d = pcap_dump_open(dead, argv[2]);
+		if (!d) {
+			fprintf(stderr, "pcapgen: %s\n", pcap_geterr(dead));
+			return 1;
+		}
+	} else {
+		fmt_swapped = strstr(fmt, "swapped") != NULL;
+		fmt_ng = !strncmp(fmt, "pcapng", 6);
+		if (!fmt_ng && strcmp(fmt, "pcap-swapped")) {
+			fprintf(stderr, "pcapgen: unknown format %s\n", fmt);
+			return 2;
+		}
+		out = fopen(argv[2], "wb");
+		if (!out) {
+			perror(argv[2]);
+			return 1;
+		}
+		write_header(dlt);
 	}
 	char line[1024];
 	static unsigned char pkt[MAXPKT];
@@ -201,14 +309,20 @@ int main(int argc, char **argv)
 		for (int c = 0; c < count; c++) {
 			h.ts.tv_sec = (long)ts++;
 			h.ts.tv_usec = 0;
-			pcap_dump((u_char *)d, &h, pkt);
+			if (d)
+				pcap_dump((u_char *)d, &h, pkt);
+			else
+				write_packet((uint32_t)h.ts.tv_sec, pkt, h.caplen, h.len);
 		}
 		continue;
 	bad:
 		fprintf(stderr, "pcapgen: bad line %d\n", lineno);
 		return 2;
 	}
-	pcap_dump_close(d);
+	if (d)
+		pcap_dump_close(d);
+	else if (fclose(out))
+		return 1;
 	pcap_close(dead);
 	return 0;
 }

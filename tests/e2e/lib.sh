@@ -1,0 +1,108 @@
+# Shared helpers for the end-to-end tests (sourced). Each test runs in its
+# own temporary directory; everything it starts is stopped on exit. Traffic
+# only ever goes to loopback or to the test's own network namespaces.
+set -euo pipefail
+
+: "${PROMACCT:?PROMACCT must point to the promacct binary}"
+: "${PCAPGEN:?PCAPGEN must point to the pcapgen tool}"
+
+WORK=$(mktemp -d /tmp/promacct-e2e.XXXXXX)
+PIDS=()
+CLEANUPS=()
+FAILED=0
+
+cleanup() {
+	local rc=$?
+	for pid in "${PIDS[@]:-}"; do
+		[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]:-}"; do
+		[ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+	done
+	for c in "${CLEANUPS[@]:-}"; do
+		[ -n "$c" ] && eval "$c" >/dev/null 2>&1 || true
+	done
+	if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
+		echo "--- logs kept in $WORK"
+		for f in "$WORK"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- $f (last 30 lines)"
+			tail -n 30 "$f"
+		done
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	FAILED=1
+	exit 1
+}
+
+ok() {
+	echo "ok: $*"
+}
+
+# A TCP port nothing listens on right now (loopback).
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 40000))
+		if ! ss -Hltn "sport = :$p" | grep -q .; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# wait_http URL [SECONDS]: until the URL answers 2xx.
+wait_http() {
+	local url=$1 t=${2:-20}
+	local end=$((SECONDS + t))
+	while [ $SECONDS -lt $end ]; do
+		if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "timed out waiting for $url"
+}
+
+# start NAME CMD...: runs CMD in the background, output in $WORK/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$WORK/$name.log" 2>&1 &
+	PIDS+=($!)
+	echo $! >"$WORK/$name.pid"
+}
+
+stop() {
+	local pid
+	pid=$(cat "$WORK/$1.pid")
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# The value of one exact series in an exposition page (empty if absent).
+# (label values in the tests hold no spaces)
+value_of() {
+	awk -v s="$2" '$1 == s { print $2; exit }' "$1"
+}
+
+# Exposition text without the lines that differ run to run.
+stable() {
+	grep -v -e '^promacct_start_time_seconds ' -e '^promacct_build_info' \
+		-e '^promacct_http_' -e '^promacct_push_' -e '^promacct_remote_write_' \
+		-e '^# HELP promacct_http_' -e '^# TYPE promacct_http_' "$@"
+}
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: needs root (network namespaces)"
+		exit 77
+	fi
+}

@@ -1,0 +1,193 @@
+/* Specification of the registry and address tables (src/registry.c,
+ * src/addrtable.c): state per address seen, caps, shard merging, and reads
+ * that run while capture writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "promacct/expo_text.h"
+
+static char *render(struct registry *r)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	assert_int_equal(expo_text_render(r, &b), 0);
+	buf_append_char(&b, '\0');
+	return b.data;
+}
+
+static void test_state_only_for_addresses_seen(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"0.0.0.0/0", "::/0"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 2, 100000);
+	assert_int_equal(registry_address_histograms(&f->reg), 0);
+	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 17, 100);
+	/* tx tcp, rx tcp, tx udp, rx udp */
+	assert_int_equal(registry_address_histograms(&f->reg), 4);
+	assert_int_equal(atomic_load(&f->reg.tracked), 2);
+	fixture_free(f);
+}
+
+static void test_address_outside_ranges_is_not_tracked(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 100);
+	fixture_v4(f, NULL, "192.0.2.1", "198.51.100.1", 6, 100);
+	fixture_v6(f, NULL, "2001:db8::1", "2001:db8::2", 6, 100);
+	assert_int_equal(registry_address_histograms(&f->reg), 0);
+	uint64_t cum[7], sum;
+	histogram_read(f->shard->all, &f->layout, cum, &sum);
+	assert_int_equal(cum[6], 2); /* the interface histogram still counts */
+	assert_int_equal(counter_read(&f->shard->untracked), 0);
+	fixture_free(f);
+}
+
+static void test_max_addresses_caps_and_counts_untracked(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"0.0.0.0/0"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 3);
+	char a[32];
+	for (int i = 1; i <= 10; i++) {
+		snprintf(a, sizeof a, "10.0.0.%d", i);
+		fixture_v4(f, NULL, a, "10.9.9.9", 6, 100);
+	}
+	/* 10.0.0.1, 10.9.9.9, 10.0.0.2 tracked; then the cap */
+	assert_int_equal(atomic_load(&f->reg.tracked), 3);
+	assert_int_equal(registry_address_histograms(&f->reg), 3);
+	/* packets 3..10: their source is untracked (8); the destination is known */
+	assert_int_equal(counter_read(&f->shard->untracked), 8);
+	/* a known address still gets new histograms (another protocol) */
+	fixture_v4(f, NULL, "10.0.0.1", "10.9.9.9", 17, 100);
+	assert_int_equal(registry_address_histograms(&f->reg), 5);
+	uint64_t cum[7], sum;
+	histogram_read(f->shard->all, &f->layout, cum, &sum);
+	assert_int_equal(cum[6], 11);
+	fixture_free(f);
+}
+
+static void test_many_addresses_grow_the_table(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 1000000);
+	char a[32];
+	for (int i = 0; i < 70000; i++) {
+		snprintf(a, sizeof a, "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+		fixture_v4(f, NULL, a, "192.0.2.1", 6, 100 + (uint32_t)(i % 50));
+	}
+	for (int i = 0; i < 70000; i++) {
+		snprintf(a, sizeof a, "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+		fixture_v4(f, NULL, a, "192.0.2.1", 6, 100);
+	}
+	assert_int_equal(registry_address_histograms(&f->reg), 70000);
+	assert_int_equal(atomic_load(&f->reg.tracked), 70000);
+	const struct addrtable *t = &f->shard->table;
+	for (size_t i = 0; i < 70000; i++) {
+		uint64_t cum[7], sum;
+		histogram_read(addrtable_hist(t, i), &f->layout, cum, &sum);
+		assert_int_equal(cum[6], 2);
+	}
+	fixture_free(f);
+}
+
+static void test_shards_of_one_source_merge_into_one_series(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new("1000", ranges, 1, 100);
+	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
+	assert_non_null(s2);
+	fixture_v4(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);
+	fixture_v4(f, s2, "10.0.0.1", "192.0.2.1", 6, 214);
+	char *page = render(&f->reg);
+	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+				     "ip=\"10.0.0.1\",protocol=\"tcp\"} 2\n"));
+	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\","
+				     "ip=\"10.0.0.1\",protocol=\"tcp\"} 300\n"));
+	assert_non_null(strstr(page, "promacct_packet_size_bytes_all_count{interface=\"eth0\"} 2\n"));
+	/* exactly one such series */
+	char *first = strstr(page, "ipv4_tx_count");
+	assert_null(strstr(first + 1, "ipv4_tx_count"));
+	free(page);
+	fixture_free(f);
+}
+
+struct writer_arg {
+	struct fixture *f;
+	_Atomic int done;
+};
+
+static void *capture_like_writer(void *arg)
+{
+	struct writer_arg *w = arg;
+	char a[32];
+	for (int round = 0; round < 20; round++)
+		for (int i = 0; i < 5000; i++) {
+			snprintf(a, sizeof a, "10.0.%d.%d", (i >> 8) & 255, i & 255);
+			fixture_v4(w->f, NULL, a, "10.1.0.1", 6, 60 + (uint32_t)((i * 31) % 1500));
+		}
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* Scrapes while capture inserts and counts: every page is consistent
+ * (buckets non-decreasing, +Inf == _count). Run under TSan in CI. */
+static void test_scrape_while_capturing(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 100000);
+	struct writer_arg w = {f, 0};
+	pthread_t t;
+	pthread_create(&t, NULL, capture_like_writer, &w);
+	int pages = 0;
+	while (!atomic_load(&w.done) || pages < 3) {
+		char *page = render(&f->reg);
+		double prev = -1, inf = -1;
+		for (char *line = strtok(page, "\n"); line; line = strtok(NULL, "\n")) {
+			if (line[0] == '#')
+				continue;
+			double v = 0;
+			char *sp = strrchr(line, ' ');
+			sscanf(sp + 1, "%lf", &v);
+			if (strstr(line, "_bucket{")) {
+				if (strstr(line, "le=\"64\""))
+					prev = -1;
+				assert_true(v >= prev);
+				prev = v;
+				if (strstr(line, "le=\"+Inf\""))
+					inf = v;
+			} else if (strstr(line, "_count{")) {
+				assert_true(v == inf);
+			}
+		}
+		free(page);
+		pages++;
+	}
+	pthread_join(t, NULL);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_only_for_addresses_seen),
+		cmocka_unit_test(test_address_outside_ranges_is_not_tracked),
+		cmocka_unit_test(test_max_addresses_caps_and_counts_untracked),
+		cmocka_unit_test(test_many_addresses_grow_the_table),
+		cmocka_unit_test(test_shards_of_one_source_merge_into_one_series),
+		cmocka_unit_test(test_scrape_while_capturing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -50,7 +50,7 @@ free_port() {
 	local p
 	for _ in $(seq 1 100); do
 		p=$((20000 + RANDOM % 40000))
-		if ! ss -Hltn "sport = :$p" | grep -q .; then
+		if [ -z "$(ss -Hltn "sport = :$p")" ]; then
 			echo "$p"
 			return 0
 		fi
@@ -105,4 +105,45 @@ need_root() {
 		echo "skipped: needs root (network namespaces)"
 		exit 77
 	fi
+}
+
+# Normalizes an exposition page to "name{sorted labels} value" lines, with
+# the labels named in DROP (space-separated) removed; comments dropped.
+# (Test data holds no '",' inside label values.)
+normalize() { # PAGE [DROP]
+	awk -v drop=" ${2:-} " '
+	/^#/ || NF == 0 { next }
+	{
+		line = $0
+		val = line; sub(/.* /, "", val)
+		series = substr(line, 1, length(line) - length(val) - 1)
+		name = series; labels = ""
+		if (index(series, "{")) {
+			name = substr(series, 1, index(series, "{") - 1)
+			labels = substr(series, index(series, "{") + 1)
+			labels = substr(labels, 1, length(labels) - 1)
+		}
+		n = 0
+		while (length(labels) > 0) {
+			p = index(labels, "\",")
+			if (p == 0) { piece = labels; labels = "" }
+			else { piece = substr(labels, 1, p); labels = substr(labels, p + 2) }
+			ln = substr(piece, 1, index(piece, "=") - 1)
+			if (index(drop, " " ln " ")) continue
+			parts[++n] = piece
+		}
+		for (i = 2; i <= n; i++) { v = parts[i]; j = i - 1
+			while (j > 0 && parts[j] > v) { parts[j + 1] = parts[j]; j-- }
+			parts[j + 1] = v }
+		out = name "{"
+		for (i = 1; i <= n; i++) out = out (i > 1 ? "," : "") parts[i]
+		print out "} " val
+	}' "$1" | sort
+}
+
+start_pushgateway() { # NAME PORT [EXTRA FLAGS]
+	local name=$1 port=$2
+	shift 2
+	start "$name" prometheus-pushgateway --web.listen-address "127.0.0.1:$port" \
+		--persistence.file= --log.level=warn "$@"
 }

@@ -31,7 +31,8 @@ diff -q <(stable "$WORK/page.out" | grep -v promacct_http_) <(grep -v promacct_h
 	fail "gzip page differs"
 ok "gzip when asked"
 
-curl -fsS "$URL/" | grep -q 'href="/metrics"' || fail "landing page"
+curl -fsS "$URL/" >"$WORK/landing.html"
+grep -q 'href="/metrics"' "$WORK/landing.html" || fail "landing page"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/nope")" = 404 ] || fail "404"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/metrics")" = 405 ] || fail "405"
 ok "landing page, 404, 405"

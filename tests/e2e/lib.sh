@@ -147,3 +147,28 @@ start_pushgateway() { # NAME PORT [EXTRA FLAGS]
 	start "$name" prometheus-pushgateway --web.listen-address "127.0.0.1:$port" \
 		--persistence.file= --log.level=warn "$@"
 }
+
+start_prometheus() { # NAME PORT
+	mkdir -p "$WORK/$1.data"
+	printf 'global:\n  scrape_interval: 1m\n' >"$WORK/$1.yml"
+	start "$1" prometheus --config.file="$WORK/$1.yml" --storage.tsdb.path="$WORK/$1.data" \
+		--web.listen-address="127.0.0.1:$2" --web.enable-remote-write-receiver --log.level=warn
+}
+
+start_victoria() { # NAME PORT
+	mkdir -p "$WORK/$1.data"
+	start "$1" victoria-metrics -httpListenAddr="127.0.0.1:$2" -storageDataPath="$WORK/$1.data" \
+		-retentionPeriod=1d -search.latencyOffset=0s -search.disableCache -loggerLevel=WARN
+}
+
+# Instant query of every promacct series from a Prometheus-API server,
+# printed as normalized "name{sorted labels} value" lines without DROP labels.
+query_all() { # BASEURL [DROP] [EXTRA MATCHERS]
+	curl -fsS --get "$1/api/v1/query" --data-urlencode "query={__name__=~\"promacct_.+\"${3:+,$3}}" |
+		jq -r --arg drop " ${2:-} " '.data.result[] |
+			(.metric.__name__ + "{" + ([.metric | to_entries[] |
+				select(.key != "__name__") |
+				select(.key as $k | ($drop | index(" " + $k + " ")) | not)] |
+				sort_by(.key) | map(.key + "=\"" + .value + "\"") | join(",")) +
+			"} " + .value[1])' | sort
+}

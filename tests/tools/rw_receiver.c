@@ -11,7 +11,7 @@
  * "500,503,429:1,400" (429:1 adds Retry-After: 1); later requests get 200.
  * LOG receives one line per event:
  *   R <status> <series> <user-agent-ok>   a request and its answer
- *   S <series-key> <timestamp> <value>    an accepted sample
+ *   S<TAB><series-key><TAB><timestamp><TAB><value>   an accepted sample
  *   V <reason>                            a rule violation (answered 400)
  *   H <name>: <value>                     extra headers seen (X-Scope-OrgID) */
 #include <arpa/inet.h>
@@ -154,7 +154,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (status == 200 && w)
 		for (size_t i = 0; i < w->n_timeseries; i++) {
 			Prometheus__TimeSeries *ts = w->timeseries[i];
-			fputs("S ", logf_);
+			fputs("S\t", logf_);
 			for (size_t k = 0; k < ts->n_labels; k++)
 				fprintf(logf_, "%s%s=%s", k ? "," : "", ts->labels[k]->name,
 					ts->labels[k]->value);
@@ -162,9 +162,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				uint64_t bits;
 				memcpy(&bits, &ts->samples[s]->value, sizeof bits);
 				if (bits == 0x7ff0000000000002ull)
-					fprintf(logf_, " %lld stale", (long long)ts->samples[s]->timestamp);
+					fprintf(logf_, "\t%lld\tstale", (long long)ts->samples[s]->timestamp);
 				else
-					fprintf(logf_, " %lld %.17g", (long long)ts->samples[s]->timestamp,
+					fprintf(logf_, "\t%lld\t%.17g", (long long)ts->samples[s]->timestamp,
 						ts->samples[s]->value);
 			}
 			fputc('\n', logf_);

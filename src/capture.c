@@ -192,7 +192,8 @@ static int open_live(struct capture *c, const char *ifname, int snaplen, pcap_t 
 static int set_fanout(pcap_t *p, int group, const char *ifname, char *err, size_t errlen)
 {
 	int fd = pcap_get_selectable_fd(p);
-	int arg = (group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+	uint32_t arg = ((uint32_t)group & 0xffffu) |
+		       ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
 	if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg)) {
 		snprintf(err, errlen, "interface %s: PACKET_FANOUT: %s", ifname, strerror(errno));
 		return -errno;

@@ -87,6 +87,16 @@ stop() {
 	wait "$pid" 2>/dev/null || true
 }
 
+# Stops a promacct started with `start`: SIGTERM must end it with status 0
+# (a sanitizer report or a leak changes the status and fails the test).
+stop_agent() {
+	local pid rc=0
+	pid=$(cat "$WORK/$1.pid")
+	kill "$pid"
+	wait "$pid" || rc=$?
+	[ "$rc" = 0 ] || fail "$1 exited with status $rc after SIGTERM"
+}
+
 # The value of one exact series in an exposition page (empty if absent).
 # (label values in the tests hold no spaces)
 value_of() {

@@ -56,7 +56,7 @@ run_case() { # THREADS
 	[ "$(value_of "$WORK/live$threads.out" "promacct_pcap_dropped_packets_total{interface=\"$HOST_IF\"}")" = 0 ] ||
 		fail "threads=$threads: kernel drops"
 	promtool check metrics <"$WORK/live$threads.out" || fail "promtool on the live page"
-	stop "agent$threads"
+	stop_agent "agent$threads"
 	ok "live capture, $threads thread(s): 250 datagrams, 160000 bytes, no drops"
 }
 

@@ -87,7 +87,7 @@ ok "gateway late and restarted: pushes resume, failure logged once per change"
 curl -fsS "http://127.0.0.1:$SPORT/metrics" >"$WORK/agent.page"
 grep -q '^promacct_push_requests_total{result="success"} [1-9]' "$WORK/agent.page" ||
 	fail "push self-metrics"
-stop agent
+stop_agent agent
 has_group && fail "group not deleted on exit"
 grep -q 'msg="deleted the pushed group"' "$WORK/agent.log" || fail "no delete log line"
 ok "delete-on-exit"

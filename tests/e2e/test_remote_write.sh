@@ -116,7 +116,7 @@ sleep 3
 start outage "$RW_RECEIVER" "$RP" "$WORK/outage.events"
 sleep 3
 curl -fsS "http://127.0.0.1:$SPORT/metrics" >"$WORK/agent.page"
-stop agent
+stop_agent agent
 E="$WORK/outage.events"
 ! grep '^V ' "$E" || fail "violations during outage"
 check_monotonic "$E"
@@ -138,14 +138,15 @@ RP=$(recv bounded 0)
 stop bounded
 SPORT=$(free_port)
 start agent2 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$RP/push" \
-	--remote-write.interval 200ms --remote-write.queue-max-samples 300 --web.listen-address "127.0.0.1:$SPORT"
+	--remote-write.interval 200ms --remote-write.queue-max-samples 300 --remote-write.timeout 1s \
+	--web.listen-address "127.0.0.1:$SPORT"
 sleep 2
 curl -fsS "http://127.0.0.1:$SPORT/metrics" >"$WORK/agent2.page"
 q=$(awk '/^promacct_remote_write_queue_samples/ { print $2 }' "$WORK/agent2.page")
 d=$(awk '/^promacct_remote_write_samples_total.*result="dropped"/ { print $2 }' "$WORK/agent2.page")
 [ "${q%.*}" -le 300 ] || fail "queue holds $q samples, bound 300"
 [ "${d%.*}" -gt 0 ] || fail "nothing counted as dropped"
-stop agent2
+stop_agent agent2
 ok "queue bounded at 300 samples ($q queued, $d dropped)"
 
 # 7. Live mode into the real receivers: they return what the scrape page
@@ -166,4 +167,4 @@ for target in prometheus:$PROM victoria-metrics:$VM; do
 	diff -u "$WORK/live.norm" "$WORK/$name.live" || fail "$name differs from the live scrape page"
 	ok "$name equals the live scrape page ($(wc -l <"$WORK/$name.live") series)"
 done
-stop agent3
+stop_agent agent3

@@ -56,3 +56,4 @@ for i in 1 2 3 4 5; do
 done
 for fd in "${fds[@]}"; do exec {fd}>&-; done
 ok "350 idle/slow connections do not block scrapes"
+stop_agent agent

@@ -127,7 +127,11 @@ gauge_t *registry_self_add(struct registry *r, const char *name, const char *hel
 
 /* ---- read-out ----------------------------------------------------------- */
 
+/* One address histogram in a read-out, with its sort key: family and
+ * direction, source, address bytes and protocol, packed big-endian into three
+ * words so that comparing the words compares in that order. */
 struct ref {
+	uint64_t k0, k1, k2;
 	const struct addr_key *key;
 	const counter_t *hist;
 	uint32_t src;
@@ -138,18 +142,53 @@ static inline int fam_dir(const struct addr_key *k)
 	return (k->family == 4 ? 0 : 2) + k->dir;
 }
 
+static uint64_t be_bytes(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void ref_fill(struct ref *r, const struct addr_key *k, const counter_t *h, uint32_t src)
+{
+	r->k0 = (uint64_t)fam_dir(k) << 56 | (uint64_t)(src & 0xffffff) << 32 | be_bytes(k->addr, 4);
+	r->k1 = be_bytes(k->addr + 4, 8);
+	r->k2 = be_bytes(k->addr + 12, 4) << 8 | k->proto;
+	r->key = k;
+	r->hist = h;
+	r->src = src;
+}
+
 static int ref_cmp(const void *a, const void *b)
 {
 	const struct ref *x = a, *y = b;
-	int fx = fam_dir(x->key), fy = fam_dir(y->key);
-	if (fx != fy)
-		return fx - fy;
-	if (x->src != y->src)
-		return x->src < y->src ? -1 : 1;
-	int c = memcmp(x->key->addr, y->key->addr, 16);
-	if (c)
-		return c;
-	return (int)x->key->proto - (int)y->key->proto;
+	if (x->k0 != y->k0)
+		return x->k0 < y->k0 ? -1 : 1;
+	if (x->k1 != y->k1)
+		return x->k1 < y->k1 ? -1 : 1;
+	if (x->k2 != y->k2)
+		return x->k2 < y->k2 ? -1 : 1;
+	return 0;
+}
+
+/* inet_ntop without its sprintf for IPv4 (one call per series). */
+static void addr_text(const struct addr_key *k, char *out, size_t len)
+{
+	if (k->family != 4) {
+		inet_ntop(AF_INET6, k->addr, out, (socklen_t)len);
+		return;
+	}
+	char *p = out;
+	for (int i = 0; i < 4; i++) {
+		unsigned v = k->addr[i];
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
 }
 
 static void emit_hist(struct collector *c, const struct histogram_layout *l, const uint64_t *cum,
@@ -208,8 +247,8 @@ static int collect_addresses(struct registry *r, struct collector *c)
 			const struct addrtable *t = &r->sources[i].shards[j]->table;
 			size_t cnt = addrtable_count(t);
 			for (size_t e = 0; e < cnt && n < cap; e++)
-				refs[n++] = (struct ref){addrtable_key(t, e), addrtable_hist(t, e),
-							 (uint32_t)i};
+				ref_fill(&refs[n++], addrtable_key(t, e), addrtable_hist(t, e),
+					 (uint32_t)i);
 		}
 	qsort(refs, n, sizeof *refs, ref_cmp);
 
@@ -230,7 +269,7 @@ static int collect_addresses(struct registry *r, struct collector *c)
 			histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
 			e++;
 		}
-		inet_ntop(k->family == 4 ? AF_INET : AF_INET6, k->addr, iptext, sizeof iptext);
+		addr_text(k, iptext, sizeof iptext);
 		fixed[0].value = r->sources[refs[i].src].name;
 		fixed[2].value = (char *)parse_proto_name(k->proto);
 		const struct range *rg = &r->ranges->v[k->range];

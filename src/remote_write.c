@@ -34,7 +34,7 @@
 #include "promacct/log.h"
 #include "remote.pb-c.h"
 
-#define ARENA_BLOCK (256 * 1024)
+#define ARENA_BLOCK (4 * 1024 * 1024) /* one block holds a 2000-sample batch */
 #define RW_MAX_LABELS 64	   /* labels per series, external ones included */
 #define RW_LOG_4XX_INTERVAL 10.0 /* seconds between logged rejections */
 #define RW_RETRY_AFTER_MAX 300.0
@@ -119,6 +119,8 @@ static void arena_free(struct arena *a)
 
 /* ---- encoder (a registry collector) ------------------------------------- */
 
+#define RW_MAX_LE (HISTOGRAM_MAX_BUCKETS + 1)
+
 struct encoder {
 	struct collector c;
 	const struct rw_label_set *ext;
@@ -129,39 +131,62 @@ struct encoder {
 	void *ctx;
 	int err;
 
-	struct arena arena;
-	/* the current batch */
+	struct arena arena; /* everything of the current batch */
 	TimeSeries **series;
 	size_t nseries;
+	size_t bound; /* upper bound of the batch's packed size */
 	MetricMetadata **meta;
 	size_t nmeta, meta_cap;
 	int meta_sent;
 
-	/* the current family and series */
+	/* the current family: its four __name__ labels (plain, _bucket, _sum,
+	 * _count), built once per family and batch */
 	const char *family;
-	const char *names[4]; /* family + suffix, arena copies (per batch) */
-	const char *help;
-	enum metric_type type;
-	Label *tmpl[RW_MAX_LABELS]; /* sorted, without __name__ and le */
-	size_t ntmpl;
-	int tmpl_valid; /* tmpl strings live in the current arena */
+	Label *names[4];
+	/* le labels of this batch, keyed by the (stable) le string pointer */
+	const char *le_key[RW_MAX_LE];
+	Label *le_label[RW_MAX_LE];
+	size_t nle;
+
+	/* the current series: its labels sorted by name, without __name__ and
+	 * le; where those two go; the packed size of the labels */
 	const struct series_labels *cur;
-	struct label cur_copy[RW_MAX_LABELS];
-	size_t ncur;
+	Label *tmpl[RW_MAX_LABELS];
+	size_t ntmpl;
+	size_t pos_name, pos_le;
+	size_t tmpl_bytes;
+	int tmpl_valid;
 
 	struct buf packed;
+	struct buf compressed; /* reused: fresh large buffers cost page faults */
 };
 
-static int label_cmp_name(const Label *a, const char *name)
+/* Packed size bound of a Label with these string lengths: tag + length of
+ * the Label itself, then two tagged, length-prefixed strings. */
+static size_t label_bound(size_t nl, size_t vl)
 {
-	return strcmp(a->name, name);
+	return 1 + 5 + 1 + 5 + nl + 1 + 5 + vl;
 }
+
+/* A TimeSeries wrapper (tag + length) and its one Sample (tag + length,
+ * double, int64 varint). */
+#define SERIES_BOUND (1 + 5 + 1 + 5 + 1 + 8 + 1 + 10)
 
 static void enc_fail(struct encoder *e, int err)
 {
 	if (!e->err)
 		e->err = err;
 	e->c.stop = 1;
+}
+
+static void enc_new_batch(struct encoder *e)
+{
+	e->nseries = 0;
+	e->bound = 0;
+	arena_reset(&e->arena);
+	e->tmpl_valid = 0;
+	e->names[0] = NULL;
+	e->nle = 0;
 }
 
 static int enc_flush(struct encoder *e)
@@ -171,29 +196,35 @@ static int enc_flush(struct encoder *e)
 	Prometheus__WriteRequest req = PROMETHEUS__WRITE_REQUEST__INIT;
 	req.n_timeseries = e->nseries;
 	req.timeseries = e->series;
+	size_t bound = e->bound + 16;
 	if (!e->meta_sent) {
 		req.n_metadata = e->nmeta;
 		req.metadata = e->meta;
+		for (size_t i = 0; i < e->nmeta; i++)
+			bound += 1 + 5 + 1 + 5 + label_bound(strlen(e->meta[i]->metric_family_name),
+							     strlen(e->meta[i]->help)) +
+				 2;
 	}
-	size_t plen = prometheus__write_request__get_packed_size(&req);
+	/* The bound replaces a get_packed_size pass over every series. */
 	buf_reset(&e->packed);
-	if (buf_reserve(&e->packed, plen))
+	if (buf_reserve(&e->packed, bound))
 		return -ENOMEM;
-	prometheus__write_request__pack(&req, (uint8_t *)e->packed.data);
+	size_t plen = prometheus__write_request__pack(&req, (uint8_t *)e->packed.data);
+	if (plen > bound)
+		abort(); /* the bound is wrong: memory is already corrupt */
 	size_t clen = snappy_max_compressed_length(plen);
+	buf_reset(&e->compressed);
+	if (buf_reserve(&e->compressed, clen ? clen : 1))
+		return -ENOMEM;
+	if (snappy_compress(e->packed.data, plen, e->compressed.data, &clen) != SNAPPY_OK)
+		return -EIO;
 	char *out = malloc(clen ? clen : 1);
 	if (!out)
 		return -ENOMEM;
-	if (snappy_compress(e->packed.data, plen, out, &clen) != SNAPPY_OK) {
-		free(out);
-		return -EIO;
-	}
+	memcpy(out, e->compressed.data, clen);
 	size_t n = e->nseries;
-	e->nseries = 0;
 	e->meta_sent = 1;
-	arena_reset(&e->arena);
-	e->tmpl_valid = 0;
-	e->names[0] = NULL;
+	enc_new_batch(e);
 	return e->emit(e->ctx, out, clen, n);
 }
 
@@ -214,10 +245,8 @@ static void enc_family(struct collector *c, const char *name, const char *help,
 {
 	struct encoder *e = (struct encoder *)c;
 	e->family = name;
-	e->help = help;
-	e->type = type;
 	e->names[0] = NULL;
-	if (e->meta_sent)
+	if (e->meta_sent || !help)
 		return;
 	/* Metadata goes with the first request of a snapshot; it lives in
 	 * malloc'd memory (not the arena) until then. */
@@ -244,42 +273,104 @@ static void enc_family(struct collector *c, const char *name, const char *help,
 	e->meta[e->nmeta++] = m;
 }
 
-/* Builds the sorted template of the current series in the arena. */
+static Label *new_label(struct encoder *e, const char *name, const char *value)
+{
+	Label *lb = arena_alloc(&e->arena, sizeof *lb);
+	if (lb) {
+		prometheus__label__init(lb);
+		lb->name = (char *)name;
+		lb->value = (char *)value;
+	}
+	return lb;
+}
+
+/* The four __name__ labels of the current family, once per batch. */
+static int enc_build_names(struct encoder *e)
+{
+	static const char *const suffix[] = {"", "_bucket", "_sum", "_count"};
+	size_t n1 = strlen(e->family);
+	for (int k = 0; k < 4; k++) {
+		size_t n2 = strlen(suffix[k]);
+		char *s = arena_alloc(&e->arena, n1 + n2 + 1);
+		if (!s)
+			return -ENOMEM;
+		memcpy(s, e->family, n1);
+		memcpy(s + n1, suffix[k], n2 + 1);
+		if (!(e->names[k] = new_label(e, "__name__", s)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static Label *enc_le_label(struct encoder *e, const char *le)
+{
+	for (size_t i = 0; i < e->nle; i++)
+		if (e->le_key[i] == le)
+			return e->le_label[i];
+	if (e->nle == RW_MAX_LE)
+		return NULL;
+	Label *lb = new_label(e, "le", le); /* le texts live in the layout */
+	if (lb) {
+		e->le_key[e->nle] = le;
+		e->le_label[e->nle++] = lb;
+	}
+	return lb;
+}
+
+/* Builds the sorted label template of the current series. Label names and
+ * the extra (range) values are stable for the whole walk; the fixed values
+ * may not be (the ip text), so those are copied. */
 static int enc_build_template(struct encoder *e)
 {
 	const struct series_labels *l = e->cur;
-	e->ntmpl = 0;
-	const struct label *all[RW_MAX_LABELS];
+	struct label all[RW_MAX_LABELS];
+	int copy[RW_MAX_LABELS];
 	size_t n = 0;
-	for (size_t i = 0; i < e->ncur && n < RW_MAX_LABELS; i++)
-		all[n++] = &e->cur_copy[i];
-	(void)l;
-	for (size_t i = 0; i < e->ext->n && n < RW_MAX_LABELS; i++) {
-		int dup = 0;
-		for (size_t j = 0; j < e->ncur && !dup; j++)
-			dup = !strcmp(e->cur_copy[j].name, e->ext->labels[i].name);
-		if (!dup)
-			all[n++] = &e->ext->labels[i];
+	for (size_t i = 0; i < l->nfixed && n < RW_MAX_LABELS; i++, n++) {
+		all[n] = l->fixed[i];
+		copy[n] = 1;
 	}
+	for (size_t i = 0; i < l->nextra && n < RW_MAX_LABELS; i++, n++) {
+		all[n] = l->extra[i];
+		copy[n] = 0;
+	}
+	size_t nseries = n;
+	for (size_t i = 0; i < e->ext->n && n < RW_MAX_LABELS; i++) {
+		int dup = 0; /* a series label wins over an external one */
+		for (size_t j = 0; j < nseries && !dup; j++)
+			dup = !strcmp(all[j].name, e->ext->labels[i].name);
+		if (!dup) {
+			all[n] = e->ext->labels[i];
+			copy[n++] = 0;
+		}
+	}
+	e->ntmpl = 0;
+	e->tmpl_bytes = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!all[i]->value || !all[i]->value[0])
+		if (!all[i].value || !all[i].value[0])
 			continue; /* empty label values are dropped */
-		Label *lb = arena_alloc(&e->arena, sizeof *lb);
+		const char *v = all[i].value;
+		if (copy[i] && !(v = arena_strdup(&e->arena, v)))
+			return -ENOMEM;
+		Label *lb = new_label(e, all[i].name, v);
 		if (!lb)
 			return -ENOMEM;
-		prometheus__label__init(lb);
-		lb->name = arena_strdup(&e->arena, all[i]->name);
-		lb->value = arena_strdup(&e->arena, all[i]->value);
-		if (!lb->name || !lb->value)
-			return -ENOMEM;
-		/* insertion sort by name */
-		size_t k = e->ntmpl;
+		e->tmpl_bytes += label_bound(strlen(lb->name), strlen(v));
+		size_t k = e->ntmpl; /* insertion sort by name */
 		while (k > 0 && strcmp(e->tmpl[k - 1]->name, lb->name) > 0) {
 			e->tmpl[k] = e->tmpl[k - 1];
 			k--;
 		}
 		e->tmpl[k] = lb;
 		e->ntmpl++;
+	}
+	/* where __name__ and le go in byte order */
+	e->pos_name = e->pos_le = e->ntmpl;
+	for (size_t k = e->ntmpl; k > 0; k--) {
+		if (strcmp(e->tmpl[k - 1]->name, "__name__") > 0)
+			e->pos_name = k - 1;
+		if (strcmp(e->tmpl[k - 1]->name, "le") > 0)
+			e->pos_le = k - 1;
 	}
 	e->tmpl_valid = 1;
 	return 0;
@@ -289,67 +380,42 @@ static void enc_series(struct collector *c, const struct series_labels *l)
 {
 	struct encoder *e = (struct encoder *)c;
 	e->cur = l;
-	e->ncur = 0;
-	for (size_t i = 0; i < l->nfixed && e->ncur < RW_MAX_LABELS; i++)
-		e->cur_copy[e->ncur++] = l->fixed[i];
-	for (size_t i = 0; i < l->nextra && e->ncur < RW_MAX_LABELS; i++)
-		e->cur_copy[e->ncur++] = l->extra[i];
 	e->tmpl_valid = 0;
 }
 
 static void enc_sample(struct collector *c, enum sample_kind kind, const char *le, double value)
 {
-	static const char *const suffix[] = {"", "_bucket", "_sum", "_count"};
 	struct encoder *e = (struct encoder *)c;
 	int rc;
 
+	if (!e->names[0] && (rc = enc_build_names(e))) {
+		enc_fail(e, rc);
+		return;
+	}
 	if (!e->tmpl_valid && (rc = enc_build_template(e))) {
 		enc_fail(e, rc);
 		return;
 	}
-	if (!e->names[0]) {
-		for (int k = 0; k < 4; k++) {
-			size_t n1 = strlen(e->family), n2 = strlen(suffix[k]);
-			char *s = arena_alloc(&e->arena, n1 + n2 + 1);
-			if (!s) {
-				enc_fail(e, -ENOMEM);
-				return;
-			}
-			memcpy(s, e->family, n1);
-			memcpy(s + n1, suffix[k], n2 + 1);
-			e->names[k] = s;
-		}
-	}
+	Label *name = e->names[kind];
+	Label *lel = le ? enc_le_label(e, le) : NULL;
 	size_t nl = e->ntmpl + 1 + (le ? 1 : 0);
 	Label **labels = arena_alloc(&e->arena, nl * sizeof *labels);
-	Label *extra = arena_alloc(&e->arena, 2 * sizeof *extra);
-	TimeSeries *ts = arena_alloc(&e->arena, sizeof *ts);
-	Sample *s = arena_alloc(&e->arena, sizeof *s);
-	Sample **sp = arena_alloc(&e->arena, sizeof *sp);
-	char *le_copy = le ? arena_strdup(&e->arena, le) : NULL;
-	if (!labels || !extra || !ts || !s || !sp || (le && !le_copy)) {
+	TimeSeries *ts = arena_alloc(&e->arena, sizeof *ts + sizeof(Sample) + sizeof(Sample *));
+	if (!labels || !ts || (le && !lel)) {
 		enc_fail(e, -ENOMEM);
 		return;
 	}
-	prometheus__label__init(&extra[0]);
-	extra[0].name = (char *)"__name__";
-	extra[0].value = (char *)e->names[kind];
-	prometheus__label__init(&extra[1]);
-	extra[1].name = (char *)"le";
-	extra[1].value = le_copy;
-	/* merge the template with __name__ (and le) in name order */
-	size_t o = 0, t = 0;
-	int name_done = 0, le_done = !le;
-	while (o < nl) {
-		if (!name_done && (t == e->ntmpl || label_cmp_name(e->tmpl[t], "__name__") > 0)) {
-			labels[o++] = &extra[0];
-			name_done = 1;
-		} else if (!le_done && (t == e->ntmpl || label_cmp_name(e->tmpl[t], "le") > 0)) {
-			labels[o++] = &extra[1];
-			le_done = 1;
-		} else {
-			labels[o++] = e->tmpl[t++];
-		}
+	Sample *s = (Sample *)(ts + 1);
+	Sample **sp = (Sample **)(s + 1);
+	/* the template with __name__ (and le) inserted at their places */
+	size_t o = 0;
+	for (size_t t = 0; t <= e->ntmpl; t++) {
+		if (t == e->pos_name)
+			labels[o++] = name;
+		if (le && t == e->pos_le)
+			labels[o++] = lel;
+		if (t < e->ntmpl)
+			labels[o++] = e->tmpl[t];
 	}
 	prometheus__sample__init(s);
 	s->value = e->stale ? remote_write_stale_nan() : value;
@@ -361,6 +427,8 @@ static void enc_sample(struct collector *c, enum sample_kind kind, const char *l
 	ts->n_samples = 1;
 	ts->samples = sp;
 	e->series[e->nseries++] = ts;
+	e->bound += SERIES_BOUND + e->tmpl_bytes + label_bound(8, strlen(name->value)) +
+		    (le ? label_bound(2, strlen(le)) : 0);
 	if (e->nseries == e->max_samples) {
 		rc = enc_flush(e);
 		if (rc)
@@ -385,6 +453,7 @@ int remote_write_encode(struct registry *reg, const struct rw_label_set *ext, in
 	e.emit = emit;
 	e.ctx = ctx;
 	buf_init(&e.packed, BUF_DEFAULT_MAX);
+	buf_init(&e.compressed, BUF_DEFAULT_MAX);
 	e.series = malloc(e.max_samples * sizeof *e.series);
 	if (!e.series) {
 		rc = -ENOMEM;
@@ -402,6 +471,7 @@ out:
 	free(e.series);
 	arena_free(&e.arena);
 	buf_free(&e.packed);
+	buf_free(&e.compressed);
 	return rc;
 }
 

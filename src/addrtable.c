@@ -16,8 +16,39 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define INITIAL_SLOTS 1024
+#define HUGE_PAGE (2u << 20)
+
+/* Zeroed memory for large arrays: mmap'd (pages become resident only when
+ * touched) and, from 2 MiB on, backed by transparent huge pages where the
+ * kernel allows it. NULL on failure. Free with big_free(p, size). */
+static void *big_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (size >= HUGE_PAGE)
+		(void)madvise(p, size, MADV_HUGEPAGE);
+	return p;
+}
+
+static void big_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
+
+static size_t key_chunk_bytes(void)
+{
+	return (size_t)ADDRTABLE_CHUNK * sizeof(struct addr_key);
+}
+
+static size_t hist_chunk_bytes(const struct addrtable *t)
+{
+	return (size_t)ADDRTABLE_CHUNK * t->words * sizeof(counter_t);
+}
 
 int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
 		   _Atomic size_t *tracked, size_t max_tracked)
@@ -30,11 +61,11 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
 	t->max_chunks = (max_entries + ADDRTABLE_CHUNK - 1) / ADDRTABLE_CHUNK + 1;
 	t->tracked = tracked;
 	t->max_tracked = max_tracked;
-	t->slots = calloc(INITIAL_SLOTS, sizeof *t->slots);
+	t->mask = INITIAL_SLOTS - 1; /* before the allocations: addrtable_free uses it */
+	t->slots = big_alloc(INITIAL_SLOTS * sizeof *t->slots);
 	t->aslots = calloc(INITIAL_SLOTS, sizeof *t->aslots);
 	t->key_chunks = calloc(t->max_chunks, sizeof *t->key_chunks);
 	t->hist_chunks = calloc(t->max_chunks, sizeof *t->hist_chunks);
-	t->mask = INITIAL_SLOTS - 1;
 	t->amask = INITIAL_SLOTS - 1;
 	if (!t->slots || !t->aslots || !t->key_chunks || !t->hist_chunks) {
 		addrtable_free(t);
@@ -47,13 +78,16 @@ void addrtable_free(struct addrtable *t)
 {
 	if (t->key_chunks)
 		for (size_t i = 0; i < t->max_chunks; i++)
-			free(atomic_load_explicit(&t->key_chunks[i], memory_order_relaxed));
+			big_free(atomic_load_explicit(&t->key_chunks[i], memory_order_relaxed),
+				 key_chunk_bytes());
 	if (t->hist_chunks)
 		for (size_t i = 0; i < t->max_chunks; i++)
-			free(atomic_load_explicit(&t->hist_chunks[i], memory_order_relaxed));
+			big_free(atomic_load_explicit(&t->hist_chunks[i], memory_order_relaxed),
+				 hist_chunk_bytes(t));
 	free(t->key_chunks);
 	free(t->hist_chunks);
-	free(t->slots);
+	if (t->slots)
+		big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	free(t->aslots);
 	memset(t, 0, sizeof *t);
 }
@@ -70,7 +104,7 @@ static uint64_t addr_hash(const uint8_t *addr, uint8_t family)
 static int grow_slots(struct addrtable *t)
 {
 	size_t ncap = (t->mask + 1) * 2;
-	uint64_t *ns = calloc(ncap, sizeof *ns);
+	uint64_t *ns = big_alloc(ncap * sizeof *ns);
 	if (!ns)
 		return -ENOMEM;
 	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
@@ -81,7 +115,7 @@ static int grow_slots(struct addrtable *t)
 			i = (i + 1) & (ncap - 1);
 		ns[i] = (h & 0xffffffff00000000ull) | (uint64_t)(idx + 1);
 	}
-	free(t->slots);
+	big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	t->slots = ns;
 	t->mask = ncap - 1;
 	return 0;
@@ -154,16 +188,15 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	}
 	size_t chunk = n >> ADDRTABLE_CHUNK_SHIFT;
 	if (!atomic_load_explicit(&t->key_chunks[chunk], memory_order_relaxed)) {
-		struct addr_key *kc = calloc(ADDRTABLE_CHUNK, sizeof *kc);
-		void *hc = NULL;
-		size_t hbytes = (size_t)ADDRTABLE_CHUNK * t->words * sizeof(counter_t);
-		if (!kc || posix_memalign(&hc, 64, hbytes)) {
-			free(kc);
+		struct addr_key *kc = big_alloc(key_chunk_bytes());
+		void *hc = big_alloc(hist_chunk_bytes(t)); /* page aligned, zeroed */
+		if (!kc || !hc) {
+			big_free(kc, key_chunk_bytes());
+			big_free(hc, hist_chunk_bytes(t));
 			if (!found)
 				atomic_fetch_sub_explicit(t->tracked, 1, memory_order_relaxed);
 			return NULL;
 		}
-		memset(hc, 0, hbytes);
 		atomic_store_explicit(&t->key_chunks[chunk], kc, memory_order_release);
 		atomic_store_explicit(&t->hist_chunks[chunk], (counter_t *)hc,
 				      memory_order_release);

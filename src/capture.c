@@ -44,6 +44,7 @@ struct worker {
 	_Atomic int started;
 	int failed;	    /* a read error ended the thread */
 	uint64_t file_pkts; /* packets read from a file (thread-private) */
+	struct acct_batch batch; /* queued address lookups (thread-private) */
 };
 
 struct capture {
@@ -317,14 +318,16 @@ int capture_add_file(struct capture *c, const char *path, char *err, size_t errl
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct worker *w = (struct worker *)user;
-	account_packet(w->shard, w->ranges, w->layout, w->dlt, bytes, h->caplen, h->len);
+	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->dlt, bytes, h->caplen,
+			     h->len);
 }
 
 static void on_file_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct worker *w = (struct worker *)user;
 	w->file_pkts++;
-	account_packet(w->shard, w->ranges, w->layout, w->dlt, bytes, h->caplen, h->len);
+	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->dlt, bytes, h->caplen,
+			     h->len);
 }
 
 static void publish_stats(struct worker *w)
@@ -354,6 +357,7 @@ static void *file_thread(void *arg)
 	double t0 = time_monotonic();
 	for (;;) {
 		int n = pcap_dispatch(w->pcap, FILE_BATCH, on_file_packet, (u_char *)w);
+		account_batch_flush(w->shard, &w->batch, w->layout);
 		atomic_store_explicit(&w->shard->pcap_recv, w->file_pkts, memory_order_relaxed);
 		if (n == 0 || n == PCAP_ERROR_BREAK)
 			break;
@@ -376,6 +380,7 @@ static void *live_thread(void *arg)
 	double last = 0;
 	for (;;) {
 		int n = pcap_dispatch(w->pcap, -1, on_packet, (u_char *)w);
+		account_batch_flush(w->shard, &w->batch, w->layout);
 		if (n == PCAP_ERROR_BREAK ||
 		    atomic_load_explicit(&w->cap->stopping, memory_order_relaxed))
 			break;

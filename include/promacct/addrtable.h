@@ -9,7 +9,9 @@
 
 #include "promacct/common.h"
 
-#define ADDRTABLE_CHUNK_SHIFT 12 /* 4096 histograms per storage chunk */
+/* 32768 histograms per storage chunk: 2 MiB of default-layout counters, one
+ * transparent huge page, so random lookups do not miss the TLB as well. */
+#define ADDRTABLE_CHUNK_SHIFT 15
 #define ADDRTABLE_CHUNK (1u << ADDRTABLE_CHUNK_SHIFT)
 
 enum direction { DIR_TX = 0, DIR_RX = 1 };
@@ -90,11 +92,11 @@ static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
 /* Slow path: inserts the key. NULL when a cap is reached or memory is out. */
 counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h);
 
-/* Writer only. The histogram of key k, created on first sight; NULL when the
- * address cannot be tracked (cap reached). */
-static inline counter_t *addrtable_get(struct addrtable *t, const struct addr_key *k)
+/* Writer only. The histogram of key k (whose addrtable_hash is h), created
+ * on first sight; NULL when the address cannot be tracked (cap reached). */
+static inline counter_t *addrtable_get_hashed(struct addrtable *t, const struct addr_key *k,
+					      uint64_t h)
 {
-	uint64_t h = addrtable_hash(k);
 	uint64_t tag = h & 0xffffffff00000000ull;
 	for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
 		uint64_t s = t->slots[i];
@@ -105,6 +107,28 @@ static inline counter_t *addrtable_get(struct addrtable *t, const struct addr_ke
 			if (LIKELY(addrtable_key_eq(addrtable_key(t, idx), k)))
 				return addrtable_hist(t, idx);
 		}
+	}
+}
+
+static inline counter_t *addrtable_get(struct addrtable *t, const struct addr_key *k)
+{
+	return addrtable_get_hashed(t, k, addrtable_hash(k));
+}
+
+/* Writer only: hints the caches for a lookup of hash h that will follow
+ * (the slot), or for the entry the slot names (key and histogram). */
+static inline void addrtable_prefetch_slot(const struct addrtable *t, uint64_t h)
+{
+	__builtin_prefetch(&t->slots[h & t->mask]);
+}
+
+static inline void addrtable_prefetch_entry(const struct addrtable *t, uint64_t h)
+{
+	uint64_t s = t->slots[h & t->mask];
+	if (s && (s & 0xffffffff00000000ull) == (h & 0xffffffff00000000ull)) {
+		size_t idx = (size_t)(uint32_t)s - 1;
+		__builtin_prefetch(addrtable_key(t, idx));
+		__builtin_prefetch(addrtable_hist(t, idx), 1);
 	}
 }
 

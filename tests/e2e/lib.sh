@@ -45,12 +45,14 @@ ok() {
 	echo "ok: $*"
 }
 
-# A TCP port nothing listens on right now (loopback).
+# A TCP port no socket uses right now, below the kernel's ephemeral range
+# (so no outgoing connection can take it before the server binds it).
 free_port() {
-	local p
+	local p lo
+	lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if [ -z "$(ss -Hltn "sport = :$p")" ]; then
+		p=$((10000 + RANDOM % (lo - 10000)))
+		if [ -z "$(ss -Htan "sport = :$p")" ]; then
 			echo "$p"
 			return 0
 		fi

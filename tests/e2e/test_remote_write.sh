@@ -59,7 +59,7 @@ check_monotonic() { # EVENTS: per-series timestamps strictly increase
 	awk -F'\t' '$1 == "S" { if (($2 in last) && $3 <= last[$2]) { print "not increasing: " $0; bad = 1 }
 		last[$2] = $3 } END { exit bad }' "$1" || fail "timestamps not strictly increasing"
 }
-RP=$(recv strict 0)
+RP=$(recv strict "$(free_port)")
 "$PROMACCT" -R "$WORK/eth.pcap" --once "${RANGES[@]}" --remote-write.url "http://127.0.0.1:$RP/push" \
 	--remote-write.max-samples-per-send 50 --remote-write.header 'X-Scope-OrgID: tenant-1' \
 	2>"$WORK/strict-run.log" || fail "strict receiver: --once failed"
@@ -79,7 +79,7 @@ ok "protocol headers cannot be overridden"
 
 # 3. Retries: 500, 503 and 429 (Retry-After: 1) then success; nothing lost
 #    and nothing sent twice.
-RP=$(recv retry 0 "500,503,429:1")
+RP=$(recv retry "$(free_port)" "500,503,429:1")
 t0=$(date +%s%N)
 "$PROMACCT" -R "$WORK/eth.pcap" --once "${RANGES[@]}" --remote-write.url "http://127.0.0.1:$RP/push" \
 	--remote-write.timeout 20s 2>"$WORK/retry-run.log" || fail "retries: --once failed"
@@ -93,7 +93,7 @@ ok "5xx and 429 retried with back-off and Retry-After (${ms} ms), every sample o
 stop retry
 
 # 4. 400 is not retried: the batch is dropped, logged, and --once fails.
-RP=$(recv reject 0 "400")
+RP=$(recv reject "$(free_port)" "400")
 rc=0
 "$PROMACCT" -R "$WORK/eth.pcap" --once "${RANGES[@]}" --remote-write.url "http://127.0.0.1:$RP/push" \
 	--remote-write.max-samples-per-send 100 2>"$WORK/reject-run.log" || rc=$?
@@ -107,7 +107,7 @@ stop reject
 
 # 5. Live: the receiver is down for 3 s; no gap afterwards, timestamps
 #    strictly increasing, stale markers on shutdown.
-RP=$(recv outage 0)
+RP=$(recv outage "$(free_port)")
 stop outage
 SPORT=$(free_port)
 start agent "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$RP/push" \
@@ -134,7 +134,7 @@ grep -q '^promacct_remote_write_samples_total{url=.*result="sent"} [1-9]' "$WORK
 
 # 6. Bounded queue: beyond --remote-write.queue-max-samples the oldest are
 #    dropped and counted.
-RP=$(recv bounded 0)
+RP=$(recv bounded "$(free_port)")
 stop bounded
 SPORT=$(free_port)
 start agent2 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$RP/push" \

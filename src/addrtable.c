@@ -14,6 +14,7 @@
 #include "promacct/addrtable.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,11 +27,22 @@
  * kernel allows it. NULL on failure. Free with big_free(p, size). */
 static void *big_alloc(size_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	if (size < HUGE_PAGE) {
+		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	/* Huge pages need 2 MiB-aligned extents: map more, trim to alignment. */
+	size_t span = size + HUGE_PAGE;
+	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
 		return NULL;
-	if (size >= HUGE_PAGE)
-		(void)madvise(p, size, MADV_HUGEPAGE);
+	char *p = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~((uintptr_t)HUGE_PAGE - 1));
+	if (p > raw)
+		munmap(raw, (size_t)(p - raw));
+	size_t tail = (size_t)(raw + span - (p + size));
+	if (tail)
+		munmap(p + size, tail);
+	(void)madvise(p, size, MADV_HUGEPAGE);
 	return p;
 }
 

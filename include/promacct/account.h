@@ -102,14 +102,22 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
 	}
 	if (idx < 0)
 		return;
+	uint64_t a = 0, w = 0;
+	if (p->family == 4) {
+		uint32_t a4;
+		memcpy(&a4, addr, 4);
+		a = a4;
+	} else {
+		memcpy(&a, addr, 8);
+		memcpy(&w, addr + 8, 8);
+	}
+	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	struct acct_item *it = &b->it[b->n++];
-	memset(&it->k, 0, sizeof it->k);
-	memcpy(it->k.addr, addr, p->family == 4 ? 4 : 16);
-	it->k.family = p->family;
-	it->k.dir = (uint8_t)dir;
-	it->k.proto = p->proto;
+	it->k.aw[0] = a;
+	it->k.aw[1] = w;
+	it->k.meta = meta;
 	it->k.range = (uint32_t)idx;
-	it->h = addrtable_hash(&it->k);
+	it->h = addrtable_hash_words(a, w, meta);
 	it->size = p->size;
 	addrtable_prefetch_slot(&s->table, it->h);
 }

@@ -9,6 +9,8 @@
 
 #include "promacct/common.h"
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "addr_key meta packing");
+
 /* 32768 histograms per storage chunk: 2 MiB of default-layout counters, one
  * transparent huge page, so random lookups do not miss the TLB as well. */
 #define ADDRTABLE_CHUNK_SHIFT 15
@@ -16,15 +18,31 @@
 
 enum direction { DIR_TX = 0, DIR_RX = 1 };
 
-/* Identity is the first 20 bytes; range is derived from the address. */
+/* Identity is the address words and meta (20 bytes); range is derived from
+ * the address. The words let the hot path build and hash a key from
+ * registers, with no narrow stores read back as wide loads. */
 struct addr_key {
-	uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
-	uint8_t family;	  /* 4 or 6 */
-	uint8_t dir;	  /* enum direction */
-	uint8_t proto;	  /* enum proto_class */
-	uint8_t pad;
+	union {
+		uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
+		uint64_t aw[2];
+	};
+	union {
+		struct {
+			uint8_t family; /* 4 or 6 */
+			uint8_t dir;	/* enum direction */
+			uint8_t proto;	/* enum proto_class */
+			uint8_t pad;
+		};
+		uint32_t meta;
+	};
 	uint32_t range; /* index into the ranges */
 };
+
+static inline uint32_t addr_key_meta(uint8_t family, uint8_t dir, uint8_t proto)
+{
+	/* the byte layout of family, dir, proto, pad on a little-endian CPU */
+	return (uint32_t)family | (uint32_t)dir << 8 | (uint32_t)proto << 16;
+}
 
 struct addrtable {
 	unsigned words;	    /* counter words per histogram */
@@ -57,22 +75,23 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
 		   _Atomic size_t *tracked, size_t max_tracked) MUST_CHECK;
 void addrtable_free(struct addrtable *t);
 
-static inline uint64_t addrtable_hash(const struct addr_key *k)
+static inline uint64_t addrtable_hash_words(uint64_t a, uint64_t b, uint32_t meta)
 {
-	uint64_t a, b, m;
-	memcpy(&a, k->addr, 8);
-	memcpy(&b, k->addr + 8, 8);
-	m = (uint64_t)k->family | (uint64_t)k->dir << 8 | (uint64_t)k->proto << 16;
-	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + m) * 0xc2b2ae3d27d4eb4full;
+	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + meta) * 0xc2b2ae3d27d4eb4full;
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 32;
 	return h;
 }
 
+static inline uint64_t addrtable_hash(const struct addr_key *k)
+{
+	return addrtable_hash_words(k->aw[0], k->aw[1], k->meta);
+}
+
 static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_key *b)
 {
-	return !memcmp(a, b, 20);
+	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta;
 }
 
 static inline struct addr_key *addrtable_key(const struct addrtable *t, size_t i)

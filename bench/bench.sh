@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# promacct benchmark: one command, everything side by side in one run.
+#
+#   bash bench/bench.sh            (as root: part 5 makes a veth pair)
+#
+# Environment: RUNS (default 5) repetitions for medians, BENCH_DIR (default
+# /tmp/promacct-bench) for the build and the generated captures (~1.5 GB).
+#  1. offline ns/packet of `promacct --read F --once -r 10.1.0.0/16` against a
+#     bare libpcap read of the same file (65,536 active addresses, snap
+#     length 64): (time at 10M - time at 5M) / 5M packets, so start-up and
+#     rendering cancel out;
+#  2. resident memory per active histogram with -r 0.0.0.0/0 -r ::/0 over a
+#     capture with ~200k active addresses (state only, before any scrape),
+#     and the cost of a configured but idle /8;
+#  3. scrape rendering throughput of a 600k-histogram state;
+#  4. remote-write encode + snappy throughput of the same state;
+#  5. live capture over a veth pair at tcpreplay's top speed: packets sent,
+#     counted, dropped, agent CPU per packet, with 1 and 2 capture threads.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-5}
+DIR=${BENCH_DIR:-/tmp/promacct-bench}
+B=$DIR/build
+mkdir -p "$DIR"
+
+cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release -DPROMACCT_TESTS=OFF >/dev/null
+cmake --build "$B" -j"$(nproc)" >/dev/null
+P=$B/promacct
+GEN=$B/bench/bench_gen
+RUNSTAT=$B/bench/bench_runstat
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+wall() { "$RUNSTAT" "$@" 2>&1 >/dev/null | tail -n1 | awk '{ print $1 }'; }
+
+echo "machine: $(nproc) cores, $(awk '/model name/ { $1 = $2 = $3 = ""; print; exit }' /proc/cpuinfo | sed 's/^ *//'), $(free -g | awk '/Mem:/ { print $2 }') GiB"
+echo "promacct $("$P" --version | awk '{ print $3 }'), $RUNS runs per figure (medians)"
+
+# ---- 1. offline accounting vs the libpcap floor --------------------------
+# Two measures: (a) the read loop alone, as each program reports it (promacct
+# logs the seconds its capture thread spent on a file; start-up and rendering
+# are outside); (b) whole-process wall time at 10M minus 5M packets.
+[ -f "$DIR/f5.pcap" ] || "$GEN" "$DIR/f5.pcap" 5000000 65536 64
+[ -f "$DIR/f10.pcap" ] || "$GEN" "$DIR/f10.pcap" 10000000 65536 64
+for f in f5 f10; do cat "$DIR/$f.pcap" >/dev/null; done # page cache
+loop_secs() { sed -n 's/.*msg="capture file read".* seconds=\([0-9.]*\).*/\1/p'; }
+for k in floor5 floor10 acct5 acct10 lfloor lacct; do : >"$DIR/t.$k"; done
+for _ in $(seq 1 "$RUNS"); do
+	"$B/bench/bench_floor" "$DIR/f10.pcap" | loop_secs >>"$DIR/t.lfloor"
+	"$P" -R "$DIR/f10.pcap" --once -r 10.1.0.0/16 2>&1 >/dev/null | loop_secs >>"$DIR/t.lacct"
+	wall "$B/bench/bench_floor" "$DIR/f5.pcap" >>"$DIR/t.floor5"
+	wall "$B/bench/bench_floor" "$DIR/f10.pcap" >>"$DIR/t.floor10"
+	wall "$P" -R "$DIR/f5.pcap" --once -r 10.1.0.0/16 >>"$DIR/t.acct5"
+	wall "$P" -R "$DIR/f10.pcap" --once -r 10.1.0.0/16 >>"$DIR/t.acct10"
+done
+lf=$(median <"$DIR/t.lfloor"); la=$(median <"$DIR/t.lacct")
+fl5=$(median <"$DIR/t.floor5"); fl10=$(median <"$DIR/t.floor10")
+ac5=$(median <"$DIR/t.acct5"); ac10=$(median <"$DIR/t.acct10")
+awk -v lf="$lf" -v la="$la" -v a="$fl5" -v b="$fl10" -v c="$ac5" -v d="$ac10" 'BEGIN {
+	printf "1. offline, 65536 active addresses, 10M packets, snap length 64 (target <= 1.5x):\n"
+	printf "   read loop: floor %.1f ns/packet, promacct %.1f ns/packet, ratio %.2fx\n", lf / 1e7 * 1e9, la / 1e7 * 1e9, la / lf
+	floor = (b - a) / 5e6 * 1e9; acct = (d - c) / 5e6 * 1e9
+	printf "   10M - 5M wall: floor %.1f ns/packet, promacct %.1f ns/packet, ratio %.2fx\n", floor, acct, acct / floor
+	printf "   (medians: floor 5M %.3fs 10M %.3fs; promacct 5M %.3fs 10M %.3fs, each with a 400 MB page rendered)\n", a, b, c, d }'
+
+# ---- 2. memory per active histogram --------------------------------------
+[ -f "$DIR/m200k.pcap" ] || "$GEN" "$DIR/m200k.pcap" 4000000 180000 64 20000
+[ -f "$DIR/empty.pcap" ] || "$GEN" "$DIR/empty.pcap" 0 1 64
+peak_rss_kib() { # ARGS: VmHWM of a serving agent once its files are read
+	local port=$((10000 + RANDOM % 20000)) pid hwm
+	"$P" "$@" --web.listen-address "127.0.0.1:$port" 2>"$DIR/agent.log" &
+	pid=$!
+	for _ in $(seq 1 600); do
+		grep -q 'msg="capture file read"' "$DIR/agent.log" && break
+		sleep 0.1
+	done
+	hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+	kill "$pid"
+	wait "$pid" || true
+	echo "$hwm"
+}
+base=$(peak_rss_kib -R "$DIR/empty.pcap")
+idle8=$(peak_rss_kib -R "$DIR/empty.pcap" -r 0.0.0.0/0 -r 10.0.0.0/8)
+full=$(peak_rss_kib -R "$DIR/m200k.pcap" -r 0.0.0.0/0 -r ::/0 --max-addresses 1000000)
+hists=$("$P" -R "$DIR/m200k.pcap" --once -r 0.0.0.0/0 -r ::/0 --max-addresses 1000000 2>/dev/null |
+	grep -c '^promacct_packet_size_bytes_ipv[46]_[rt]x_count')
+addrs=$("$P" -R "$DIR/m200k.pcap" --once -r 0.0.0.0/0 -r ::/0 --max-addresses 1000000 2>/dev/null |
+	awk '/^promacct_tracked_addresses / { print $2 }')
+awk -v b="$base" -v i="$idle8" -v f="$full" -v h="$hists" -v a="$addrs" 'BEGIN {
+	printf "2. memory: base %.1f MiB; idle /0 + /8 ranges %+.1f MiB; %d addresses, %d histograms: %.1f MiB, %.0f bytes per histogram (target <= 128)\n",
+		b / 1024, (i - b) / 1024, a, h, f / 1024, (f - b) * 1024 / h }'
+
+# ---- 3, 4. read-out throughput of a 600k-histogram state -----------------
+"$B/bench/bench_render" 200000 "$RUNS" | sed 's/^/3-4. /'
+
+# ---- 5. live capture over veth ---------------------------------------------
+if [ "$(id -u)" -ne 0 ] || ! command -v tcpreplay >/dev/null; then
+	echo "5. live: skipped (needs root and tcpreplay)"
+	exit 0
+fi
+[ -f "$DIR/live.pcap" ] || "$GEN" "$DIR/live.pcap" 2000000 180000 64 20000
+NS=promacct-bench$$
+ip netns add "$NS"
+trap 'ip netns del "$NS" 2>/dev/null; ip link del pbh0 2>/dev/null' EXIT
+ip link add pbh0 type veth peer name pbn0
+ip link set pbn0 netns "$NS"
+sysctl -qw net.ipv6.conf.pbh0.disable_ipv6=1
+ip link set pbh0 up
+ip netns exec "$NS" ip link set pbn0 up
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+for threads in 1 2; do
+	port=$((10000 + RANDOM % 20000))
+	"$P" -i pbh0 -r 0.0.0.0/0 -r ::/0 --max-addresses 1000000 --capture-threads "$threads" \
+		--web.listen-address "127.0.0.1:$port" 2>"$DIR/live.log" &
+	pid=$!
+	sleep 1
+	t0=$(cpu_ticks "$pid")
+	ip netns exec "$NS" tcpreplay --topspeed -i pbn0 "$DIR/live.pcap" >"$DIR/tcpreplay.out" 2>&1
+	sent=$(awk '/Actual:/ { print $2; exit }' "$DIR/tcpreplay.out")
+	pps=$(awk '/Rated:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^pps/) print $i; exit }' "$DIR/tcpreplay.out")
+	sleep 1
+	t1=$(cpu_ticks "$pid")
+	# a scrape of the whole state after the replay (its CPU is not counted)
+	curl -fsS -o "$DIR/live.page" "http://127.0.0.1:$port/metrics"
+	kill "$pid"
+	wait "$pid" || true
+	counted=$(awk '/^promacct_packet_size_bytes_all_count/ { print $2 }' "$DIR/live.page")
+	drops=$(awk '/^promacct_pcap_dropped_packets_total/ { s += $2 } END { print s + 0 }' "$DIR/live.page")
+	hz=$(getconf CLK_TCK)
+	awk -v s="$sent" -v c="$counted" -v d="$drops" -v t="$((t1 - t0))" -v hz="$hz" -v th="$threads" -v pps="$pps" 'BEGIN {
+		printf "5. live, %d capture thread(s): sent %d at %s packets/s, counted %d, kernel drops %d, agent CPU %.3f us/packet\n",
+			th, s, pps, c, d, t / hz / (c ? c : 1) * 1e6 }'
+done

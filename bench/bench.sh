@@ -100,13 +100,14 @@ fi
 [ -f "$DIR/live.pcap" ] || "$GEN" "$DIR/live.pcap" 2000000 180000 64 20000
 NS=promacct-bench$$
 ip netns add "$NS"
-trap 'ip netns del "$NS" 2>/dev/null; ip link del pbh0 2>/dev/null' EXIT
+trap 'ip netns del "$NS" 2>/dev/null; ip link del pbh0 2>/dev/null || true' EXIT
 ip link add pbh0 type veth peer name pbn0
 ip link set pbn0 netns "$NS"
 sysctl -qw net.ipv6.conf.pbh0.disable_ipv6=1
 ip link set pbh0 up
 ip netns exec "$NS" ip link set pbn0 up
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+user_sys() { awk '{ print $14 " " $15 }' "/proc/$1/stat"; }
 for threads in 1 2; do
 	port=$((10000 + RANDOM % 20000))
 	"$P" -i pbh0 -r 0.0.0.0/0 -r ::/0 --max-addresses 1000000 --capture-threads "$threads" \

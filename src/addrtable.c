@@ -6,8 +6,9 @@
  * live in fixed-size chunks that never move once allocated, so a reader that
  * loaded `count` with acquire can read entries [0, count) while the writer
  * appends. State grows with the addresses actually seen, never with the size
- * of a configured range: ~64 bytes of counters + 24 bytes of key + 16 to 32
- * bytes of index per (address, direction, protocol) histogram.
+ * of a configured range: one entry of 24 bytes of key + 64 bytes of counters
+ * (default buckets) + 16 to 32 bytes of index per (address, direction,
+ * protocol) histogram.
  *
  * The slow path (a new key) allocates and may rehash; it runs once per new
  * histogram, never for known ones. */
@@ -52,14 +53,9 @@ static void big_free(void *p, size_t size)
 		munmap(p, size);
 }
 
-static size_t key_chunk_bytes(void)
+static size_t chunk_bytes(const struct addrtable *t)
 {
-	return (size_t)ADDRTABLE_CHUNK * sizeof(struct addr_key);
-}
-
-static size_t hist_chunk_bytes(const struct addrtable *t)
-{
-	return (size_t)ADDRTABLE_CHUNK * t->words * sizeof(counter_t);
+	return (size_t)ADDRTABLE_CHUNK * t->stride;
 }
 
 int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
@@ -76,10 +72,10 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
 	t->mask = INITIAL_SLOTS - 1; /* before the allocations: addrtable_free uses it */
 	t->slots = big_alloc(INITIAL_SLOTS * sizeof *t->slots);
 	t->aslots = calloc(INITIAL_SLOTS, sizeof *t->aslots);
-	t->key_chunks = calloc(t->max_chunks, sizeof *t->key_chunks);
-	t->hist_chunks = calloc(t->max_chunks, sizeof *t->hist_chunks);
+	t->stride = sizeof(struct addr_key) + (size_t)words * sizeof(counter_t);
+	t->chunks = calloc(t->max_chunks, sizeof *t->chunks);
 	t->amask = INITIAL_SLOTS - 1;
-	if (!t->slots || !t->aslots || !t->key_chunks || !t->hist_chunks) {
+	if (!t->slots || !t->aslots || !t->chunks) {
 		addrtable_free(t);
 		return -ENOMEM;
 	}
@@ -88,16 +84,11 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
 
 void addrtable_free(struct addrtable *t)
 {
-	if (t->key_chunks)
+	if (t->chunks)
 		for (size_t i = 0; i < t->max_chunks; i++)
-			big_free(atomic_load_explicit(&t->key_chunks[i], memory_order_relaxed),
-				 key_chunk_bytes());
-	if (t->hist_chunks)
-		for (size_t i = 0; i < t->max_chunks; i++)
-			big_free(atomic_load_explicit(&t->hist_chunks[i], memory_order_relaxed),
-				 hist_chunk_bytes(t));
-	free(t->key_chunks);
-	free(t->hist_chunks);
+			big_free(atomic_load_explicit(&t->chunks[i], memory_order_relaxed),
+				 chunk_bytes(t));
+	free(t->chunks);
 	if (t->slots)
 		big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	free(t->aslots);
@@ -199,19 +190,14 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 							       memory_order_relaxed));
 	}
 	size_t chunk = n >> ADDRTABLE_CHUNK_SHIFT;
-	if (!atomic_load_explicit(&t->key_chunks[chunk], memory_order_relaxed)) {
-		struct addr_key *kc = big_alloc(key_chunk_bytes());
-		void *hc = big_alloc(hist_chunk_bytes(t)); /* page aligned, zeroed */
-		if (!kc || !hc) {
-			big_free(kc, key_chunk_bytes());
-			big_free(hc, hist_chunk_bytes(t));
+	if (!atomic_load_explicit(&t->chunks[chunk], memory_order_relaxed)) {
+		unsigned char *c = big_alloc(chunk_bytes(t)); /* zeroed */
+		if (!c) {
 			if (!found)
 				atomic_fetch_sub_explicit(t->tracked, 1, memory_order_relaxed);
 			return NULL;
 		}
-		atomic_store_explicit(&t->key_chunks[chunk], kc, memory_order_release);
-		atomic_store_explicit(&t->hist_chunks[chunk], (counter_t *)hc,
-				      memory_order_release);
+		atomic_store_explicit(&t->chunks[chunk], c, memory_order_release);
 	}
 	*addrtable_key(t, n) = *k;
 	atomic_store_explicit(&t->count, n + 1, memory_order_release);

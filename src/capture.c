@@ -38,6 +38,7 @@ struct worker {
 	const struct histogram_layout *layout;
 	pcap_t *pcap;
 	int dlt;
+	parse_fn parse; /* the parser of dlt */
 	int is_file;
 	char *name; /* interface or file path, for messages */
 	pthread_t thread;
@@ -247,6 +248,7 @@ int capture_add_interface(struct capture *c, const char *ifname, char *err, size
 		}
 		w->pcap = p;
 		w->dlt = pcap_datalink(p);
+		w->parse = parse_for_linktype(w->dlt);
 		w->shard = registry_add_shard(c->reg, src);
 		w->name = strdup(ifname);
 		if (!w->name || !w->shard) {
@@ -308,6 +310,7 @@ int capture_add_file(struct capture *c, const char *path, char *err, size_t errl
 	}
 	w->pcap = p;
 	w->dlt = dlt;
+	w->parse = parse_for_linktype(dlt);
 	w->is_file = 1;
 	w->shard = shard;
 	w->name = strdup(path);
@@ -318,7 +321,7 @@ int capture_add_file(struct capture *c, const char *path, char *err, size_t errl
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct worker *w = (struct worker *)user;
-	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->dlt, bytes, h->caplen,
+	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->parse, bytes, h->caplen,
 			     h->len);
 }
 
@@ -326,7 +329,7 @@ static void on_file_packet(u_char *user, const struct pcap_pkthdr *h, const u_ch
 {
 	struct worker *w = (struct worker *)user;
 	w->file_pkts++;
-	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->dlt, bytes, h->caplen,
+	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->parse, bytes, h->caplen,
 			     h->len);
 }
 

@@ -15,6 +15,7 @@
 
 #include <pcap/dlt.h>
 #include <stddef.h>
+#include <string.h>
 
 #define ETH_HLEN 14
 #define VLAN_TAG_LEN 4
@@ -54,34 +55,22 @@ static inline uint32_t rd32be(const uint8_t *p)
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-static enum proto_class classify(uint8_t ipproto, int v6)
+/* Transport class by IP protocol number, for IPv4 and IPv6 (icmpv6 is a
+ * class of its own only in IPv6). Filled once before main runs. */
+static uint8_t class_v4[256], class_v6[256];
+
+__attribute__((constructor)) static void classify_init(void)
 {
-	switch (ipproto) {
-	case 1:
-		return PROTO_ICMP;
-	case 2:
-		return PROTO_IGMP;
-	case 6:
-		return PROTO_TCP;
-	case 17:
-		return PROTO_UDP;
-	case 98:
-		return PROTO_ENCAP;
-	case 47:
-		return PROTO_GRE;
-	case 50:
-		return PROTO_ESP;
-	case 88:
-		return PROTO_EIGRP;
-	case 89:
-		return PROTO_OSPF;
-	case 132:
-		return PROTO_SCTP;
-	case 58:
-		return v6 ? PROTO_ICMPV6 : PROTO_OTHER;
-	default:
-		return PROTO_OTHER;
-	}
+	static const struct {
+		uint8_t num, cls;
+	} known[] = {{1, PROTO_ICMP},	{2, PROTO_IGMP},  {6, PROTO_TCP},   {17, PROTO_UDP},
+		     {98, PROTO_ENCAP}, {47, PROTO_GRE},  {50, PROTO_ESP},  {88, PROTO_EIGRP},
+		     {89, PROTO_OSPF},	{132, PROTO_SCTP}};
+	memset(class_v4, PROTO_OTHER, sizeof class_v4);
+	memset(class_v6, PROTO_OTHER, sizeof class_v6);
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		class_v4[known[i].num] = class_v6[known[i].num] = known[i].cls;
+	class_v6[58] = PROTO_ICMPV6;
 }
 
 static enum parse_status parse_ipv4(const uint8_t *p, uint32_t len, struct parsed_packet *out)
@@ -93,7 +82,7 @@ static enum parse_status parse_ipv4(const uint8_t *p, uint32_t len, struct parse
 	if ((p[0] & 0x0f) < 5)
 		return PARSE_BAD_IPV4;
 	out->family = 4;
-	out->proto = (uint8_t)classify(p[9], 0);
+	out->proto = class_v4[p[9]];
 	out->src = p + 12;
 	out->dst = p + 16;
 	return PARSE_OK;
@@ -126,7 +115,7 @@ static enum parse_status parse_ipv6(const uint8_t *p, uint32_t len, struct parse
 		off += ext_len;
 	}
 	out->family = 6;
-	out->proto = (uint8_t)classify(next, 1);
+	out->proto = class_v6[next];
 	out->src = p + 8;
 	out->dst = p + 24;
 	return PARSE_OK;
@@ -215,83 +204,147 @@ static enum parse_status parse_null(const uint8_t *p, uint32_t caplen, struct pa
 	}
 }
 
-enum parse_status parse_packet(int dlt, const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-			       struct parsed_packet *out)
-{
-	enum parse_status st;
-	uint32_t hlen;
+/* Each link type has its own entry point, chosen once per capture handle,
+ * so the per-packet path has no branch on the link type. */
 
+static inline void parse_reset(struct parsed_packet *out)
+{
 	out->family = 0;
 	out->proto = PROTO_OTHER;
 	out->src = out->dst = NULL;
-	if (caplen > wirelen) /* a broken savefile record; trust neither more */
-		caplen = wirelen;
+}
 
-	switch (dlt) {
-	case DLT_EN10MB:
-		hlen = ETH_HLEN;
-		if (caplen < ETH_HLEN)
-			st = PARSE_TRUNCATED;
-		else
-			st = parse_ethertype(p, caplen, ETH_HLEN, rd16(p + 12), &hlen, out);
-		break;
-	case DLT_LINUX_SLL:
-		hlen = SLL_HLEN;
-		if (caplen < SLL_HLEN)
-			st = PARSE_TRUNCATED;
-		else
-			st = parse_ethertype(p, caplen, SLL_HLEN, rd16(p + 14), &hlen, out);
-		break;
-	case DLT_LINUX_SLL2:
-		hlen = SLL2_HLEN;
-		if (caplen < SLL2_HLEN)
-			st = PARSE_TRUNCATED;
-		else
-			st = parse_ethertype(p, caplen, SLL2_HLEN, rd16(p), &hlen, out);
-		break;
-	case DLT_RAW:
-		hlen = 0;
-		st = parse_ip_any(p, caplen, out);
-		break;
-	case DLT_IPV4:
-		hlen = 0;
-		st = parse_ipv4(p, caplen, out);
-		break;
-	case DLT_IPV6:
-		hlen = 0;
-		st = parse_ipv6(p, caplen, out);
-		break;
-	case DLT_NULL:
-	case DLT_LOOP:
-		hlen = NULL_HLEN;
-		st = parse_null(p, caplen, out);
-		break;
-	default:
-		hlen = 0;
-		st = PARSE_BAD_LINK;
-		break;
-	}
+static inline enum parse_status parse_done(enum parse_status st, uint32_t wirelen, uint32_t hlen,
+					   struct parsed_packet *out)
+{
 	out->size = sub_hdr(wirelen, hlen);
 	if (st != PARSE_OK)
 		out->family = 0;
 	return st;
 }
 
-int parse_linktype_supported(int dlt)
+/* Ethernet. The common case (untagged IPv4 without options) is checked
+ * first; everything else goes through the general ethertype walk. */
+static enum parse_status parse_en10mb(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+				      struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	if (LIKELY(caplen >= ETH_HLEN + 20 && p[12] == 0x08 && p[13] == 0x00 && p[14] == 0x45)) {
+		out->family = 4;
+		out->proto = class_v4[p[ETH_HLEN + 9]];
+		out->src = p + ETH_HLEN + 12;
+		out->dst = p + ETH_HLEN + 16;
+		out->size = wirelen - ETH_HLEN;
+		return PARSE_OK;
+	}
+	parse_reset(out);
+	uint32_t hlen = ETH_HLEN;
+	enum parse_status st = caplen < ETH_HLEN ? PARSE_TRUNCATED
+						 : parse_ethertype(p, caplen, ETH_HLEN, rd16(p + 12),
+								   &hlen, out);
+	return parse_done(st, wirelen, hlen, out);
+}
+
+static enum parse_status parse_sll(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+				   struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	uint32_t hlen = SLL_HLEN;
+	enum parse_status st = caplen < SLL_HLEN ? PARSE_TRUNCATED
+						 : parse_ethertype(p, caplen, SLL_HLEN, rd16(p + 14),
+								   &hlen, out);
+	return parse_done(st, wirelen, hlen, out);
+}
+
+static enum parse_status parse_sll2(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+				    struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	uint32_t hlen = SLL2_HLEN;
+	enum parse_status st = caplen < SLL2_HLEN
+				       ? PARSE_TRUNCATED
+				       : parse_ethertype(p, caplen, SLL2_HLEN, rd16(p), &hlen, out);
+	return parse_done(st, wirelen, hlen, out);
+}
+
+static enum parse_status parse_raw(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+				   struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	return parse_done(parse_ip_any(p, caplen, out), wirelen, 0, out);
+}
+
+static enum parse_status parse_raw4(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+				    struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	return parse_done(parse_ipv4(p, caplen, out), wirelen, 0, out);
+}
+
+static enum parse_status parse_raw6(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+				    struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	return parse_done(parse_ipv6(p, caplen, out), wirelen, 0, out);
+}
+
+static enum parse_status parse_bsd_null(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+					struct parsed_packet *out)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	return parse_done(parse_null(p, caplen, out), wirelen, NULL_HLEN, out);
+}
+
+parse_fn parse_for_linktype(int dlt)
 {
 	switch (dlt) {
 	case DLT_EN10MB:
+		return parse_en10mb;
 	case DLT_LINUX_SLL:
+		return parse_sll;
 	case DLT_LINUX_SLL2:
+		return parse_sll2;
 	case DLT_RAW:
+		return parse_raw;
 	case DLT_IPV4:
+		return parse_raw4;
 	case DLT_IPV6:
+		return parse_raw6;
 	case DLT_NULL:
 	case DLT_LOOP:
-		return 1;
+		return parse_bsd_null;
 	default:
-		return 0;
+		return NULL;
 	}
+}
+
+enum parse_status parse_packet(int dlt, const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+			       struct parsed_packet *out)
+{
+	parse_fn fn = parse_for_linktype(dlt);
+	if (fn)
+		return fn(p, caplen, wirelen, out);
+	parse_reset(out);
+	out->size = wirelen;
+	return PARSE_BAD_LINK;
+}
+
+int parse_linktype_supported(int dlt)
+{
+	return parse_for_linktype(dlt) != NULL;
 }
 
 /* IPv6 header plus room for a few extension headers before the transport

@@ -397,9 +397,12 @@ int ranges_build(struct ranges *r)
 	return r->seg6 ? 0 : -ENOMEM;
 }
 
-int ranges_lookup6(const struct ranges *r, const uint8_t *addr)
+int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr)
 {
-	u128 a = to_u128(addr, 6);
+	uint64_t hi64, lo64;
+	memcpy(&hi64, addr, 8);
+	memcpy(&lo64, addr + 8, 8);
+	u128 a = (u128)__builtin_bswap64(hi64) << 64 | __builtin_bswap64(lo64);
 	size_t lo = 0, hi = r->nseg6;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;

@@ -66,6 +66,7 @@ struct acct_item {
 	struct addr_key k;
 	uint64_t h;
 	uint32_t size;
+	uint32_t cand; /* entry index + 1 the slot named at prefetch time, or 0 */
 };
 
 struct acct_batch {
@@ -77,13 +78,20 @@ static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *
 				       const struct histogram_layout *l)
 {
 	for (unsigned i = 0; i < b->n; i++)
-		addrtable_prefetch_entry(&s->table, b->it[i].h);
+		b->it[i].cand = addrtable_prefetch_entry(&s->table, b->it[i].h);
 	for (unsigned i = 0; i < b->n; i++) {
-		counter_t *h = addrtable_get_hashed(&s->table, &b->it[i].k, b->it[i].h);
+		const struct acct_item *it = &b->it[i];
+		counter_t *h;
+		/* The common case: the first slot held the key; inserts since
+		 * the prefetch never move an entry, so the index stays valid. */
+		if (LIKELY(it->cand && addrtable_key_eq(addrtable_key(&s->table, it->cand - 1), &it->k)))
+			h = addrtable_hist(&s->table, it->cand - 1);
+		else
+			h = addrtable_get_hashed(&s->table, &it->k, it->h);
 		if (UNLIKELY(!h))
 			counter_add(&s->untracked, 1);
 		else
-			histogram_observe(h, l, b->it[i].size);
+			histogram_observe(h, l, it->size);
 	}
 	b->n = 0;
 }
@@ -126,11 +134,11 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
  * the counts are expected to be complete (end of each dispatch). */
 static inline void account_batch_packet(struct acct_shard *s, struct acct_batch *b,
 					const struct ranges *ranges,
-					const struct histogram_layout *l, int dlt,
+					const struct histogram_layout *l, parse_fn parse,
 					const uint8_t *bytes, uint32_t caplen, uint32_t wirelen)
 {
 	struct parsed_packet p;
-	enum parse_status st = parse_packet(dlt, bytes, caplen, wirelen, &p);
+	enum parse_status st = parse(bytes, caplen, wirelen, &p);
 	histogram_observe(s->all, l, p.size);
 	if (UNLIKELY(st != PARSE_OK)) {
 		counter_add(&s->parse[st], 1);

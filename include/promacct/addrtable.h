@@ -11,8 +11,8 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "addr_key meta packing");
 
-/* 32768 histograms per storage chunk: 2 MiB of default-layout counters, one
- * transparent huge page, so random lookups do not miss the TLB as well. */
+/* 32768 entries per storage chunk (~2.9 MiB with the default buckets), on
+ * transparent huge pages, so random lookups do not miss the TLB as well. */
 #define ADDRTABLE_CHUNK_SHIFT 15
 #define ADDRTABLE_CHUNK (1u << ADDRTABLE_CHUNK_SHIFT)
 
@@ -64,10 +64,12 @@ struct addrtable {
 	size_t amask;
 	size_t aused;
 
-	/* Published storage: chunks never move; `count` is stored with release
-	 * after an entry is complete, readers load it with acquire. */
-	struct addr_key *_Atomic *key_chunks;
-	counter_t *_Atomic *hist_chunks;
+	/* Published storage: entries of `stride` bytes (the key, then the
+	 * histogram's counters, so one lookup touches one place), in chunks
+	 * that never move; `count` is stored with release after an entry is
+	 * complete, readers load it with acquire. */
+	size_t stride;
+	unsigned char *_Atomic *chunks;
 	_Atomic size_t count;
 };
 
@@ -94,18 +96,21 @@ static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_k
 	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta;
 }
 
+static inline unsigned char *addrtable_entry(const struct addrtable *t, size_t i)
+{
+	unsigned char *c =
+		atomic_load_explicit(&t->chunks[i >> ADDRTABLE_CHUNK_SHIFT], memory_order_acquire);
+	return c + (i & (ADDRTABLE_CHUNK - 1)) * t->stride;
+}
+
 static inline struct addr_key *addrtable_key(const struct addrtable *t, size_t i)
 {
-	struct addr_key *c = atomic_load_explicit(&t->key_chunks[i >> ADDRTABLE_CHUNK_SHIFT],
-						  memory_order_acquire);
-	return &c[i & (ADDRTABLE_CHUNK - 1)];
+	return (struct addr_key *)addrtable_entry(t, i);
 }
 
 static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
 {
-	counter_t *c = atomic_load_explicit(&t->hist_chunks[i >> ADDRTABLE_CHUNK_SHIFT],
-					    memory_order_acquire);
-	return c + (size_t)(i & (ADDRTABLE_CHUNK - 1)) * t->words;
+	return (counter_t *)(addrtable_entry(t, i) + sizeof(struct addr_key));
 }
 
 /* Slow path: inserts the key. NULL when a cap is reached or memory is out. */
@@ -141,14 +146,18 @@ static inline void addrtable_prefetch_slot(const struct addrtable *t, uint64_t h
 	__builtin_prefetch(&t->slots[h & t->mask]);
 }
 
-static inline void addrtable_prefetch_entry(const struct addrtable *t, uint64_t h)
+/* Returns the entry index + 1 the slot names when its tag matches (a
+ * candidate the caller still compares), else 0. */
+static inline uint32_t addrtable_prefetch_entry(const struct addrtable *t, uint64_t h)
 {
 	uint64_t s = t->slots[h & t->mask];
 	if (s && (s & 0xffffffff00000000ull) == (h & 0xffffffff00000000ull)) {
-		size_t idx = (size_t)(uint32_t)s - 1;
-		__builtin_prefetch(addrtable_key(t, idx));
-		__builtin_prefetch(addrtable_hist(t, idx), 1);
+		const unsigned char *e = addrtable_entry(t, (size_t)(uint32_t)s - 1);
+		__builtin_prefetch(e, 1);
+		__builtin_prefetch(e + t->stride - 1, 1);
+		return (uint32_t)s;
 	}
+	return 0;
 }
 
 /* Readers: number of complete entries. */

@@ -41,13 +41,22 @@ struct parsed_packet {
 	const uint8_t *dst;
 };
 
+/* A parser for one link type: (bytes, caplen, wirelen) -> out. */
+typedef enum parse_status (*parse_fn)(const uint8_t *bytes, uint32_t caplen, uint32_t wirelen,
+				      struct parsed_packet *out);
+
+/* The parser of a DLT_ value, NULL when unsupported. Chosen once per
+ * capture handle, so packets never branch on the link type. */
+parse_fn parse_for_linktype(int dlt);
+
 /* Nonzero when the parser understands this DLT_ value. */
 int parse_linktype_supported(int dlt);
 /* Bytes worth capturing for this link type: its largest header we parse
  * plus IP and extension headers. */
 int parse_snaplen(int dlt);
 /* Parses one frame. Never reads outside bytes[0, caplen). out->size is
- * always set (also for failures) so the frame can still be counted. */
+ * always set (also for failures) so the frame can still be counted.
+ * Same as parse_for_linktype(dlt)(...); unsupported types: PARSE_BAD_LINK. */
 enum parse_status parse_packet(int dlt, const uint8_t *bytes, uint32_t caplen,
 			       uint32_t wirelen, struct parsed_packet *out);
 

@@ -62,6 +62,11 @@ static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
 	return -1;
 }
 
-int ranges_lookup6(const struct ranges *r, const uint8_t *addr);
+int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr);
+
+static inline int ranges_lookup6(const struct ranges *r, const uint8_t *addr)
+{
+	return r->nseg6 ? ranges_lookup6_slow(r, addr) : -1;
+}
 
 #endif

@@ -80,7 +80,8 @@ int main(int argc, char **argv)
 		uint32_t a = (10u << 24) + i, b = (10u << 24) + (i + 1) % naddr;
 		for (int k = 0; k < 3; k++) {
 			frame(f, a, b, 6);
-			account_packet(s, &ranges, &layout, DLT_EN10MB, f, 34, 60 + (uint32_t)(k * 500));
+			account_packet(s, &ranges, &layout, DLT_EN10MB, f, 34,
+			               60 + (uint32_t)(k * 500));
 		}
 		frame(f, a, 0xC0000201u, 17);
 		account_packet(s, &ranges, &layout, DLT_EN10MB, f, 34, 1000);
@@ -120,7 +121,8 @@ int main(int argc, char **argv)
 	tm = median(t, runs);
 	printf("remote-write encode+snappy: %zu samples in %zu requests (%.1f MB) in %.3f s median "
 	       "of %d: %.2f M samples/s\n",
-	       c.samples, c.requests, (double)c.bytes / 1e6, tm, runs, (double)c.samples / 1e6 / tm);
+	       c.samples, c.requests, (double)c.bytes / 1e6, tm, runs,
+	       (double)c.samples / 1e6 / tm);
 	registry_free(&reg);
 	ranges_free(&ranges);
 	return 0;

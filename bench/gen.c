@@ -33,7 +33,8 @@ static void put16(uint8_t *p, unsigned v)
 static void v4addr(uint8_t *p, uint32_t i)
 {
 	/* 0..65535 -> 10.1.x.y; beyond -> 10.2.0.0 onwards */
-	uint32_t a = i < 65536 ? (10u << 24 | 1u << 16 | i) : (10u << 24 | (2u << 16)) + (i - 65536);
+	uint32_t a =
+	    i < 65536 ? (10u << 24 | 1u << 16 | i) : (10u << 24 | (2u << 16)) + (i - 65536);
 	p[0] = (uint8_t)(a >> 24);
 	p[1] = (uint8_t)(a >> 16);
 	p[2] = (uint8_t)(a >> 8);

@@ -7,7 +7,7 @@
 set -eu
 BUILD="build-essential cmake pkg-config libpcap-dev libmicrohttpd-dev zlib1g-dev
 libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev ca-certificates"
-TEST="libcmocka-dev clang prometheus prometheus-pushgateway victoria-metrics iproute2 curl jq
+TEST="libcmocka-dev clang clang-format prometheus prometheus-pushgateway victoria-metrics iproute2 curl jq
 openssl apache2-utils procps"
 PKGS=$BUILD
 [ "${1:-}" = "--test" ] && PKGS="$BUILD $TEST"

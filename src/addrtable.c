@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 
 #define INITIAL_SLOTS 1024
-#define HUGE_PAGE (2u << 20)
+#define HUGE_PAGE     (2u << 20)
 
 /* Zeroed memory for large arrays: mmap'd (pages become resident only when
  * touched) and, from 2 MiB on, backed by transparent huge pages where the
@@ -29,7 +29,8 @@
 static void *big_alloc(size_t size)
 {
 	if (size < HUGE_PAGE) {
-		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *p =
+		    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return p == MAP_FAILED ? NULL : p;
 	}
 	/* Huge pages need 2 MiB-aligned extents: map more, trim to alignment. */
@@ -58,8 +59,8 @@ static size_t chunk_bytes(const struct addrtable *t)
 	return (size_t)ADDRTABLE_CHUNK * t->stride;
 }
 
-int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
-		   _Atomic size_t *tracked, size_t max_tracked)
+int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Atomic size_t *tracked,
+                   size_t max_tracked)
 {
 	memset(t, 0, sizeof *t);
 	t->words = words;
@@ -87,7 +88,7 @@ void addrtable_free(struct addrtable *t)
 	if (t->chunks)
 		for (size_t i = 0; i < t->max_chunks; i++)
 			big_free(atomic_load_explicit(&t->chunks[i], memory_order_relaxed),
-				 chunk_bytes(t));
+			         chunk_bytes(t));
 	free(t->chunks);
 	if (t->slots)
 		big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
@@ -185,9 +186,8 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 		do {
 			if (cur >= t->max_tracked)
 				return NULL;
-		} while (!atomic_compare_exchange_weak_explicit(t->tracked, &cur, cur + 1,
-							       memory_order_relaxed,
-							       memory_order_relaxed));
+		} while (!atomic_compare_exchange_weak_explicit(
+		    t->tracked, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
 	}
 	size_t chunk = n >> ADDRTABLE_CHUNK_SHIFT;
 	if (!atomic_load_explicit(&t->chunks[chunk], memory_order_relaxed)) {

@@ -28,8 +28,8 @@
 #include "promacct/log.h"
 
 #define BLOCK_TIMEOUT_MS 100
-#define STATS_INTERVAL 1.0 /* seconds between pcap_stats calls */
-#define FILE_BATCH 4096	   /* packets per pcap_dispatch on a file */
+#define STATS_INTERVAL   1.0  /* seconds between pcap_stats calls */
+#define FILE_BATCH       4096 /* packets per pcap_dispatch on a file */
 
 struct worker {
 	struct capture *cap;
@@ -43,8 +43,8 @@ struct worker {
 	char *name; /* interface or file path, for messages */
 	pthread_t thread;
 	_Atomic int started;
-	int failed;	    /* a read error ended the thread */
-	uint64_t file_pkts; /* packets read from a file (thread-private) */
+	int failed;              /* a read error ended the thread */
+	uint64_t file_pkts;      /* packets read from a file (thread-private) */
 	struct acct_batch batch; /* queued address lookups (thread-private) */
 };
 
@@ -109,15 +109,14 @@ int capture_check_filter(const char *filter, char *err, size_t errlen)
 	return 0;
 }
 
-static int apply_filter(pcap_t *p, const char *filter, const char *name, char *err,
-			size_t errlen)
+static int apply_filter(pcap_t *p, const char *filter, const char *name, char *err, size_t errlen)
 {
 	struct bpf_program prog;
 	if (!filter)
 		return 0;
 	if (pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN)) {
 		snprintf(err, errlen, "%s: invalid filter expression '%s': %s", name, filter,
-			 pcap_geterr(p));
+		         pcap_geterr(p));
 		return -EINVAL;
 	}
 	int rc = pcap_setfilter(p, &prog);
@@ -150,23 +149,23 @@ static int activate_error(pcap_t *p, int rc, const char *ifname, char *err, size
 		return -ENODEV;
 	case PCAP_ERROR_PERM_DENIED:
 		snprintf(err, errlen,
-			 "interface %s: permission denied (run as root or grant CAP_NET_RAW "
-			 "and CAP_NET_ADMIN): %s",
-			 ifname, pcap_geterr(p));
+		         "interface %s: permission denied (run as root or grant CAP_NET_RAW "
+		         "and CAP_NET_ADMIN): %s",
+		         ifname, pcap_geterr(p));
 		return -EPERM;
 	case PCAP_ERROR_IFACE_NOT_UP:
 		snprintf(err, errlen, "interface %s: interface is not up", ifname);
 		return -ENETDOWN;
 	default:
 		snprintf(err, errlen, "interface %s: %s: %s", ifname, pcap_statustostr(rc),
-			 pcap_geterr(p));
+		         pcap_geterr(p));
 		return -EIO;
 	}
 }
 
 /* Creates and activates one live handle with the given snap length. */
 static int open_live(struct capture *c, const char *ifname, int snaplen, pcap_t **out, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *p = pcap_create(ifname, ebuf);
@@ -186,7 +185,7 @@ static int open_live(struct capture *c, const char *ifname, int snaplen, pcap_t 
 	}
 	if (rc > 0)
 		log_warn("capture activated with a warning", "interface=%s warning=\"%s\"", ifname,
-			 pcap_statustostr(rc));
+		         pcap_statustostr(rc));
 	*out = p;
 	return 0;
 }
@@ -195,7 +194,7 @@ static int set_fanout(pcap_t *p, int group, const char *ifname, char *err, size_
 {
 	int fd = pcap_get_selectable_fd(p);
 	uint32_t arg = ((uint32_t)group & 0xffffu) |
-		       ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+	               ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
 	if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg)) {
 		snprintf(err, errlen, "interface %s: PACKET_FANOUT: %s", ifname, strerror(errno));
 		return -errno;
@@ -228,7 +227,7 @@ int capture_add_interface(struct capture *c, const char *ifname, char *err, size
 		if (!parse_linktype_supported(dlt)) {
 			const char *dn = pcap_datalink_val_to_name(dlt);
 			snprintf(err, errlen, "interface %s: unsupported link type %s (%d)", ifname,
-				 dn ? dn : "unknown", dlt);
+			         dn ? dn : "unknown", dlt);
 			pcap_close(p);
 			return -ENOTSUP;
 		}
@@ -279,7 +278,7 @@ int capture_add_file(struct capture *c, const char *path, char *err, size_t errl
 	if (!parse_linktype_supported(dlt)) {
 		const char *dn = pcap_datalink_val_to_name(dlt);
 		snprintf(err, errlen, "capture file %s: unsupported link type %s (%d)", path,
-			 dn ? dn : "unknown", dlt);
+		         dn ? dn : "unknown", dlt);
 		pcap_close(p);
 		return -ENOTSUP;
 	}
@@ -322,7 +321,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 {
 	struct worker *w = (struct worker *)user;
 	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->parse, bytes, h->caplen,
-			     h->len);
+	                     h->len);
 }
 
 static void on_file_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
@@ -330,7 +329,7 @@ static void on_file_packet(u_char *user, const struct pcap_pkthdr *h, const u_ch
 	struct worker *w = (struct worker *)user;
 	w->file_pkts++;
 	account_batch_packet(w->shard, &w->batch, w->ranges, w->layout, w->parse, bytes, h->caplen,
-			     h->len);
+	                     h->len);
 }
 
 static void publish_stats(struct worker *w)
@@ -366,13 +365,13 @@ static void *file_thread(void *arg)
 			break;
 		if (n == PCAP_ERROR) {
 			log_error("error reading capture file", "file=\"%s\" err=\"%s\"", w->name,
-				  pcap_geterr(w->pcap));
+			          pcap_geterr(w->pcap));
 			failed = 1;
 			break;
 		}
 	}
 	log_info("capture file read", "file=\"%s\" packets=%llu seconds=%.3f", w->name,
-		 (unsigned long long)w->file_pkts, time_monotonic() - t0);
+	         (unsigned long long)w->file_pkts, time_monotonic() - t0);
 	file_done(w, failed);
 	return NULL;
 }
@@ -389,7 +388,7 @@ static void *live_thread(void *arg)
 			break;
 		if (n == PCAP_ERROR) {
 			log_error("capture failed", "interface=%s err=\"%s\"", w->name,
-				  pcap_geterr(w->pcap));
+			          pcap_geterr(w->pcap));
 			w->failed = 1;
 			break;
 		}
@@ -407,7 +406,8 @@ int capture_start(struct capture *c, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < c->nw; i++) {
 		struct worker *w = &c->w[i];
-		int rc = pthread_create(&w->thread, NULL, w->is_file ? file_thread : live_thread, w);
+		int rc =
+		    pthread_create(&w->thread, NULL, w->is_file ? file_thread : live_thread, w);
 		if (rc) {
 			snprintf(err, errlen, "cannot start capture thread: %s", strerror(rc));
 			return -rc;

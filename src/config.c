@@ -78,105 +78,104 @@ struct opt_doc {
 };
 
 static const struct opt_doc opts[] = {
-	{"interface", 1, O_INTERFACE, "IFACE",
-	 "Capture live on IFACE (repeatable; one capture thread per interface)."},
-	{"read", 1, O_READ, "FILE",
-	 "Read a pcap or pcapng file (repeatable); its base name is the interface label."},
-	{"filter", 1, O_FILTER, "EXPR", "Only account packets matching this BPF filter."},
-	{"once", 0, O_ONCE, NULL,
-	 "After all --read files are processed, emit once (stdout, or push) and exit."},
-	{"range", 1, O_RANGE, "SPEC",
-	 "Account per address in FIRST-LAST or ADDRESS/LEN, then :name=value labels "
-	 "(repeatable; the first matching range wins). IPv6 FIRST-LAST in brackets."},
-	{"max-addresses", 1, O_MAX_ADDRESSES, "N",
-	 "Track at most N (interface, address) pairs (default 100000)."},
-	{"buckets", 1, O_BUCKETS, "LIST",
-	 "Histogram bucket bounds in bytes (default " HISTOGRAM_DEFAULT_BUCKETS ")."},
-	{"buffer-size", 1, O_BUFFER_SIZE, "BYTES",
-	 "Kernel capture ring size per thread, K/M/G suffixes (default 32M)."},
-	{"promisc", 0, O_PROMISC, NULL, "Put interfaces into promiscuous mode."},
-	{"capture-threads", 1, O_CAPTURE_THREADS, "N",
-	 "Capture threads per interface, joined in a PACKET_FANOUT group (default 1)."},
-	{"web.listen-address", 1, O_LISTEN, "[HOST]:PORT",
-	 "Address of the scrape page (default :9112)."},
-	{"port", 1, O_PORT, "PORT", "Port of the scrape page (same as --web.listen-address :PORT)."},
-	{"web.disable", 0, O_WEB_DISABLE, NULL, "Serve no scrape page (push-only agents)."},
-	{"log.level", 1, O_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)."},
-	{"log.format", 1, O_LOG_FORMAT, "FORMAT", "logfmt or json (default logfmt)."},
-	{"push.gateway", 1, O_PUSH_GATEWAY, "URL", "Push to this Pushgateway (http or https)."},
-	{"push.interval", 1, O_PUSH_INTERVAL, "DURATION", "Time between pushes (default 15s)."},
-	{"push.job", 1, O_PUSH_JOB, "JOB", "Job name of the pushed group (default promacct)."},
-	{"push.grouping", 1, O_PUSH_GROUPING, "NAME=VALUE",
-	 "Grouping label of the pushed group (repeatable; instance defaults to the host name)."},
-	{"push.method", 1, O_PUSH_METHOD, "put|post",
-	 "put replaces the whole group, post only the pushed families (default put)."},
-	{"push.delete-on-exit", 0, O_PUSH_DELETE, NULL, "Delete the group on clean shutdown."},
-	{"push.timeout", 1, O_PUSH_TIMEOUT, "DURATION", "Timeout of one push (default 10s)."},
-	{"push.basic-auth-user", 1, O_PUSH_USER, "USER", "Basic auth user name."},
-	{"push.basic-auth-password-file", 1, O_PUSH_PASSWORD_FILE, "FILE",
-	 "File holding the basic auth password."},
-	{"push.bearer-token-file", 1, O_PUSH_BEARER_FILE, "FILE", "File holding a bearer token."},
-	{"push.tls-ca-file", 1, O_PUSH_CA, "FILE", "CA certificates to verify the gateway."},
-	{"push.tls-cert-file", 1, O_PUSH_CERT, "FILE", "Client certificate."},
-	{"push.tls-key-file", 1, O_PUSH_KEY, "FILE", "Client certificate key."},
-	{"push.tls-insecure-skip-verify", 0, O_PUSH_INSECURE, NULL,
-	 "Do not verify the gateway's certificate."},
-	{"remote-write.url", 1, O_RW_URL, "URL",
-	 "Remote-write endpoint (repeatable; each has its own queue)."},
-	{"remote-write.interval", 1, O_RW_INTERVAL, "DURATION",
-	 "Time between snapshots sent (default 15s)."},
-	{"remote-write.max-samples-per-send", 1, O_RW_MAX_SAMPLES, "N",
-	 "Samples per request at most (default 2000)."},
-	{"remote-write.queue-max-samples", 1, O_RW_QUEUE_MAX, "N",
-	 "Samples kept per endpoint while it is unreachable; the oldest are dropped beyond "
-	 "(default 4000000: 10 minutes of a 10k-series state every 15s)."},
-	{"remote-write.header", 1, O_RW_HEADER, "\"NAME: VALUE\"",
-	 "Extra request header, e.g. X-Scope-OrgID (repeatable)."},
-	{"remote-write.external-label", 1, O_RW_LABEL, "NAME=VALUE",
-	 "Label added to every series (repeatable; job defaults to promacct, instance to the "
-	 "host name)."},
-	{"remote-write.min-backoff", 1, O_RW_MIN_BACKOFF, "DURATION",
-	 "First retry delay (default 30ms)."},
-	{"remote-write.max-backoff", 1, O_RW_MAX_BACKOFF, "DURATION",
-	 "Largest retry delay (default 5s)."},
-	{"remote-write.timeout", 1, O_RW_TIMEOUT, "DURATION", "Timeout of one request (default 30s)."},
-	{"remote-write.basic-auth-user", 1, O_RW_USER, "USER", "Basic auth user name."},
-	{"remote-write.basic-auth-password-file", 1, O_RW_PASSWORD_FILE, "FILE",
-	 "File holding the basic auth password."},
-	{"remote-write.bearer-token-file", 1, O_RW_BEARER_FILE, "FILE",
-	 "File holding a bearer token."},
-	{"remote-write.tls-ca-file", 1, O_RW_CA, "FILE", "CA certificates to verify endpoints."},
-	{"remote-write.tls-cert-file", 1, O_RW_CERT, "FILE", "Client certificate."},
-	{"remote-write.tls-key-file", 1, O_RW_KEY, "FILE", "Client certificate key."},
-	{"remote-write.tls-insecure-skip-verify", 0, O_RW_INSECURE, NULL,
-	 "Do not verify the endpoints' certificates."},
-	{"help", 0, O_HELP, NULL, "Show this help and exit."},
-	{"version", 0, O_VERSION, NULL, "Show the version and exit."},
+    {"interface", 1, O_INTERFACE, "IFACE",
+     "Capture live on IFACE (repeatable; one capture thread per interface)."},
+    {"read", 1, O_READ, "FILE",
+     "Read a pcap or pcapng file (repeatable); its base name is the interface label."},
+    {"filter", 1, O_FILTER, "EXPR", "Only account packets matching this BPF filter."},
+    {"once", 0, O_ONCE, NULL,
+     "After all --read files are processed, emit once (stdout, or push) and exit."},
+    {"range", 1, O_RANGE, "SPEC",
+     "Account per address in FIRST-LAST or ADDRESS/LEN, then :name=value labels "
+     "(repeatable; the first matching range wins). IPv6 FIRST-LAST in brackets."},
+    {"max-addresses", 1, O_MAX_ADDRESSES, "N",
+     "Track at most N (interface, address) pairs (default 100000)."},
+    {"buckets", 1, O_BUCKETS, "LIST",
+     "Histogram bucket bounds in bytes (default " HISTOGRAM_DEFAULT_BUCKETS ")."},
+    {"buffer-size", 1, O_BUFFER_SIZE, "BYTES",
+     "Kernel capture ring size per thread, K/M/G suffixes (default 32M)."},
+    {"promisc", 0, O_PROMISC, NULL, "Put interfaces into promiscuous mode."},
+    {"capture-threads", 1, O_CAPTURE_THREADS, "N",
+     "Capture threads per interface, joined in a PACKET_FANOUT group (default 1)."},
+    {"web.listen-address", 1, O_LISTEN, "[HOST]:PORT",
+     "Address of the scrape page (default :9112)."},
+    {"port", 1, O_PORT, "PORT", "Port of the scrape page (same as --web.listen-address :PORT)."},
+    {"web.disable", 0, O_WEB_DISABLE, NULL, "Serve no scrape page (push-only agents)."},
+    {"log.level", 1, O_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)."},
+    {"log.format", 1, O_LOG_FORMAT, "FORMAT", "logfmt or json (default logfmt)."},
+    {"push.gateway", 1, O_PUSH_GATEWAY, "URL", "Push to this Pushgateway (http or https)."},
+    {"push.interval", 1, O_PUSH_INTERVAL, "DURATION", "Time between pushes (default 15s)."},
+    {"push.job", 1, O_PUSH_JOB, "JOB", "Job name of the pushed group (default promacct)."},
+    {"push.grouping", 1, O_PUSH_GROUPING, "NAME=VALUE",
+     "Grouping label of the pushed group (repeatable; instance defaults to the host name)."},
+    {"push.method", 1, O_PUSH_METHOD, "put|post",
+     "put replaces the whole group, post only the pushed families (default put)."},
+    {"push.delete-on-exit", 0, O_PUSH_DELETE, NULL, "Delete the group on clean shutdown."},
+    {"push.timeout", 1, O_PUSH_TIMEOUT, "DURATION", "Timeout of one push (default 10s)."},
+    {"push.basic-auth-user", 1, O_PUSH_USER, "USER", "Basic auth user name."},
+    {"push.basic-auth-password-file", 1, O_PUSH_PASSWORD_FILE, "FILE",
+     "File holding the basic auth password."},
+    {"push.bearer-token-file", 1, O_PUSH_BEARER_FILE, "FILE", "File holding a bearer token."},
+    {"push.tls-ca-file", 1, O_PUSH_CA, "FILE", "CA certificates to verify the gateway."},
+    {"push.tls-cert-file", 1, O_PUSH_CERT, "FILE", "Client certificate."},
+    {"push.tls-key-file", 1, O_PUSH_KEY, "FILE", "Client certificate key."},
+    {"push.tls-insecure-skip-verify", 0, O_PUSH_INSECURE, NULL,
+     "Do not verify the gateway's certificate."},
+    {"remote-write.url", 1, O_RW_URL, "URL",
+     "Remote-write endpoint (repeatable; each has its own queue)."},
+    {"remote-write.interval", 1, O_RW_INTERVAL, "DURATION",
+     "Time between snapshots sent (default 15s)."},
+    {"remote-write.max-samples-per-send", 1, O_RW_MAX_SAMPLES, "N",
+     "Samples per request at most (default 2000)."},
+    {"remote-write.queue-max-samples", 1, O_RW_QUEUE_MAX, "N",
+     "Samples kept per endpoint while it is unreachable; the oldest are dropped beyond "
+     "(default 4000000: 10 minutes of a 10k-series state every 15s)."},
+    {"remote-write.header", 1, O_RW_HEADER, "\"NAME: VALUE\"",
+     "Extra request header, e.g. X-Scope-OrgID (repeatable)."},
+    {"remote-write.external-label", 1, O_RW_LABEL, "NAME=VALUE",
+     "Label added to every series (repeatable; job defaults to promacct, instance to the "
+     "host name)."},
+    {"remote-write.min-backoff", 1, O_RW_MIN_BACKOFF, "DURATION",
+     "First retry delay (default 30ms)."},
+    {"remote-write.max-backoff", 1, O_RW_MAX_BACKOFF, "DURATION",
+     "Largest retry delay (default 5s)."},
+    {"remote-write.timeout", 1, O_RW_TIMEOUT, "DURATION", "Timeout of one request (default 30s)."},
+    {"remote-write.basic-auth-user", 1, O_RW_USER, "USER", "Basic auth user name."},
+    {"remote-write.basic-auth-password-file", 1, O_RW_PASSWORD_FILE, "FILE",
+     "File holding the basic auth password."},
+    {"remote-write.bearer-token-file", 1, O_RW_BEARER_FILE, "FILE", "File holding a bearer token."},
+    {"remote-write.tls-ca-file", 1, O_RW_CA, "FILE", "CA certificates to verify endpoints."},
+    {"remote-write.tls-cert-file", 1, O_RW_CERT, "FILE", "Client certificate."},
+    {"remote-write.tls-key-file", 1, O_RW_KEY, "FILE", "Client certificate key."},
+    {"remote-write.tls-insecure-skip-verify", 0, O_RW_INSECURE, NULL,
+     "Do not verify the endpoints' certificates."},
+    {"help", 0, O_HELP, NULL, "Show this help and exit."},
+    {"version", 0, O_VERSION, NULL, "Show the version and exit."},
 };
 
 void config_usage(FILE *out)
 {
 	fprintf(out, "usage: promacct (-i IFACE | -R FILE)... [-r RANGE]... [options]\n\n"
-		     "Network traffic accounting for Prometheus: packet size histograms per "
-		     "interface\nand per address, served on /metrics, pushed to a Pushgateway or "
-		     "remote-written.\n\nFlags:\n");
+	             "Network traffic accounting for Prometheus: packet size histograms per "
+	             "interface\nand per address, served on /metrics, pushed to a Pushgateway or "
+	             "remote-written.\n\nFlags:\n");
 	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
 		char left[80];
 		const struct opt_doc *o = &opts[i];
 		if (o->id < 256)
-			snprintf(left, sizeof left, "-%c, --%s%s%s", o->id, o->name, o->arg ? " " : "",
-				 o->arg ? o->arg : "");
+			snprintf(left, sizeof left, "-%c, --%s%s%s", o->id, o->name,
+			         o->arg ? " " : "", o->arg ? o->arg : "");
 		else
 			snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg ? " " : "",
-				 o->arg ? o->arg : "");
+			         o->arg ? o->arg : "");
 		fprintf(out, "  %s\n        %s\n", left, o->help);
 	}
 	fprintf(out, "\nExamples:\n"
-		     "  promacct -i eth0 -r 192.0.2.0/24:customer=acme\n"
-		     "  promacct -R trace.pcap --once -r 0.0.0.0/0 -r ::/0\n"
-		     "  promacct -i eth0 --web.disable --push.gateway http://pushgw:9091\n"
-		     "  promacct -i eth0 --remote-write.url http://mimir:9009/api/v1/push "
-		     "--remote-write.header 'X-Scope-OrgID: acme'\n");
+	             "  promacct -i eth0 -r 192.0.2.0/24:customer=acme\n"
+	             "  promacct -R trace.pcap --once -r 0.0.0.0/0 -r ::/0\n"
+	             "  promacct -i eth0 --web.disable --push.gateway http://pushgw:9091\n"
+	             "  promacct -i eth0 --remote-write.url http://mimir:9009/api/v1/push "
+	             "--remote-write.header 'X-Scope-OrgID: acme'\n");
 }
 
 const char *config_hostname(void)
@@ -222,7 +221,7 @@ static int parse_size(const char *text, uint64_t max, uint64_t *out)
 }
 
 static int add_label(struct label **arr, size_t *n, const char *text, const char *what, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	struct label l;
 	char e[256];
@@ -259,17 +258,17 @@ static int set_default_label(struct label **arr, size_t *n, const char *name, co
 }
 
 static int parse_duration_opt(const char *text, const char *flag, double *out, char *err,
-			      size_t errlen)
+                              size_t errlen)
 {
 	if (duration_parse(text, out) || *out <= 0) {
-		snprintf(err, errlen, "--%s: invalid duration '%s' (e.g. 500ms, 15s, 1m)", flag, text);
+		snprintf(err, errlen, "--%s: invalid duration '%s' (e.g. 500ms, 15s, 1m)", flag,
+		         text);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-enum config_result config_parse(struct config *c, int argc, char **argv, char *err,
-				size_t errlen)
+enum config_result config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	struct option lopts[ARRAY_LEN(opts) + 1];
 	const char *buckets = HISTOGRAM_DEFAULT_BUCKETS;
@@ -293,9 +292,9 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 	c->rw_http.timeout = 30;
 
 	for (size_t i = 0; i < ARRAY_LEN(opts); i++)
-		lopts[i] = (struct option){opts[i].name, opts[i].has_arg ? required_argument
-									 : no_argument,
-					   NULL, opts[i].id};
+		lopts[i] =
+		    (struct option){opts[i].name, opts[i].has_arg ? required_argument : no_argument,
+		                    NULL, opts[i].id};
 	memset(&lopts[ARRAY_LEN(opts)], 0, sizeof lopts[0]);
 
 	optind = 1;
@@ -345,7 +344,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			break;
 		case O_MAX_ADDRESSES:
 			if (parse_size(optarg, UINT32_MAX / 32, &v) || v == 0) {
-				snprintf(err, errlen, "--max-addresses: invalid number '%s'", optarg);
+				snprintf(err, errlen, "--max-addresses: invalid number '%s'",
+				         optarg);
 				return CONFIG_USAGE;
 			}
 			c->max_addresses = (size_t)v;
@@ -355,9 +355,10 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			break;
 		case O_BUFFER_SIZE:
 			if (parse_size(optarg, INT32_MAX, &v) || v < 65536) {
-				snprintf(err, errlen,
-					 "--buffer-size: invalid size '%s' (at least 64K, at most 2G)",
-					 optarg);
+				snprintf(
+				    err, errlen,
+				    "--buffer-size: invalid size '%s' (at least 64K, at most 2G)",
+				    optarg);
 				return CONFIG_USAGE;
 			}
 			c->buffer_size = (int)v;
@@ -367,8 +368,9 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			break;
 		case O_CAPTURE_THREADS:
 			if (parse_size(optarg, CONFIG_MAX_CAPTURE_THREADS, &v) || v == 0) {
-				snprintf(err, errlen, "--capture-threads: must be 1 to %d, got '%s'",
-					 CONFIG_MAX_CAPTURE_THREADS, optarg);
+				snprintf(err, errlen,
+				         "--capture-threads: must be 1 to %d, got '%s'",
+				         CONFIG_MAX_CAPTURE_THREADS, optarg);
 				return CONFIG_USAGE;
 			}
 			c->capture_threads = (int)v;
@@ -384,16 +386,18 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			break;
 		case O_LOG_LEVEL:
 			if (log_set_level(optarg)) {
-				snprintf(err, errlen,
-					 "--log.level: unknown level '%s' (debug, info, warn, error)",
-					 optarg);
+				snprintf(
+				    err, errlen,
+				    "--log.level: unknown level '%s' (debug, info, warn, error)",
+				    optarg);
 				return CONFIG_USAGE;
 			}
 			break;
 		case O_LOG_FORMAT:
 			if (log_set_format(optarg)) {
-				snprintf(err, errlen, "--log.format: unknown format '%s' (logfmt, json)",
-					 optarg);
+				snprintf(err, errlen,
+				         "--log.format: unknown format '%s' (logfmt, json)",
+				         optarg);
 				return CONFIG_USAGE;
 			}
 			break;
@@ -401,7 +405,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			c->push_gateway = optarg;
 			break;
 		case O_PUSH_INTERVAL:
-			if (parse_duration_opt(optarg, "push.interval", &c->push_interval, err, errlen))
+			if (parse_duration_opt(optarg, "push.interval", &c->push_interval, err,
+			                       errlen))
 				return CONFIG_USAGE;
 			break;
 		case O_PUSH_JOB:
@@ -412,11 +417,12 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			c->push_job = optarg;
 			break;
 		case O_PUSH_GROUPING:
-			if (add_label(&c->push_grouping, &c->npush_grouping, optarg, "--push.grouping",
-				      err, errlen))
+			if (add_label(&c->push_grouping, &c->npush_grouping, optarg,
+			              "--push.grouping", err, errlen))
 				return CONFIG_USAGE;
 			if (!strcmp(c->push_grouping[c->npush_grouping - 1].name, "job")) {
-				snprintf(err, errlen, "--push.grouping: use --push.job for the job");
+				snprintf(err, errlen,
+				         "--push.grouping: use --push.job for the job");
 				return CONFIG_USAGE;
 			}
 			break;
@@ -426,8 +432,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			else if (!strcasecmp(optarg, "post"))
 				c->push_post = 1;
 			else {
-				snprintf(err, errlen, "--push.method: expected put or post, got '%s'",
-					 optarg);
+				snprintf(err, errlen,
+				         "--push.method: expected put or post, got '%s'", optarg);
 				return CONFIG_USAGE;
 			}
 			break;
@@ -436,7 +442,7 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			break;
 		case O_PUSH_TIMEOUT:
 			if (parse_duration_opt(optarg, "push.timeout", &c->push_http.timeout, err,
-					       errlen))
+			                       errlen))
 				return CONFIG_USAGE;
 			break;
 		case O_PUSH_USER:
@@ -465,15 +471,15 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 				goto oom;
 			break;
 		case O_RW_INTERVAL:
-			if (parse_duration_opt(optarg, "remote-write.interval", &c->rw_interval, err,
-					       errlen))
+			if (parse_duration_opt(optarg, "remote-write.interval", &c->rw_interval,
+			                       err, errlen))
 				return CONFIG_USAGE;
 			break;
 		case O_RW_MAX_SAMPLES:
 			if (parse_size(optarg, 1000000, &v) || v == 0) {
 				snprintf(err, errlen,
-					 "--remote-write.max-samples-per-send: invalid number '%s'",
-					 optarg);
+				         "--remote-write.max-samples-per-send: invalid number '%s'",
+				         optarg);
 				return CONFIG_USAGE;
 			}
 			c->rw_max_samples_per_send = (size_t)v;
@@ -481,16 +487,18 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 		case O_RW_QUEUE_MAX:
 			if (parse_size(optarg, (uint64_t)1 << 40, &v) || v == 0) {
 				snprintf(err, errlen,
-					 "--remote-write.queue-max-samples: invalid number '%s'", optarg);
+				         "--remote-write.queue-max-samples: invalid number '%s'",
+				         optarg);
 				return CONFIG_USAGE;
 			}
 			c->rw_queue_max_samples = (size_t)v;
 			break;
 		case O_RW_HEADER:
 			if (!strchr(optarg, ':')) {
-				snprintf(err, errlen,
-					 "--remote-write.header: expected \"Name: value\", got '%s'",
-					 optarg);
+				snprintf(
+				    err, errlen,
+				    "--remote-write.header: expected \"Name: value\", got '%s'",
+				    optarg);
 				return CONFIG_USAGE;
 			}
 			if (push_str(&c->rw_headers, &c->nrw_headers, optarg))
@@ -498,28 +506,29 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			break;
 		case O_RW_LABEL:
 			if (add_label(&c->rw_labels, &c->nrw_labels, optarg,
-				      "--remote-write.external-label", err, errlen))
+			              "--remote-write.external-label", err, errlen))
 				return CONFIG_USAGE;
 			if (!strncmp(c->rw_labels[c->nrw_labels - 1].name, "__", 2)) {
-				snprintf(err, errlen,
-					 "--remote-write.external-label: names starting with __ are "
-					 "reserved");
+				snprintf(
+				    err, errlen,
+				    "--remote-write.external-label: names starting with __ are "
+				    "reserved");
 				return CONFIG_USAGE;
 			}
 			break;
 		case O_RW_MIN_BACKOFF:
-			if (parse_duration_opt(optarg, "remote-write.min-backoff", &c->rw_min_backoff,
-					       err, errlen))
+			if (parse_duration_opt(optarg, "remote-write.min-backoff",
+			                       &c->rw_min_backoff, err, errlen))
 				return CONFIG_USAGE;
 			break;
 		case O_RW_MAX_BACKOFF:
-			if (parse_duration_opt(optarg, "remote-write.max-backoff", &c->rw_max_backoff,
-					       err, errlen))
+			if (parse_duration_opt(optarg, "remote-write.max-backoff",
+			                       &c->rw_max_backoff, err, errlen))
 				return CONFIG_USAGE;
 			break;
 		case O_RW_TIMEOUT:
-			if (parse_duration_opt(optarg, "remote-write.timeout", &c->rw_http.timeout, err,
-					       errlen))
+			if (parse_duration_opt(optarg, "remote-write.timeout", &c->rw_http.timeout,
+			                       err, errlen))
 				return CONFIG_USAGE;
 			break;
 		case O_RW_USER:
@@ -561,7 +570,8 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 		return CONFIG_USAGE;
 	}
 	if (c->once && c->ninterfaces) {
-		snprintf(err, errlen, "--once cannot be combined with -i (live capture never ends)");
+		snprintf(err, errlen,
+		         "--once cannot be combined with -i (live capture never ends)");
 		return CONFIG_USAGE;
 	}
 	c->layout = malloc(sizeof *c->layout);
@@ -584,27 +594,30 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 	if (port)
 		snprintf(c->listen, sizeof c->listen, ":%s", port);
 	else
-		snprintf(c->listen, sizeof c->listen, "%s", listen ? listen : CONFIG_DEFAULT_LISTEN);
+		snprintf(c->listen, sizeof c->listen, "%s",
+		         listen ? listen : CONFIG_DEFAULT_LISTEN);
 	{
 		char host[256];
 		int p;
 		if (http_server_parse_listen(c->listen, host, sizeof host, &p)) {
 			snprintf(err, errlen, "invalid listen address '%s' (expected [HOST]:PORT)",
-				 c->listen);
+			         c->listen);
 			return CONFIG_USAGE;
 		}
 	}
 	if (c->push_gateway && strncmp(c->push_gateway, "http://", 7) &&
 	    strncmp(c->push_gateway, "https://", 8)) {
-		snprintf(err, errlen, "--push.gateway: expected an http:// or https:// URL, got '%s'",
-			 c->push_gateway);
+		snprintf(err, errlen,
+		         "--push.gateway: expected an http:// or https:// URL, got '%s'",
+		         c->push_gateway);
 		return CONFIG_USAGE;
 	}
 	for (size_t i = 0; i < c->nrw_urls; i++)
 		if (strncmp(c->rw_urls[i], "http://", 7) && strncmp(c->rw_urls[i], "https://", 8)) {
-			snprintf(err, errlen,
-				 "--remote-write.url: expected an http:// or https:// URL, got '%s'",
-				 c->rw_urls[i]);
+			snprintf(
+			    err, errlen,
+			    "--remote-write.url: expected an http:// or https:// URL, got '%s'",
+			    c->rw_urls[i]);
 			return CONFIG_USAGE;
 		}
 	if (c->rw_min_backoff > c->rw_max_backoff) {
@@ -612,12 +625,14 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 		return CONFIG_USAGE;
 	}
 	if (c->push_http.basic_password_file && !c->push_http.basic_user) {
-		snprintf(err, errlen, "--push.basic-auth-password-file needs --push.basic-auth-user");
+		snprintf(err, errlen,
+		         "--push.basic-auth-password-file needs --push.basic-auth-user");
 		return CONFIG_USAGE;
 	}
 	if (c->rw_http.basic_password_file && !c->rw_http.basic_user) {
-		snprintf(err, errlen, "--remote-write.basic-auth-password-file needs "
-				      "--remote-write.basic-auth-user");
+		snprintf(err, errlen,
+		         "--remote-write.basic-auth-password-file needs "
+		         "--remote-write.basic-auth-user");
 		return CONFIG_USAGE;
 	}
 	if (!!c->push_http.tls_cert_file != !!c->push_http.tls_key_file ||

@@ -37,7 +37,7 @@ void expo_text_escape_help(struct buf *b, const char *help)
 }
 
 static void text_family(struct collector *c, const char *name, const char *help,
-			enum metric_type type)
+                        enum metric_type type)
 {
 	struct text_collector *t = (struct text_collector *)c;
 	static const char *const types[] = {"counter", "gauge", "histogram"};

@@ -17,8 +17,7 @@
 
 #include "promacct/buf.h"
 
-int histogram_layout_parse(struct histogram_layout *l, const char *list, char *err,
-			   size_t errlen)
+int histogram_layout_parse(struct histogram_layout *l, const char *list, char *err, size_t errlen)
 {
 	unsigned n = 0;
 	const char *p = list;
@@ -46,19 +45,20 @@ int histogram_layout_parse(struct histogram_layout *l, const char *list, char *e
 		double v = strtod(p, &end);
 		if (end == p || errno || !isfinite(v) || v <= 0) {
 			snprintf(err, errlen, "bucket bound must be a positive number: '%.*s'",
-				 (int)strcspn(p, ","), p);
+			         (int)strcspn(p, ","), p);
 			return -EINVAL;
 		}
 		while (*end == ' ')
 			end++;
 		if (*end != ',' && *end != '\0') {
 			snprintf(err, errlen, "bucket bound must be a positive number: '%.*s'",
-				 (int)strcspn(p, ","), p);
+			         (int)strcspn(p, ","), p);
 			return -EINVAL;
 		}
 		if (n > 0 && v <= l->bounds[n - 1]) {
-			snprintf(err, errlen, "bucket bounds must be strictly increasing (%g after %g)",
-				 v, l->bounds[n - 1]);
+			snprintf(err, errlen,
+			         "bucket bounds must be strictly increasing (%g after %g)", v,
+			         l->bounds[n - 1]);
 			return -EINVAL;
 		}
 		if (n == HISTOGRAM_MAX_BUCKETS) {
@@ -90,7 +90,7 @@ int histogram_layout_parse(struct histogram_layout *l, const char *list, char *e
 }
 
 void histogram_read(const counter_t *h, const struct histogram_layout *l, uint64_t *cum,
-		    uint64_t *sum)
+                    uint64_t *sum)
 {
 	uint64_t acc = 0;
 	*sum = counter_read(&h[0]);
@@ -101,7 +101,7 @@ void histogram_read(const counter_t *h, const struct histogram_layout *l, uint64
 }
 
 void histogram_merge(uint64_t *acc_cum, uint64_t *acc_sum, const uint64_t *cum, uint64_t sum,
-		     unsigned nbuckets)
+                     unsigned nbuckets)
 {
 	*acc_sum += sum;
 	for (unsigned i = 0; i < nbuckets; i++)

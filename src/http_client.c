@@ -55,7 +55,7 @@ http_client *http_client_new(const struct http_client_opts *o, char *err, size_t
 		rc = file_read_secret(o->basic_password_file, &c->password);
 		if (rc) {
 			snprintf(err, errlen, "cannot read password file %s: %s",
-				 o->basic_password_file, strerror(-rc));
+			         o->basic_password_file, strerror(-rc));
 			goto fail;
 		}
 	}
@@ -63,7 +63,7 @@ http_client *http_client_new(const struct http_client_opts *o, char *err, size_t
 		rc = file_read_secret(o->bearer_token_file, &token);
 		if (rc) {
 			snprintf(err, errlen, "cannot read bearer token file %s: %s",
-				 o->bearer_token_file, strerror(-rc));
+			         o->bearer_token_file, strerror(-rc));
 			goto fail;
 		}
 		size_t n = strlen(token) + sizeof "Authorization: Bearer ";
@@ -106,12 +106,12 @@ void http_client_free(http_client *c)
 }
 
 /* Headers promacct always sets itself. */
-static const char *const always_reserved[] = {"host", "content-length", "connection",
-					      "authorization", "user-agent", "transfer-encoding",
-					      NULL};
+static const char *const always_reserved[] = {
+    "host",       "content-length",    "connection", "authorization",
+    "user-agent", "transfer-encoding", NULL};
 
 int http_client_add_header(http_client *c, const char *header, const char *const *reserved,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	const char *colon = strchr(header, ':');
 	if (!colon || colon == header) {
@@ -132,8 +132,9 @@ int http_client_add_header(http_client *c, const char *header, const char *const
 		const char *const *list = pass ? reserved : always_reserved;
 		for (size_t i = 0; list && list[i]; i++)
 			if (strlen(list[i]) == nl && !strncasecmp(list[i], header, nl)) {
-				snprintf(err, errlen, "header %.*s is set by promacct and cannot be overridden",
-					 (int)nl, header);
+				snprintf(err, errlen,
+				         "header %.*s is set by promacct and cannot be overridden",
+				         (int)nl, header);
 				return -EINVAL;
 			}
 	}
@@ -190,8 +191,8 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
 }
 
 int http_client_request(http_client *c, const char *method, const char *url, const char *body,
-			size_t body_len, const char *const *extra_headers,
-			struct http_response *resp)
+                        size_t body_len, const char *const *extra_headers,
+                        struct http_response *resp)
 {
 	struct curl_slist *hdrs = NULL, *n;
 	int rc = 0;

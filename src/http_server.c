@@ -24,7 +24,7 @@
 #include "promacct/expo_text.h"
 #include "promacct/log.h"
 
-#define HOST_MAX 256
+#define HOST_MAX   256
 #define GZIP_LEVEL 1 /* fast: pages are large and very compressible anyway */
 
 struct http_server {
@@ -37,9 +37,9 @@ struct http_server {
 };
 
 static const char landing_page[] =
-	"<!DOCTYPE html>\n<html><head><title>promacct</title></head>\n<body>\n"
-	"<h1>promacct</h1>\n<p>Network traffic accounting for Prometheus.</p>\n"
-	"<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n";
+    "<!DOCTYPE html>\n<html><head><title>promacct</title></head>\n<body>\n"
+    "<h1>promacct</h1>\n<p>Network traffic accounting for Prometheus.</p>\n"
+    "<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n";
 
 int http_server_parse_listen(const char *text, char *host, size_t hostlen, int *port)
 {
@@ -74,7 +74,7 @@ int http_server_parse_listen(const char *text, char *host, size_t hostlen, int *
 }
 
 static int bind_listen(const char *host, int port, int *out_fd, int *out_port, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char portstr[16];
@@ -113,14 +113,14 @@ static int bind_listen(const char *host, int port, int *out_fd, int *out_port, c
 	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 128)) {
 		rc = -errno;
 		snprintf(err, errlen, "listen on %s:%d: %s", *host ? host : "", port,
-			 strerror(errno));
+		         strerror(errno));
 		goto out;
 	}
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	*out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						   : ((struct sockaddr_in *)&ss)->sin_port);
+	                                           : ((struct sockaddr_in *)&ss)->sin_port);
 	*out_fd = fd;
 	fd = -1;
 out:
@@ -164,14 +164,15 @@ static int gzip_buffer(const char *src, size_t len, char **out, size_t *outlen)
 static int accepts_gzip(struct MHD_Connection *conn)
 {
 	const char *ae =
-		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
 	return ae && strstr(ae, "gzip");
 }
 
-static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status,
-				    const char *ctype, const char *body)
+static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status, const char *ctype,
+                                    const char *body)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -195,7 +196,7 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
 		self_inc(s->scrape_errors, 1);
 		log_error("rendering metrics failed", "err=\"%s\"", strerror(-rc));
 		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
-				    "rendering metrics failed\n");
+		                    "rendering metrics failed\n");
 	}
 	atomic_store_explicit(&s->last_size, b.len, memory_order_relaxed);
 	size_t len;
@@ -212,7 +213,7 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
 		}
 	}
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer_with_free_callback(len, data, free);
+	    MHD_create_response_from_buffer_with_free_callback(len, data, free);
 	if (!resp) {
 		free(data);
 		return MHD_NO;
@@ -228,8 +229,8 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
 {
 	struct http_server *s = cls;
 	(void)version;
@@ -244,8 +245,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
-			sizeof "method not allowed\n" - 1, (void *)"method not allowed\n",
-			MHD_RESPMEM_PERSISTENT);
+		    sizeof "method not allowed\n" - 1, (void *)"method not allowed\n",
+		    MHD_RESPMEM_PERSISTENT);
 		if (!resp)
 			return MHD_NO;
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
@@ -263,7 +264,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 struct http_server *http_server_start(const char *listen, struct registry *reg, char *err,
-				      size_t errlen)
+                                      size_t errlen)
 {
 	char host[HOST_MAX];
 	int port;
@@ -280,25 +281,25 @@ struct http_server *http_server_start(const char *listen, struct registry *reg, 
 	s->fd = -1;
 	if (bind_listen(host, port, &s->fd, &s->port, err, errlen))
 		goto fail;
-	s->scrapes = registry_self_add(reg, "promacct_http_scrapes_total",
-				       "Requests of /metrics served.", METRIC_COUNTER, NULL, NULL,
-				       NULL, NULL);
+	s->scrapes =
+	    registry_self_add(reg, "promacct_http_scrapes_total", "Requests of /metrics served.",
+	                      METRIC_COUNTER, NULL, NULL, NULL, NULL);
 	s->scrape_errors = registry_self_add(reg, "promacct_http_scrape_errors_total",
-					     "Requests of /metrics that failed to render.",
-					     METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	                                     "Requests of /metrics that failed to render.",
+	                                     METRIC_COUNTER, NULL, NULL, NULL, NULL);
 	s->scrape_seconds = registry_self_add(reg, "promacct_http_scrape_duration_seconds",
-					      "Time the last /metrics request took to render.",
-					      METRIC_GAUGE, NULL, NULL, NULL, NULL);
+	                                      "Time the last /metrics request took to render.",
+	                                      METRIC_GAUGE, NULL, NULL, NULL, NULL);
 	if (!s->scrapes || !s->scrape_errors || !s->scrape_seconds) {
 		snprintf(err, errlen, "too many self-metrics");
 		goto fail;
 	}
 	s->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC, 0, NULL, NULL,
-		on_request, s, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)HTTP_SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC, 0, NULL, NULL, on_request,
+	    s, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)HTTP_SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(err, errlen, "cannot start the HTTP server on %s", listen);
 		goto fail;

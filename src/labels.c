@@ -40,7 +40,8 @@ int labels_metric_name_valid(const char *name)
 
 int labels_name_reserved(const char *name)
 {
-	static const char *const reserved[] = {"ip", "interface", "protocol", "le", "job", "instance"};
+	static const char *const reserved[] = {"ip", "interface", "protocol",
+	                                       "le", "job",       "instance"};
 	if (!strncmp(name, "__", 2))
 		return 1;
 	for (size_t i = 0; i < ARRAY_LEN(reserved); i++)
@@ -66,7 +67,7 @@ int labels_parse_pair(const char *text, struct label *out, char *err, size_t err
 	}
 	if (!labels_name_valid(name)) {
 		snprintf(err, errlen, "invalid label name '%s' (must match [a-zA-Z_][a-zA-Z0-9_]*)",
-			 name);
+		         name);
 		free(name);
 		free(value);
 		return -EINVAL;

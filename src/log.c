@@ -112,7 +112,7 @@ void log_write(enum log_level level, const char *msg, const char *kv, ...)
 		/* key=value pairs become JSON members; values were quoted by
 		 * the caller where needed, bare tokens are quoted here. */
 		n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":%s", ts,
-			     level_names[level], qmsg);
+		             level_names[level], qmsg);
 		const char *p = kvs;
 		while (*p && n > 0 && (size_t)n < sizeof line) {
 			while (*p == ' ')
@@ -128,19 +128,20 @@ void log_write(enum log_level level, const char *msg, const char *kv, ...)
 				if (*ve)
 					ve++;
 				n += snprintf(line + n, sizeof line - (size_t)n, ",\"%.*s\":%.*s",
-					      (int)(eq - p), p, (int)(ve - v), v);
+				              (int)(eq - p), p, (int)(ve - v), v);
 			} else {
 				ve = v + strcspn(v, " ");
-				n += snprintf(line + n, sizeof line - (size_t)n, ",\"%.*s\":\"%.*s\"",
-					      (int)(eq - p), p, (int)(ve - v), v);
+				n += snprintf(line + n, sizeof line - (size_t)n,
+				              ",\"%.*s\":\"%.*s\"", (int)(eq - p), p, (int)(ve - v),
+				              v);
 			}
 			p = ve;
 		}
 		if (n > 0 && (size_t)n < sizeof line)
 			n += snprintf(line + n, sizeof line - (size_t)n, "}\n");
 	} else {
-		n = snprintf(line, sizeof line, "ts=%s level=%s msg=%s%s%s\n", ts, level_names[level],
-			     qmsg, kvs[0] ? " " : "", kvs);
+		n = snprintf(line, sizeof line, "ts=%s level=%s msg=%s%s%s\n", ts,
+		             level_names[level], qmsg, kvs[0] ? " " : "", kvs);
 	}
 	if (n < 0)
 		return;

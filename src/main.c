@@ -98,8 +98,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	reg_ok = 1;
-	struct capture_opts copts = {cfg.promisc, cfg.buffer_size, cfg.filter,
-				     cfg.capture_threads};
+	struct capture_opts copts = {cfg.promisc, cfg.buffer_size, cfg.filter, cfg.capture_threads};
 	cap = capture_new(&reg, &copts);
 	if (!cap) {
 		log_error("out of memory", "%s", "");
@@ -145,8 +144,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("promacct started", "version=%s interfaces=%zu files=%zu ranges=%zu listen=%s",
-		 promacct_version, cfg.ninterfaces, cfg.nreads, cfg.ranges.n,
-		 http ? cfg.listen : "disabled");
+	         promacct_version, cfg.ninterfaces, cfg.nreads, cfg.ranges.n,
+	         http ? cfg.listen : "disabled");
 
 	if (cfg.once) {
 		int failed = capture_wait_files(cap);
@@ -172,7 +171,7 @@ int main(int argc, char **argv)
 			int rc = expo_text_render(&reg, &b);
 			if (rc || write_all(STDOUT_FILENO, b.data, b.len)) {
 				log_error("writing metrics failed", "err=\"%s\"",
-					  strerror(rc ? -rc : errno));
+				          strerror(rc ? -rc : errno));
 				status = 1;
 			}
 			buf_free(&b);

@@ -17,23 +17,23 @@
 #include <stddef.h>
 #include <string.h>
 
-#define ETH_HLEN 14
-#define VLAN_TAG_LEN 4
-#define PPPOE_HLEN 8 /* 6 bytes PPPoE session header + 2 bytes PPP protocol */
-#define SLL_HLEN 16
-#define SLL2_HLEN 20
-#define NULL_HLEN 4
-#define MAX_VLAN_TAGS 8	      /* deeper stacks are treated as malformed */
+#define ETH_HLEN             14
+#define VLAN_TAG_LEN         4
+#define PPPOE_HLEN           8 /* 6 bytes PPPoE session header + 2 bytes PPP protocol */
+#define SLL_HLEN             16
+#define SLL2_HLEN            20
+#define NULL_HLEN            4
+#define MAX_VLAN_TAGS        8  /* deeper stacks are treated as malformed */
 #define MAX_IPV6_EXT_HEADERS 16 /* more is treated as malformed */
 
-#define ETHERTYPE_IPV4 0x0800
-#define ETHERTYPE_IPV6 0x86dd
-#define ETHERTYPE_VLAN 0x8100
-#define ETHERTYPE_QINQ 0x88a8
-#define ETHERTYPE_QINQ_OLD 0x9100
+#define ETHERTYPE_IPV4          0x0800
+#define ETHERTYPE_IPV6          0x86dd
+#define ETHERTYPE_VLAN          0x8100
+#define ETHERTYPE_QINQ          0x88a8
+#define ETHERTYPE_QINQ_OLD      0x9100
 #define ETHERTYPE_PPPOE_SESSION 0x8864
-#define PPP_IPV4 0x0021
-#define PPP_IPV6 0x0057
+#define PPP_IPV4                0x0021
+#define PPP_IPV6                0x0057
 
 #ifndef DLT_LINUX_SLL2
 #define DLT_LINUX_SLL2 276
@@ -63,9 +63,9 @@ __attribute__((constructor)) static void classify_init(void)
 {
 	static const struct {
 		uint8_t num, cls;
-	} known[] = {{1, PROTO_ICMP},	{2, PROTO_IGMP},  {6, PROTO_TCP},   {17, PROTO_UDP},
-		     {98, PROTO_ENCAP}, {47, PROTO_GRE},  {50, PROTO_ESP},  {88, PROTO_EIGRP},
-		     {89, PROTO_OSPF},	{132, PROTO_SCTP}};
+	} known[] = {{1, PROTO_ICMP},   {2, PROTO_IGMP},  {6, PROTO_TCP},  {17, PROTO_UDP},
+	             {98, PROTO_ENCAP}, {47, PROTO_GRE},  {50, PROTO_ESP}, {88, PROTO_EIGRP},
+	             {89, PROTO_OSPF},  {132, PROTO_SCTP}};
 	memset(class_v4, PROTO_OTHER, sizeof class_v4);
 	memset(class_v6, PROTO_OTHER, sizeof class_v6);
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -144,11 +144,10 @@ static inline uint32_t sub_hdr(uint32_t wirelen, uint32_t hlen)
 /* From an ethertype at p[off-2..off): VLAN tags, PPPoE, then IP.
  * *hlen accumulates the link header length. */
 static enum parse_status parse_ethertype(const uint8_t *p, uint32_t caplen, uint32_t off,
-					 uint16_t type, uint32_t *hlen,
-					 struct parsed_packet *out)
+                                         uint16_t type, uint32_t *hlen, struct parsed_packet *out)
 {
-	for (int tags = 0; type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ ||
-			   type == ETHERTYPE_QINQ_OLD;
+	for (int tags = 0;
+	     type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD;
 	     tags++) {
 		if (tags == MAX_VLAN_TAGS)
 			return PARSE_BAD_LINK;
@@ -215,7 +214,7 @@ static inline void parse_reset(struct parsed_packet *out)
 }
 
 static inline enum parse_status parse_done(enum parse_status st, uint32_t wirelen, uint32_t hlen,
-					   struct parsed_packet *out)
+                                           struct parsed_packet *out)
 {
 	out->size = sub_hdr(wirelen, hlen);
 	if (st != PARSE_OK)
@@ -226,7 +225,7 @@ static inline enum parse_status parse_done(enum parse_status st, uint32_t wirele
 /* Ethernet. The common case (untagged IPv4 without options) is checked
  * first; everything else goes through the general ethertype walk. */
 static enum parse_status parse_en10mb(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-				      struct parsed_packet *out)
+                                      struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
@@ -240,40 +239,40 @@ static enum parse_status parse_en10mb(const uint8_t *p, uint32_t caplen, uint32_
 	}
 	parse_reset(out);
 	uint32_t hlen = ETH_HLEN;
-	enum parse_status st = caplen < ETH_HLEN ? PARSE_TRUNCATED
-						 : parse_ethertype(p, caplen, ETH_HLEN, rd16(p + 12),
-								   &hlen, out);
+	enum parse_status st = caplen < ETH_HLEN
+	                           ? PARSE_TRUNCATED
+	                           : parse_ethertype(p, caplen, ETH_HLEN, rd16(p + 12), &hlen, out);
 	return parse_done(st, wirelen, hlen, out);
 }
 
 static enum parse_status parse_sll(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-				   struct parsed_packet *out)
+                                   struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
 	parse_reset(out);
 	uint32_t hlen = SLL_HLEN;
-	enum parse_status st = caplen < SLL_HLEN ? PARSE_TRUNCATED
-						 : parse_ethertype(p, caplen, SLL_HLEN, rd16(p + 14),
-								   &hlen, out);
+	enum parse_status st = caplen < SLL_HLEN
+	                           ? PARSE_TRUNCATED
+	                           : parse_ethertype(p, caplen, SLL_HLEN, rd16(p + 14), &hlen, out);
 	return parse_done(st, wirelen, hlen, out);
 }
 
 static enum parse_status parse_sll2(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-				    struct parsed_packet *out)
+                                    struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
 	parse_reset(out);
 	uint32_t hlen = SLL2_HLEN;
 	enum parse_status st = caplen < SLL2_HLEN
-				       ? PARSE_TRUNCATED
-				       : parse_ethertype(p, caplen, SLL2_HLEN, rd16(p), &hlen, out);
+	                           ? PARSE_TRUNCATED
+	                           : parse_ethertype(p, caplen, SLL2_HLEN, rd16(p), &hlen, out);
 	return parse_done(st, wirelen, hlen, out);
 }
 
 static enum parse_status parse_raw(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-				   struct parsed_packet *out)
+                                   struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
@@ -282,7 +281,7 @@ static enum parse_status parse_raw(const uint8_t *p, uint32_t caplen, uint32_t w
 }
 
 static enum parse_status parse_raw4(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-				    struct parsed_packet *out)
+                                    struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
@@ -291,7 +290,7 @@ static enum parse_status parse_raw4(const uint8_t *p, uint32_t caplen, uint32_t 
 }
 
 static enum parse_status parse_raw6(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-				    struct parsed_packet *out)
+                                    struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
@@ -300,7 +299,7 @@ static enum parse_status parse_raw6(const uint8_t *p, uint32_t caplen, uint32_t 
 }
 
 static enum parse_status parse_bsd_null(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-					struct parsed_packet *out)
+                                        struct parsed_packet *out)
 {
 	if (caplen > wirelen)
 		caplen = wirelen;
@@ -332,7 +331,7 @@ parse_fn parse_for_linktype(int dlt)
 }
 
 enum parse_status parse_packet(int dlt, const uint8_t *p, uint32_t caplen, uint32_t wirelen,
-			       struct parsed_packet *out)
+                               struct parsed_packet *out)
 {
 	parse_fn fn = parse_for_linktype(dlt);
 	if (fn)
@@ -369,7 +368,7 @@ int parse_snaplen(int dlt)
 }
 
 static const char *const proto_names[PROTO_COUNT] = {
-	"icmp", "igmp", "tcp", "udp", "encap", "gre", "esp", "eigrp", "ospf", "sctp", "icmpv6", "other",
+    "icmp", "igmp", "tcp", "udp", "encap", "gre", "esp", "eigrp", "ospf", "sctp", "icmpv6", "other",
 };
 
 const char *parse_proto_name(enum proto_class p)
@@ -378,7 +377,7 @@ const char *parse_proto_name(enum proto_class p)
 }
 
 static const char *const status_names[PARSE_STATUS_COUNT] = {
-	"ok", "non_ip", "truncated", "bad_link", "bad_ipv4", "bad_ipv6",
+    "ok", "non_ip", "truncated", "bad_link", "bad_ipv4", "bad_ipv6",
 };
 
 const char *parse_status_name(enum parse_status s)

@@ -24,7 +24,7 @@
 #include "promacct/log.h"
 
 #define GZIP_MIN_BYTES 1024 /* smaller bodies go uncompressed */
-#define URL_MAX 8192
+#define URL_MAX        8192
 
 struct pushgateway {
 	struct registry *reg;
@@ -95,7 +95,7 @@ static void append_segment(struct buf *b, const char *name, const char *value)
 }
 
 void pushgateway_group_path(struct buf *out, const char *job, const struct label *grouping,
-			    size_t n)
+                            size_t n)
 {
 	buf_append_str(out, "/metrics");
 	append_segment(out, "job", job);
@@ -104,7 +104,7 @@ void pushgateway_group_path(struct buf *out, const char *job, const struct label
 }
 
 struct pushgateway *pushgateway_new(const struct config *cfg, struct registry *reg, char *err,
-				    size_t errlen)
+                                    size_t errlen)
 {
 	struct pushgateway *p = calloc(1, sizeof *p);
 	struct buf u;
@@ -141,18 +141,18 @@ struct pushgateway *pushgateway_new(const struct config *cfg, struct registry *r
 	if (!p->http)
 		goto fail;
 	p->ok = registry_self_add(reg, "promacct_push_requests_total",
-				  "Pushes to the Pushgateway, by result.", METRIC_COUNTER, "result",
-				  "success", NULL, NULL);
+	                          "Pushes to the Pushgateway, by result.", METRIC_COUNTER, "result",
+	                          "success", NULL, NULL);
 	p->failed = registry_self_add(reg, "promacct_push_requests_total",
-				      "Pushes to the Pushgateway, by result.", METRIC_COUNTER,
-				      "result", "failure", NULL, NULL);
-	p->last_success = registry_self_add(
-		reg, "promacct_push_last_success_timestamp_seconds",
-		"Time of the last successful push since the Unix epoch, in seconds.", METRIC_GAUGE,
-		NULL, NULL, NULL, NULL);
+	                              "Pushes to the Pushgateway, by result.", METRIC_COUNTER,
+	                              "result", "failure", NULL, NULL);
+	p->last_success =
+	    registry_self_add(reg, "promacct_push_last_success_timestamp_seconds",
+	                      "Time of the last successful push since the Unix epoch, in seconds.",
+	                      METRIC_GAUGE, NULL, NULL, NULL, NULL);
 	p->duration = registry_self_add(reg, "promacct_push_duration_seconds",
-					"Duration of the last push request, in seconds.",
-					METRIC_GAUGE, NULL, NULL, NULL, NULL);
+	                                "Duration of the last push request, in seconds.",
+	                                METRIC_GAUGE, NULL, NULL, NULL, NULL);
 	if (!p->ok || !p->failed || !p->last_success || !p->duration) {
 		snprintf(err, errlen, "too many self-metrics");
 		goto fail;
@@ -209,7 +209,7 @@ static void describe_failure(const struct http_response *r, char *out, size_t le
 		snprintf(out, len, "err=%s", log_quote(q, sizeof q, r->error, strlen(r->error)));
 	else
 		snprintf(out, len, "status=%ld body=%s", r->status,
-			 log_quote(q, sizeof q, r->body, r->body_len));
+		         log_quote(q, sizeof q, r->body, r->body_len));
 }
 
 /* One push; failures are logged and counted (the caller may ignore them). */
@@ -241,7 +241,7 @@ static int push_once(struct pushgateway *p)
 		headers[1] = "Content-Encoding: gzip";
 	}
 	rc = http_client_request(p->http, p->post ? "POST" : "PUT", p->url, body, body_len, headers,
-				 &resp);
+	                         &resp);
 	gauge_set(p->duration, resp.seconds);
 	if (rc == 0 && resp.status >= 200 && resp.status < 300) {
 		note_result(p, 1, NULL);
@@ -284,7 +284,7 @@ static void *push_thread(void *arg)
 				next.tv_nsec -= 1000000000L;
 			}
 		} while (next.tv_sec < now.tv_sec ||
-			 (next.tv_sec == now.tv_sec && next.tv_nsec <= now.tv_nsec));
+		         (next.tv_sec == now.tv_sec && next.tv_nsec <= now.tv_nsec));
 		while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &next) != ETIMEDOUT)
 			;
 	}
@@ -320,7 +320,8 @@ void pushgateway_stop(struct pushgateway *p)
 		} else {
 			char what[800];
 			describe_failure(&resp, what, sizeof what);
-			log_error("deleting the pushed group failed", "url=\"%s\" %s", p->url, what);
+			log_error("deleting the pushed group failed", "url=\"%s\" %s", p->url,
+			          what);
 		}
 		p->delete_on_exit = 0;
 	}

@@ -77,7 +77,8 @@ static int parse_labels(struct range *rg, const char *p, char *err, size_t errle
 	 * previous value, so values may hold colons. */
 	while (*p) {
 		if (*p != ':') {
-			snprintf(err, errlen, "expected ':name=value' after the address, got '%s'", p);
+			snprintf(err, errlen, "expected ':name=value' after the address, got '%s'",
+			         p);
 			return -EINVAL;
 		}
 		p++;
@@ -102,9 +103,9 @@ static int parse_labels(struct range *rg, const char *p, char *err, size_t errle
 			return rc;
 		if (labels_name_reserved(l.name)) {
 			snprintf(err, errlen,
-				 "label name '%s' is reserved (ip, interface, protocol, le, job, "
-				 "instance and names starting with __)",
-				 l.name);
+			         "label name '%s' is reserved (ip, interface, protocol, le, job, "
+			         "instance and names starting with __)",
+			         l.name);
 			labels_free(&l, 1);
 			return -EINVAL;
 		}
@@ -173,9 +174,9 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen)
 			if (*p != '[' || !(close = strchr(p, ']')) ||
 			    parse_addr(p + 1, (size_t)(close - p - 1), rg.last, &fam2)) {
 				snprintf(err, errlen,
-					 "invalid last address in range '%s' (IPv6 ranges are "
-					 "written [FIRST]-[LAST])",
-					 spec);
+				         "invalid last address in range '%s' (IPv6 ranges are "
+				         "written [FIRST]-[LAST])",
+				         spec);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -214,10 +215,11 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen)
 			fam2 = rg.family;
 		} else {
 			if (parse_addr(p, alen, rg.first, &rg.family) || rg.family != 4) {
-				snprintf(err, errlen,
-					 "invalid range '%s' (expected FIRST-LAST or ADDRESS/LEN; "
-					 "IPv6 FIRST-LAST needs brackets: [2001:db8::1]-[2001:db8::ff])",
-					 spec);
+				snprintf(
+				    err, errlen,
+				    "invalid range '%s' (expected FIRST-LAST or ADDRESS/LEN; "
+				    "IPv6 FIRST-LAST needs brackets: [2001:db8::1]-[2001:db8::ff])",
+				    spec);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -226,7 +228,8 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen)
 				p++;
 				size_t l2 = strcspn(p, ":");
 				if (parse_addr(p, l2, rg.last, &fam2)) {
-					snprintf(err, errlen, "invalid last address in range '%s'", spec);
+					snprintf(err, errlen, "invalid last address in range '%s'",
+					         spec);
 					rc = -EINVAL;
 					goto out;
 				}
@@ -296,7 +299,7 @@ static int cmp_u128(const void *a, const void *b)
  * range. Boundaries are every first and last+1; within two consecutive
  * boundaries, ownership cannot change. */
 static int build_family(struct ranges *r, int family, u128 **out_first, u128 **out_last,
-			uint32_t **out_idx, size_t *out_n)
+                        uint32_t **out_idx, size_t *out_n)
 {
 	size_t nb = 0, cnt = 0;
 	u128 *bounds = malloc(sizeof *bounds * (2 * r->n + 1));

@@ -19,7 +19,7 @@
 #define HISTS_PER_ADDRESS (2 * PROTO_COUNT)
 
 int registry_init(struct registry *r, struct histogram_layout *layout, struct ranges *ranges,
-		  size_t max_addresses)
+                  size_t max_addresses)
 {
 	memset(r, 0, sizeof *r);
 	r->layout = layout;
@@ -85,9 +85,9 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 	if (!sh)
 		return NULL;
 	sh->all = calloc(r->layout->words, sizeof *sh->all);
-	if (!sh->all || addrtable_init(&sh->table, r->layout->words,
-				       r->max_addresses * HISTS_PER_ADDRESS, &r->tracked,
-				       r->max_addresses)) {
+	if (!sh->all ||
+	    addrtable_init(&sh->table, r->layout->words, r->max_addresses * HISTS_PER_ADDRESS,
+	                   &r->tracked, r->max_addresses)) {
 		free(sh->all);
 		free(sh);
 		return NULL;
@@ -97,8 +97,8 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 }
 
 gauge_t *registry_self_add(struct registry *r, const char *name, const char *help,
-			   enum metric_type type, const char *l1, const char *v1, const char *l2,
-			   const char *v2)
+                           enum metric_type type, const char *l1, const char *v1, const char *l2,
+                           const char *v2)
 {
 	if (r->nself == REGISTRY_MAX_SELF)
 		return NULL;
@@ -152,7 +152,8 @@ static uint64_t be_bytes(const uint8_t *p, int n)
 
 static void ref_fill(struct ref *r, const struct addr_key *k, const counter_t *h, uint32_t src)
 {
-	r->k0 = (uint64_t)fam_dir(k) << 56 | (uint64_t)(src & 0xffffff) << 32 | be_bytes(k->addr, 4);
+	r->k0 =
+	    (uint64_t)fam_dir(k) << 56 | (uint64_t)(src & 0xffffff) << 32 | be_bytes(k->addr, 4);
 	r->k1 = be_bytes(k->addr + 4, 8);
 	r->k2 = be_bytes(k->addr + 12, 4) << 8 | k->proto;
 	r->key = k;
@@ -192,7 +193,7 @@ static void addr_text(const struct addr_key *k, char *out, size_t len)
 }
 
 static void emit_hist(struct collector *c, const struct histogram_layout *l, const uint64_t *cum,
-		      uint64_t sum)
+                      uint64_t sum)
 {
 	for (unsigned i = 0; i < l->nbuckets; i++)
 		c->sample(c, SAMPLE_BUCKET, l->le[i], (double)cum[i]);
@@ -201,21 +202,21 @@ static void emit_hist(struct collector *c, const struct histogram_layout *l, con
 }
 
 static const char *const addr_family_names[4] = {
-	"promacct_packet_size_bytes_ipv4_tx",
-	"promacct_packet_size_bytes_ipv4_rx",
-	"promacct_packet_size_bytes_ipv6_tx",
-	"promacct_packet_size_bytes_ipv6_rx",
+    "promacct_packet_size_bytes_ipv4_tx",
+    "promacct_packet_size_bytes_ipv4_rx",
+    "promacct_packet_size_bytes_ipv6_tx",
+    "promacct_packet_size_bytes_ipv6_rx",
 };
 
 static const char *const addr_family_help[4] = {
-	"Size of IPv4 packets sent by the address (its source), in bytes without the link-layer "
-	"header.",
-	"Size of IPv4 packets received by the address (its destination), in bytes without the "
-	"link-layer header.",
-	"Size of IPv6 packets sent by the address (its source), in bytes without the link-layer "
-	"header.",
-	"Size of IPv6 packets received by the address (its destination), in bytes without the "
-	"link-layer header.",
+    "Size of IPv4 packets sent by the address (its source), in bytes without the link-layer "
+    "header.",
+    "Size of IPv4 packets received by the address (its destination), in bytes without the "
+    "link-layer header.",
+    "Size of IPv6 packets sent by the address (its source), in bytes without the link-layer "
+    "header.",
+    "Size of IPv6 packets received by the address (its destination), in bytes without the "
+    "link-layer header.",
 };
 
 size_t registry_address_histograms(struct registry *r)
@@ -248,7 +249,7 @@ static int collect_addresses(struct registry *r, struct collector *c)
 			size_t cnt = addrtable_count(t);
 			for (size_t e = 0; e < cnt && n < cap; e++)
 				ref_fill(&refs[n++], addrtable_key(t, e), addrtable_hist(t, e),
-					 (uint32_t)i);
+				         (uint32_t)i);
 		}
 	qsort(refs, n, sizeof *refs, ref_cmp);
 
@@ -283,7 +284,7 @@ static int collect_addresses(struct registry *r, struct collector *c)
 }
 
 static void collect_counter_per_source(struct registry *r, struct collector *c, const char *name,
-				       const char *help, size_t offset)
+                                       const char *help, size_t offset)
 {
 	struct label lab = {"interface", NULL};
 	c->family(c, name, help, METRIC_COUNTER);
@@ -291,7 +292,7 @@ static void collect_counter_per_source(struct registry *r, struct collector *c, 
 		uint64_t v = 0;
 		for (size_t j = 0; j < r->sources[i].nshards; j++)
 			v += counter_read(
-				(const counter_t *)((const char *)r->sources[i].shards[j] + offset));
+			    (const counter_t *)((const char *)r->sources[i].shards[j] + offset));
 		lab.value = r->sources[i].name;
 		struct series_labels sl = {&lab, 1, NULL, 0, NULL};
 		c->series(c, &sl);
@@ -329,9 +330,9 @@ int registry_collect(struct registry *r, struct collector *c)
 	int rc;
 
 	c->family(c, "promacct_packet_size_bytes_all",
-		  "Size of all packets seen on the interface, in bytes without the link-layer "
-		  "header.",
-		  METRIC_HISTOGRAM);
+	          "Size of all packets seen on the interface, in bytes without the link-layer "
+	          "header.",
+	          METRIC_HISTOGRAM);
 	for (size_t i = 0; i < r->nsources; i++) {
 		memset(acc, 0, sizeof acc);
 		accsum = 0;
@@ -348,27 +349,30 @@ int registry_collect(struct registry *r, struct collector *c)
 	if (rc)
 		return rc;
 
-	collect_counter_per_source(r, c, "promacct_pcap_received_packets_total",
-				   "Packets received by the capture (pcap_stats ps_recv; packets read "
-				   "for capture files).",
-				   offsetof(struct acct_shard, pcap_recv));
-	collect_counter_per_source(r, c, "promacct_pcap_dropped_packets_total",
-				   "Packets dropped by the kernel because the capture buffer was full "
-				   "(pcap_stats ps_drop).",
-				   offsetof(struct acct_shard, pcap_drop));
+	collect_counter_per_source(
+	    r, c, "promacct_pcap_received_packets_total",
+	    "Packets received by the capture (pcap_stats ps_recv; packets read "
+	    "for capture files).",
+	    offsetof(struct acct_shard, pcap_recv));
+	collect_counter_per_source(
+	    r, c, "promacct_pcap_dropped_packets_total",
+	    "Packets dropped by the kernel because the capture buffer was full "
+	    "(pcap_stats ps_drop).",
+	    offsetof(struct acct_shard, pcap_drop));
 	collect_counter_per_source(r, c, "promacct_pcap_interface_dropped_packets_total",
-				   "Packets dropped by the network interface or its driver "
-				   "(pcap_stats ps_ifdrop).",
-				   offsetof(struct acct_shard, pcap_ifdrop));
-	collect_counter_per_source(r, c, "promacct_non_ip_packets_total",
-				   "Frames that carry neither IPv4 nor IPv6 (counted in the interface "
-				   "histogram only).",
-				   offsetof(struct acct_shard, parse[PARSE_NON_IP]));
+	                           "Packets dropped by the network interface or its driver "
+	                           "(pcap_stats ps_ifdrop).",
+	                           offsetof(struct acct_shard, pcap_ifdrop));
+	collect_counter_per_source(
+	    r, c, "promacct_non_ip_packets_total",
+	    "Frames that carry neither IPv4 nor IPv6 (counted in the interface "
+	    "histogram only).",
+	    offsetof(struct acct_shard, parse[PARSE_NON_IP]));
 
 	c->family(c, "promacct_parse_failures_total",
-		  "Frames that could not be parsed to IP addresses, by reason (counted in the "
-		  "interface histogram only).",
-		  METRIC_COUNTER);
+	          "Frames that could not be parsed to IP addresses, by reason (counted in the "
+	          "interface histogram only).",
+	          METRIC_COUNTER);
 	struct label fl[2] = {{"interface", NULL}, {"reason", NULL}};
 	for (size_t i = 0; i < r->nsources; i++)
 		for (int st = PARSE_TRUNCATED; st < PARSE_STATUS_COUNT; st++) {
@@ -383,35 +387,35 @@ int registry_collect(struct registry *r, struct collector *c)
 		}
 
 	collect_counter_per_source(r, c, "promacct_untracked_packets_total",
-				   "Address observations (a packet counts once for its source and "
-				   "once for its destination) not accounted per address because "
-				   "--max-addresses was reached.",
-				   offsetof(struct acct_shard, untracked));
+	                           "Address observations (a packet counts once for its source and "
+	                           "once for its destination) not accounted per address because "
+	                           "--max-addresses was reached.",
+	                           offsetof(struct acct_shard, untracked));
 
 	struct series_labels none = {NULL, 0, NULL, 0, NULL};
 	c->family(c, "promacct_tracked_addresses",
-		  "Distinct (interface, address) pairs with histograms.", METRIC_GAUGE);
+	          "Distinct (interface, address) pairs with histograms.", METRIC_GAUGE);
 	c->series(c, &none);
 	c->sample(c, SAMPLE_PLAIN, NULL,
-		  (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
+	          (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
 	c->family(c, "promacct_max_addresses",
-		  "The --max-addresses limit of tracked (interface, address) pairs.", METRIC_GAUGE);
+	          "The --max-addresses limit of tracked (interface, address) pairs.", METRIC_GAUGE);
 	c->series(c, &none);
 	c->sample(c, SAMPLE_PLAIN, NULL, (double)r->max_addresses);
 
 	c->family(c, "promacct_build_info",
-		  "A metric with a constant '1' value labeled by the version of promacct and of "
-		  "libpcap.",
-		  METRIC_GAUGE);
+	          "A metric with a constant '1' value labeled by the version of promacct and of "
+	          "libpcap.",
+	          METRIC_GAUGE);
 	struct label bl[2] = {{"libpcap", (char *)pcap_lib_version()},
-			      {"version", (char *)promacct_version}};
+	                      {"version", (char *)promacct_version}};
 	struct series_labels bsl = {bl, 2, NULL, 0, NULL};
 	c->series(c, &bsl);
 	c->sample(c, SAMPLE_PLAIN, NULL, 1);
 
 	c->family(c, "promacct_start_time_seconds",
-		  "Start time of the promacct process since the Unix epoch, in seconds.",
-		  METRIC_GAUGE);
+	          "Start time of the promacct process since the Unix epoch, in seconds.",
+	          METRIC_GAUGE);
 	c->series(c, &none);
 	c->sample(c, SAMPLE_PLAIN, NULL, r->start_time);
 

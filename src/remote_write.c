@@ -34,10 +34,10 @@
 #include "promacct/log.h"
 #include "remote.pb-c.h"
 
-#define ARENA_BLOCK (4 * 1024 * 1024) /* one block holds a 2000-sample batch */
-#define RW_MAX_LABELS 64	   /* labels per series, external ones included */
-#define RW_LOG_4XX_INTERVAL 10.0 /* seconds between logged rejections */
-#define RW_RETRY_AFTER_MAX 300.0
+#define ARENA_BLOCK         (4 * 1024 * 1024) /* one block holds a 2000-sample batch */
+#define RW_MAX_LABELS       64                /* labels per series, external ones included */
+#define RW_LOG_4XX_INTERVAL 10.0              /* seconds between logged rejections */
+#define RW_RETRY_AFTER_MAX  300.0
 
 typedef Prometheus__TimeSeries TimeSeries;
 typedef Prometheus__Label Label;
@@ -201,9 +201,10 @@ static int enc_flush(struct encoder *e)
 		req.n_metadata = e->nmeta;
 		req.metadata = e->meta;
 		for (size_t i = 0; i < e->nmeta; i++)
-			bound += 1 + 5 + 1 + 5 + label_bound(strlen(e->meta[i]->metric_family_name),
-							     strlen(e->meta[i]->help)) +
-				 2;
+			bound += 1 + 5 + 1 + 5 +
+			         label_bound(strlen(e->meta[i]->metric_family_name),
+			                     strlen(e->meta[i]->help)) +
+			         2;
 	}
 	/* The bound replaces a get_packed_size pass over every series. */
 	buf_reset(&e->packed);
@@ -241,7 +242,7 @@ static Prometheus__MetricMetadata__MetricType meta_type(enum metric_type t)
 }
 
 static void enc_family(struct collector *c, const char *name, const char *help,
-		       enum metric_type type)
+                       enum metric_type type)
 {
 	struct encoder *e = (struct encoder *)c;
 	e->family = name;
@@ -428,7 +429,7 @@ static void enc_sample(struct collector *c, enum sample_kind kind, const char *l
 	ts->samples = sp;
 	e->series[e->nseries++] = ts;
 	e->bound += SERIES_BOUND + e->tmpl_bytes + label_bound(8, strlen(name->value)) +
-		    (le ? label_bound(2, strlen(le)) : 0);
+	            (le ? label_bound(2, strlen(le)) : 0);
 	if (e->nseries == e->max_samples) {
 		rc = enc_flush(e);
 		if (rc)
@@ -437,8 +438,8 @@ static void enc_sample(struct collector *c, enum sample_kind kind, const char *l
 }
 
 int remote_write_encode(struct registry *reg, const struct rw_label_set *ext, int64_t ts_ms,
-			size_t max_samples, int stale,
-			int (*emit)(void *ctx, char *body, size_t len, size_t nsamples), void *ctx)
+                        size_t max_samples, int stale,
+                        int (*emit)(void *ctx, char *body, size_t len, size_t nsamples), void *ctx)
 {
 	struct encoder e;
 	int rc;
@@ -492,8 +493,8 @@ struct rw_endpoint {
 	int started;
 	/* queue, under rw->lock */
 	struct rw_request *head, *tail;
-	size_t queued;	/* samples */
-	int sending;	/* head is in flight: never dropped from under it */
+	size_t queued; /* samples */
+	int sending;   /* head is in flight: never dropped from under it */
 	unsigned int seed;
 	int last_ok;
 	double last_reject_log;
@@ -511,15 +512,15 @@ struct remote_write {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* queue changes, stop */
-	int stop;	     /* timer: stop now */
-	int draining;	     /* senders: finish by drain_deadline */
+	int stop;            /* timer: stop now */
+	int draining;        /* senders: finish by drain_deadline */
 	double drain_deadline;
 	pthread_t timer;
 	int timer_started;
 };
 
 static const char *const rw_reserved_headers[] = {"content-encoding", "content-type",
-						  "x-prometheus-remote-write-version", NULL};
+                                                  "x-prometheus-remote-write-version", NULL};
 
 static void timespec_at(struct timespec *ts, double mono)
 {
@@ -528,7 +529,7 @@ static void timespec_at(struct timespec *ts, double mono)
 }
 
 struct remote_write *remote_write_new(const struct config *cfg, struct registry *reg, char *err,
-				      size_t errlen)
+                                      size_t errlen)
 {
 	struct remote_write *rw = calloc(1, sizeof *rw);
 	if (!rw)
@@ -564,34 +565,34 @@ struct remote_write *remote_write_new(const struct config *cfg, struct registry 
 		if (!ep->http)
 			goto fail;
 		for (size_t h = 0; h < cfg->nrw_headers; h++)
-			if (http_client_add_header(ep->http, cfg->rw_headers[h], rw_reserved_headers,
-						   err, errlen))
+			if (http_client_add_header(ep->http, cfg->rw_headers[h],
+			                           rw_reserved_headers, err, errlen))
 				goto fail;
 		const char *u = ep->url;
-#define RW_SELF(field, name, help, type, l2, v2)                                          \
-	do {                                                                              \
-		ep->field = registry_self_add(reg, name, help, type, "url", u, l2, v2);   \
-		if (!ep->field) {                                                         \
-			snprintf(err, errlen, "too many self-metrics");                   \
-			goto fail;                                                        \
-		}                                                                         \
+#define RW_SELF(field, name, help, type, l2, v2)                                                   \
+	do {                                                                                       \
+		ep->field = registry_self_add(reg, name, help, type, "url", u, l2, v2);            \
+		if (!ep->field) {                                                                  \
+			snprintf(err, errlen, "too many self-metrics");                            \
+			goto fail;                                                                 \
+		}                                                                                  \
 	} while (0)
 		RW_SELF(sent, "promacct_remote_write_samples_total",
-			"Samples by outcome: sent (accepted), failed (a request that will be "
-			"retried), dropped (rejected with a 4xx or pushed out of a full queue).",
-			METRIC_COUNTER, "result", "sent");
-		RW_SELF(failed, "promacct_remote_write_samples_total", NULL, METRIC_COUNTER, "result",
-			"failed");
+		        "Samples by outcome: sent (accepted), failed (a request that will be "
+		        "retried), dropped (rejected with a 4xx or pushed out of a full queue).",
+		        METRIC_COUNTER, "result", "sent");
+		RW_SELF(failed, "promacct_remote_write_samples_total", NULL, METRIC_COUNTER,
+		        "result", "failed");
 		RW_SELF(dropped, "promacct_remote_write_samples_total", NULL, METRIC_COUNTER,
-			"result", "dropped");
+		        "result", "dropped");
 		RW_SELF(queue, "promacct_remote_write_queue_samples",
-			"Samples waiting to be sent to the endpoint.", METRIC_GAUGE, NULL, NULL);
+		        "Samples waiting to be sent to the endpoint.", METRIC_GAUGE, NULL, NULL);
 		RW_SELF(last_success, "promacct_remote_write_last_success_timestamp_seconds",
-			"Time of the last accepted request since the Unix epoch, in seconds.",
-			METRIC_GAUGE, NULL, NULL);
+		        "Time of the last accepted request since the Unix epoch, in seconds.",
+		        METRIC_GAUGE, NULL, NULL);
 		RW_SELF(duration, "promacct_remote_write_request_duration_seconds",
-			"Duration of the last request to the endpoint, in seconds.", METRIC_GAUGE,
-			NULL, NULL);
+		        "Duration of the last request to the endpoint, in seconds.", METRIC_GAUGE,
+		        NULL, NULL);
 #undef RW_SELF
 	}
 	return rw;
@@ -635,7 +636,7 @@ static void enqueue_locked(struct rw_endpoint *ep, char *body, size_t len, size_
 	if (dropped) {
 		self_inc(ep->dropped, (double)dropped);
 		log_warn("remote-write queue full, dropped the oldest samples",
-			 "url=\"%s\" samples=%zu", ep->url, dropped);
+		         "url=\"%s\" samples=%zu", ep->url, dropped);
 	}
 	gauge_set(ep->queue, (double)ep->queued);
 }
@@ -676,8 +677,8 @@ static int snapshot(struct remote_write *rw, int stale)
 		ts = rw->last_ts + 1; /* strictly increasing per series, always */
 	rw->last_ts = ts;
 	struct fanout_ctx f = {rw};
-	int rc = remote_write_encode(rw->reg, &rw->ext, ts, rw->max_samples, stale,
-				     emit_to_queues, &f);
+	int rc =
+	    remote_write_encode(rw->reg, &rw->ext, ts, rw->max_samples, stale, emit_to_queues, &f);
 	if (rc)
 		log_error("remote-write snapshot failed", "err=\"%s\"", strerror(-rc));
 	return rc;
@@ -700,11 +701,11 @@ static double backoff_delay(struct rw_endpoint *ep, int attempt, double retry_af
 enum attempt_result { SENT, RETRY, REJECTED };
 
 static enum attempt_result send_one(struct rw_endpoint *ep, const struct rw_request *r,
-				    double *retry_after)
+                                    double *retry_after)
 {
 	static const char *const headers[] = {"Content-Encoding: snappy",
-					      "Content-Type: application/x-protobuf",
-					      "X-Prometheus-Remote-Write-Version: 0.1.0", NULL};
+	                                      "Content-Type: application/x-protobuf",
+	                                      "X-Prometheus-Remote-Write-Version: 0.1.0", NULL};
 	struct http_response resp;
 	char q[HTTP_CLIENT_BODY_MAX + 64];
 	int rc = http_client_request(ep->http, "POST", ep->url, r->body, r->len, headers, &resp);
@@ -723,8 +724,8 @@ static enum attempt_result send_one(struct rw_endpoint *ep, const struct rw_requ
 		double now = time_monotonic();
 		if (now - ep->last_reject_log >= RW_LOG_4XX_INTERVAL || ep->last_reject_log == 0) {
 			log_error("remote write rejected, samples dropped",
-				  "url=\"%s\" status=%ld samples=%zu body=%s", ep->url, resp.status,
-				  r->nsamples, log_quote(q, sizeof q, resp.body, resp.body_len));
+			          "url=\"%s\" status=%ld samples=%zu body=%s", ep->url, resp.status,
+			          r->nsamples, log_quote(q, sizeof q, resp.body, resp.body_len));
 			ep->last_reject_log = now;
 		}
 		ep->last_ok = 0;
@@ -734,10 +735,11 @@ static enum attempt_result send_one(struct rw_endpoint *ep, const struct rw_requ
 	if (ep->last_ok != 0) {
 		if (rc)
 			log_warn("remote write failed, retrying", "url=\"%s\" err=%s", ep->url,
-				 log_quote(q, sizeof q, resp.error, strlen(resp.error)));
+			         log_quote(q, sizeof q, resp.error, strlen(resp.error)));
 		else
 			log_warn("remote write failed, retrying", "url=\"%s\" status=%ld body=%s",
-				 ep->url, resp.status, log_quote(q, sizeof q, resp.body, resp.body_len));
+			         ep->url, resp.status,
+			         log_quote(q, sizeof q, resp.body, resp.body_len));
 	}
 	ep->last_ok = 0;
 	return RETRY;
@@ -851,7 +853,7 @@ int remote_write_send_once(struct remote_write *rw)
 		size_t lost = run_queue(&rw->ep[i], 0);
 		if (lost) {
 			log_error("remote write incomplete", "url=\"%s\" samples_not_accepted=%zu",
-				  rw->ep[i].url, lost);
+			          rw->ep[i].url, lost);
 			rc = -1;
 		}
 	}
@@ -882,7 +884,7 @@ void remote_write_stop(struct remote_write *rw)
 			rw->ep[i].started = 0;
 			if (rw->ep[i].queued)
 				log_warn("remote write stopped with samples unsent",
-					 "url=\"%s\" samples=%zu", rw->ep[i].url, rw->ep[i].queued);
+				         "url=\"%s\" samples=%zu", rw->ep[i].url, rw->ep[i].queued);
 		}
 }
 

@@ -5,9 +5,9 @@
 #include <pcap/dlt.h>
 #include <stdlib.h>
 
-#include "frames.h"
 #include "promacct/account.h"
 #include "promacct/registry.h"
+#include "frames.h"
 
 struct fixture {
 	struct histogram_layout layout;
@@ -17,7 +17,7 @@ struct fixture {
 };
 
 static inline struct fixture *fixture_new(const char *buckets, const char *const *ranges,
-					  size_t nranges, size_t max_addresses)
+                                          size_t nranges, size_t max_addresses)
 {
 	char err[256];
 	struct fixture *f = calloc(1, sizeof *f);
@@ -49,23 +49,23 @@ static inline void fixture_free(struct fixture *f)
 
 /* Accounts one Ethernet/IPv4 frame of the given wire length. */
 static inline void fixture_v4(struct fixture *f, struct acct_shard *s, const char *src,
-			      const char *dst, int proto, uint32_t wirelen)
+                              const char *dst, int proto, uint32_t wirelen)
 {
 	uint8_t b[64];
 	size_t n = fr_eth(b, 0x0800);
 	n += fr_ipv4(b + n, src, dst, proto);
 	account_packet(s ? s : f->shard, &f->ranges, &f->layout, DLT_EN10MB, b, (uint32_t)n,
-		       wirelen);
+	               wirelen);
 }
 
 static inline void fixture_v6(struct fixture *f, struct acct_shard *s, const char *src,
-			      const char *dst, int proto, uint32_t wirelen)
+                              const char *dst, int proto, uint32_t wirelen)
 {
 	uint8_t b[64];
 	size_t n = fr_eth(b, 0x86dd);
 	n += fr_ipv6(b + n, src, dst, proto);
 	account_packet(s ? s : f->shard, &f->ranges, &f->layout, DLT_EN10MB, b, (uint32_t)n,
-		       wirelen);
+	               wirelen);
 }
 
 #endif

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite, as CI runs it:
 #   1. installs the build and test dependencies (Debian 12 packages),
-#   2. gcc build with -Werror, every unit and end-to-end test (ctest),
+#   2. clang-format check, gcc build with -Werror, every unit and
+#      end-to-end test (ctest),
 #   3. clang build with -Werror,
 #   4. the suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   5. the suite again under ThreadSanitizer.
@@ -31,6 +32,9 @@ run_suite() { # NAME CC SANITIZE
 }
 
 mkdir -p "$OUT"
+echo "== clang-format: sources are formatted"
+clang-format --dry-run --Werror src/*.c include/promacct/*.h tests/*.c tests/*.h \
+	tests/tools/*.c bench/*.c
 run_suite gcc gcc ""
 echo "== clang: build with -Werror"
 cmake -S "$ROOT" -B "$OUT/clang" -DCMAKE_C_COMPILER=clang -DPROMACCT_WERROR=ON >/dev/null

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <errno.h>
@@ -73,9 +74,9 @@ static void test_cap_is_an_error_not_a_truncation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_go_float_format),
-		cmocka_unit_test(test_u64),
-		cmocka_unit_test(test_cap_is_an_error_not_a_truncation),
+	    cmocka_unit_test(test_go_float_format),
+	    cmocka_unit_test(test_u64),
+	    cmocka_unit_test(test_cap_is_an_error_not_a_truncation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -66,10 +67,11 @@ static void test_long_flags(void **state)
 {
 	(void)state;
 	struct config c;
-	assert_int_equal(parse(&c, "--read a.pcap --read=b.pcap --once --buckets 100,200 "
-				   "--max-addresses 5 --buffer-size 4M --promisc --capture-threads 2 "
-				   "--web.listen-address 127.0.0.1:0 -f tcp --log.level warn"),
-			 CONFIG_OK);
+	assert_int_equal(parse(&c,
+	                       "--read a.pcap --read=b.pcap --once --buckets 100,200 "
+	                       "--max-addresses 5 --buffer-size 4M --promisc --capture-threads 2 "
+	                       "--web.listen-address 127.0.0.1:0 -f tcp --log.level warn"),
+	                 CONFIG_OK);
 	assert_int_equal(c.nreads, 2);
 	assert_int_equal(c.once, 1);
 	assert_int_equal(c.layout->nbuckets, 3);
@@ -87,10 +89,11 @@ static void test_push_and_remote_write_defaults(void **state)
 {
 	(void)state;
 	struct config c;
-	assert_int_equal(parse(&c, "-i eth0 --push.gateway http://127.0.0.1:9091 "
-				   "--push.grouping site=ams --remote-write.url http://x/api/v1/write "
-				   "--remote-write.external-label dc=1"),
-			 CONFIG_OK);
+	assert_int_equal(parse(&c,
+	                       "-i eth0 --push.gateway http://127.0.0.1:9091 "
+	                       "--push.grouping site=ams --remote-write.url http://x/api/v1/write "
+	                       "--remote-write.external-label dc=1"),
+	                 CONFIG_OK);
 	assert_string_equal(c.push_job, "promacct");
 	assert_int_equal(c.npush_grouping, 2);
 	assert_string_equal(c.push_grouping[1].name, "instance");
@@ -102,8 +105,8 @@ static void test_push_and_remote_write_defaults(void **state)
 	assert_string_equal(c.rw_labels[1].value, "promacct");
 	config_free(&c);
 	assert_int_equal(parse(&c, "-i e --remote-write.url http://x --remote-write.external-label "
-				   "job=edge --push.interval 500ms --remote-write.interval 1m"),
-			 CONFIG_OK);
+	                           "job=edge --push.interval 500ms --remote-write.interval 1m"),
+	                 CONFIG_OK);
 	assert_string_equal(c.rw_labels[0].value, "edge");
 	assert_int_equal(c.nrw_labels, 2);
 	assert_true(c.push_interval == 0.5);
@@ -176,13 +179,13 @@ static void test_durations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_2017_short_flags_still_work),
-		cmocka_unit_test(test_long_flags),
-		cmocka_unit_test(test_push_and_remote_write_defaults),
-		cmocka_unit_test(test_usage_errors_name_the_problem),
-		cmocka_unit_test(test_help_and_version_exit_zero),
-		cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_2017_short_flags_still_work),
+	    cmocka_unit_test(test_long_flags),
+	    cmocka_unit_test(test_push_and_remote_write_defaults),
+	    cmocka_unit_test(test_usage_errors_name_the_problem),
+	    cmocka_unit_test(test_help_and_version_exit_zero),
+	    cmocka_unit_test(test_durations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,14 +2,15 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "promacct/expo_text.h"
+#include "fixture.h"
 
 static char *render(struct registry *r)
 {
@@ -25,45 +26,45 @@ static void test_exact_page_for_a_small_state(void **state)
 	(void)state;
 	const char *ranges[] = {"10.0.0.0/24:customer=acme"};
 	struct fixture *f = fixture_new("100,1000", ranges, 1, 10);
-	fixture_v4(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);	/* size 100 */
+	fixture_v4(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);   /* size 100 */
 	fixture_v4(f, NULL, "192.0.2.1", "10.0.0.1", 17, 1514); /* size 1500 */
 	char *page = render(&f->reg);
 	const char *want =
-		"# HELP promacct_packet_size_bytes_all Size of all packets seen on the interface, in "
-		"bytes without the link-layer header.\n"
-		"# TYPE promacct_packet_size_bytes_all histogram\n"
-		"promacct_packet_size_bytes_all_bucket{interface=\"eth0\",le=\"100\"} 1\n"
-		"promacct_packet_size_bytes_all_bucket{interface=\"eth0\",le=\"1000\"} 1\n"
-		"promacct_packet_size_bytes_all_bucket{interface=\"eth0\",le=\"+Inf\"} 2\n"
-		"promacct_packet_size_bytes_all_sum{interface=\"eth0\"} 1600\n"
-		"promacct_packet_size_bytes_all_count{interface=\"eth0\"} 2\n"
-		"# HELP promacct_packet_size_bytes_ipv4_tx Size of IPv4 packets sent by the address "
-		"(its source), in bytes without the link-layer header.\n"
-		"# TYPE promacct_packet_size_bytes_ipv4_tx histogram\n"
-		"promacct_packet_size_bytes_ipv4_tx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"tcp\",customer=\"acme\",le=\"100\"} 1\n"
-		"promacct_packet_size_bytes_ipv4_tx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"tcp\",customer=\"acme\",le=\"1000\"} 1\n"
-		"promacct_packet_size_bytes_ipv4_tx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"tcp\",customer=\"acme\",le=\"+Inf\"} 1\n"
-		"promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"tcp\",customer=\"acme\"} 100\n"
-		"promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"tcp\",customer=\"acme\"} 1\n"
-		"# HELP promacct_packet_size_bytes_ipv4_rx Size of IPv4 packets received by the "
-		"address (its destination), in bytes without the link-layer header.\n"
-		"# TYPE promacct_packet_size_bytes_ipv4_rx histogram\n"
-		"promacct_packet_size_bytes_ipv4_rx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"udp\",customer=\"acme\",le=\"100\"} 0\n"
-		"promacct_packet_size_bytes_ipv4_rx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"udp\",customer=\"acme\",le=\"1000\"} 0\n"
-		"promacct_packet_size_bytes_ipv4_rx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"udp\",customer=\"acme\",le=\"+Inf\"} 1\n"
-		"promacct_packet_size_bytes_ipv4_rx_sum{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"udp\",customer=\"acme\"} 1500\n"
-		"promacct_packet_size_bytes_ipv4_rx_count{interface=\"eth0\",ip=\"10.0.0.1\","
-		"protocol=\"udp\",customer=\"acme\"} 1\n"
-		"# HELP promacct_pcap_received_packets_total";
+	    "# HELP promacct_packet_size_bytes_all Size of all packets seen on the interface, in "
+	    "bytes without the link-layer header.\n"
+	    "# TYPE promacct_packet_size_bytes_all histogram\n"
+	    "promacct_packet_size_bytes_all_bucket{interface=\"eth0\",le=\"100\"} 1\n"
+	    "promacct_packet_size_bytes_all_bucket{interface=\"eth0\",le=\"1000\"} 1\n"
+	    "promacct_packet_size_bytes_all_bucket{interface=\"eth0\",le=\"+Inf\"} 2\n"
+	    "promacct_packet_size_bytes_all_sum{interface=\"eth0\"} 1600\n"
+	    "promacct_packet_size_bytes_all_count{interface=\"eth0\"} 2\n"
+	    "# HELP promacct_packet_size_bytes_ipv4_tx Size of IPv4 packets sent by the address "
+	    "(its source), in bytes without the link-layer header.\n"
+	    "# TYPE promacct_packet_size_bytes_ipv4_tx histogram\n"
+	    "promacct_packet_size_bytes_ipv4_tx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"tcp\",customer=\"acme\",le=\"100\"} 1\n"
+	    "promacct_packet_size_bytes_ipv4_tx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"tcp\",customer=\"acme\",le=\"1000\"} 1\n"
+	    "promacct_packet_size_bytes_ipv4_tx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"tcp\",customer=\"acme\",le=\"+Inf\"} 1\n"
+	    "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"tcp\",customer=\"acme\"} 100\n"
+	    "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"tcp\",customer=\"acme\"} 1\n"
+	    "# HELP promacct_packet_size_bytes_ipv4_rx Size of IPv4 packets received by the "
+	    "address (its destination), in bytes without the link-layer header.\n"
+	    "# TYPE promacct_packet_size_bytes_ipv4_rx histogram\n"
+	    "promacct_packet_size_bytes_ipv4_rx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"udp\",customer=\"acme\",le=\"100\"} 0\n"
+	    "promacct_packet_size_bytes_ipv4_rx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"udp\",customer=\"acme\",le=\"1000\"} 0\n"
+	    "promacct_packet_size_bytes_ipv4_rx_bucket{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"udp\",customer=\"acme\",le=\"+Inf\"} 1\n"
+	    "promacct_packet_size_bytes_ipv4_rx_sum{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"udp\",customer=\"acme\"} 1500\n"
+	    "promacct_packet_size_bytes_ipv4_rx_count{interface=\"eth0\",ip=\"10.0.0.1\","
+	    "protocol=\"udp\",customer=\"acme\"} 1\n"
+	    "# HELP promacct_pcap_received_packets_total";
 	if (strncmp(page, want, strlen(want)))
 		fail_msg("page differs:\n%s", page);
 	assert_non_null(strstr(page, "\npromacct_start_time_seconds 1.7000000005e+09\n"));
@@ -142,10 +143,10 @@ static void test_page_cap_is_an_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact_page_for_a_small_state),
-		cmocka_unit_test(test_every_family_has_help_and_type_once_and_contiguous),
-		cmocka_unit_test(test_label_values_and_help_are_escaped),
-		cmocka_unit_test(test_page_cap_is_an_error),
+	    cmocka_unit_test(test_exact_page_for_a_small_state),
+	    cmocka_unit_test(test_every_family_has_help_and_type_once_and_contiguous),
+	    cmocka_unit_test(test_label_values_and_help_are_escaped),
+	    cmocka_unit_test(test_page_cap_is_an_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

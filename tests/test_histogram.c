@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <pthread.h>
@@ -51,9 +52,8 @@ static void test_custom_buckets_and_le_text(void **state)
 static void test_bad_bucket_lists(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {"",	     "64,32",	  "64,64", "a,b", "64,,128",
-					  "-1,5",    "0",	  "64,x",  "1,2,+Inf,3",
-					  "nan",     "inf",	  "+Inf"};
+	static const char *const bad[] = {"",  "64,32", "64,64",      "a,b", "64,,128", "-1,5",
+	                                  "0", "64,x",  "1,2,+Inf,3", "nan", "inf",     "+Inf"};
 	struct histogram_layout l;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = '\0';
@@ -107,7 +107,7 @@ static void test_reads_during_writes_are_valid_histograms(void **state)
 	static struct race r;
 	memset(&r, 0, sizeof r);
 	assert_int_equal(histogram_layout_parse(&r.l, HISTOGRAM_DEFAULT_BUCKETS, err, sizeof err),
-			 0);
+	                 0);
 	pthread_t t;
 	pthread_create(&t, NULL, writer, &r);
 	uint64_t prev_count = 0;
@@ -130,11 +130,11 @@ static void test_reads_during_writes_are_valid_histograms(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_buckets),
-		cmocka_unit_test(test_custom_buckets_and_le_text),
-		cmocka_unit_test(test_bad_bucket_lists),
-		cmocka_unit_test(test_observe_and_read_cumulative),
-		cmocka_unit_test(test_reads_during_writes_are_valid_histograms),
+	    cmocka_unit_test(test_default_buckets),
+	    cmocka_unit_test(test_custom_buckets_and_le_text),
+	    cmocka_unit_test(test_bad_bucket_lists),
+	    cmocka_unit_test(test_observe_and_read_cumulative),
+	    cmocka_unit_test(test_reads_during_writes_are_valid_histograms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,11 +3,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+
 #include <cmocka.h>
+
 #include <pcap/dlt.h>
 
-#include "frames.h"
 #include "promacct/parse.h"
+#include "frames.h"
 
 static uint8_t buf[512];
 
@@ -217,13 +219,13 @@ static void test_protocol_classes(void **state)
 		int num;
 		enum proto_class v4, v6;
 	} cases[] = {
-		{1, PROTO_ICMP, PROTO_ICMP},	 {2, PROTO_IGMP, PROTO_IGMP},
-		{6, PROTO_TCP, PROTO_TCP},	 {17, PROTO_UDP, PROTO_UDP},
-		{98, PROTO_ENCAP, PROTO_ENCAP},	 {47, PROTO_GRE, PROTO_GRE},
-		{50, PROTO_ESP, PROTO_ESP},	 {88, PROTO_EIGRP, PROTO_EIGRP},
-		{89, PROTO_OSPF, PROTO_OSPF},	 {132, PROTO_SCTP, PROTO_SCTP},
-		{58, PROTO_OTHER, PROTO_ICMPV6}, {41, PROTO_OTHER, PROTO_OTHER},
-		{255, PROTO_OTHER, PROTO_OTHER},
+	    {1, PROTO_ICMP, PROTO_ICMP},     {2, PROTO_IGMP, PROTO_IGMP},
+	    {6, PROTO_TCP, PROTO_TCP},       {17, PROTO_UDP, PROTO_UDP},
+	    {98, PROTO_ENCAP, PROTO_ENCAP},  {47, PROTO_GRE, PROTO_GRE},
+	    {50, PROTO_ESP, PROTO_ESP},      {88, PROTO_EIGRP, PROTO_EIGRP},
+	    {89, PROTO_OSPF, PROTO_OSPF},    {132, PROTO_SCTP, PROTO_SCTP},
+	    {58, PROTO_OTHER, PROTO_ICMPV6}, {41, PROTO_OTHER, PROTO_OTHER},
+	    {255, PROTO_OTHER, PROTO_OTHER},
 	};
 	struct parsed_packet p;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -274,7 +276,7 @@ static void test_truncation_at_every_byte(void **state)
 	for (int f = 0; f < 6; f++) {
 		struct parsed_packet p;
 		assert_int_equal(parse_packet(dlts[f], frames[f], (uint32_t)lens[f], 1000, &p),
-				 PARSE_OK);
+		                 PARSE_OK);
 		for (size_t cut = 0; cut < lens[f]; cut++) {
 			uint8_t *copy = malloc(cut ? cut : 1);
 			memcpy(copy, frames[f], cut);
@@ -310,21 +312,21 @@ static void test_unsupported_link_type(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ethernet_ipv4_tcp),
-		cmocka_unit_test(test_vlan_tags_each_cost_four_bytes),
-		cmocka_unit_test(test_too_many_vlan_tags_is_bad_link),
-		cmocka_unit_test(test_pppoe_session),
-		cmocka_unit_test(test_arp_is_non_ip_but_sized),
-		cmocka_unit_test(test_runt_frame_counts_as_truncated_size_zero),
-		cmocka_unit_test(test_linux_cooked_v1_and_v2),
-		cmocka_unit_test(test_raw_ip_links),
-		cmocka_unit_test(test_bsd_null_all_af_inet6_values_both_orders),
-		cmocka_unit_test(test_ipv6_extension_headers_walked),
-		cmocka_unit_test(test_ipv4_validation),
-		cmocka_unit_test(test_protocol_classes),
-		cmocka_unit_test(test_truncation_at_every_byte),
-		cmocka_unit_test(test_caplen_larger_than_wirelen_is_not_trusted),
-		cmocka_unit_test(test_unsupported_link_type),
+	    cmocka_unit_test(test_ethernet_ipv4_tcp),
+	    cmocka_unit_test(test_vlan_tags_each_cost_four_bytes),
+	    cmocka_unit_test(test_too_many_vlan_tags_is_bad_link),
+	    cmocka_unit_test(test_pppoe_session),
+	    cmocka_unit_test(test_arp_is_non_ip_but_sized),
+	    cmocka_unit_test(test_runt_frame_counts_as_truncated_size_zero),
+	    cmocka_unit_test(test_linux_cooked_v1_and_v2),
+	    cmocka_unit_test(test_raw_ip_links),
+	    cmocka_unit_test(test_bsd_null_all_af_inet6_values_both_orders),
+	    cmocka_unit_test(test_ipv6_extension_headers_walked),
+	    cmocka_unit_test(test_ipv4_validation),
+	    cmocka_unit_test(test_protocol_classes),
+	    cmocka_unit_test(test_truncation_at_every_byte),
+	    cmocka_unit_test(test_caplen_larger_than_wirelen_is_not_trusted),
+	    cmocka_unit_test(test_unsupported_link_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <string.h>
@@ -50,10 +51,10 @@ static void test_base64url_alphabet(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_values_are_path_segments),
-		cmocka_unit_test(test_slash_and_empty_values_use_base64),
-		cmocka_unit_test(test_other_characters_are_percent_escaped),
-		cmocka_unit_test(test_base64url_alphabet),
+	    cmocka_unit_test(test_plain_values_are_path_segments),
+	    cmocka_unit_test(test_slash_and_empty_values_use_base64),
+	    cmocka_unit_test(test_other_characters_are_percent_escaped),
+	    cmocka_unit_test(test_base64url_alphabet),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

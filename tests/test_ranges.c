@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -28,7 +29,7 @@ static void test_cidr_and_first_last(void **state)
 	assert_int_equal(ranges_add(&r, "10.1.0.0/16:customer=acme", err, sizeof err), 0);
 	assert_int_equal(ranges_add(&r, "192.0.2.10-192.0.2.20", err, sizeof err), 0);
 	assert_int_equal(ranges_add(&r, "[2001:db8::1]-[2001:db8::ff]:site=ams", err, sizeof err),
-			 0);
+	                 0);
 	assert_int_equal(ranges_add(&r, "2001:db8:1::/48", err, sizeof err), 0);
 	assert_int_equal(ranges_add(&r, "[2001:db8:2::]/64:x=y", err, sizeof err), 0);
 	assert_int_equal(ranges_build(&r), 0);
@@ -74,7 +75,7 @@ static void test_first_match_wins_in_command_line_order(void **state)
 	assert_int_equal(ranges_add(&r, "10.0.0.128/25:who=small", err, sizeof err), 0);
 	assert_int_equal(ranges_add(&r, "10.0.0.0/8:who=big", err, sizeof err), 0);
 	assert_int_equal(ranges_add(&r, "10.0.0.200-10.0.1.5:who=never_for_200", err, sizeof err),
-			 0);
+	                 0);
 	assert_int_equal(ranges_build(&r), 0);
 	assert_int_equal(lookup(&r, "10.0.0.127"), 1);
 	assert_int_equal(lookup(&r, "10.0.0.128"), 0);
@@ -90,8 +91,8 @@ static void test_label_values_may_hold_colons_and_are_escaped(void **state)
 	(void)state;
 	struct ranges r;
 	ranges_init(&r);
-	assert_int_equal(
-		ranges_add(&r, "10.0.0.0/8:url=http://x:80/:q=a\"b\\c", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8:url=http://x:80/:q=a\"b\\c", err, sizeof err),
+	                 0);
 	assert_int_equal(r.v[0].nlabels, 2);
 	assert_string_equal(r.v[0].labels[0].value, "http://x:80/");
 	assert_string_equal(r.v[0].text, ",url=\"http://x:80/\",q=\"a\\\"b\\\\c\"");
@@ -102,26 +103,26 @@ static void test_bad_specs_are_rejected_with_a_reason(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"",
-		"10.0.0.0/33",
-		"10.0.0.0/",
-		"10.0.0.300/8",
-		"10.0.0.9-10.0.0.1",
-		"2001:db8::1-2001:db8::2",
-		"[2001:db8::1]-10.0.0.1",
-		"10.0.0.0/8:1abc=x",
-		"10.0.0.0/8:ip=x",
-		"10.0.0.0/8:interface=x",
-		"10.0.0.0/8:protocol=x",
-		"10.0.0.0/8:le=x",
-		"10.0.0.0/8:job=x",
-		"10.0.0.0/8:instance=x",
-		"10.0.0.0/8:__x=y",
-		"10.0.0.0/8:a=1:a=2",
-		"10.0.0.0/8:novalue",
-		"10.0.0.0/8x",
-		"[::1]/129",
-		"hello",
+	    "",
+	    "10.0.0.0/33",
+	    "10.0.0.0/",
+	    "10.0.0.300/8",
+	    "10.0.0.9-10.0.0.1",
+	    "2001:db8::1-2001:db8::2",
+	    "[2001:db8::1]-10.0.0.1",
+	    "10.0.0.0/8:1abc=x",
+	    "10.0.0.0/8:ip=x",
+	    "10.0.0.0/8:interface=x",
+	    "10.0.0.0/8:protocol=x",
+	    "10.0.0.0/8:le=x",
+	    "10.0.0.0/8:job=x",
+	    "10.0.0.0/8:instance=x",
+	    "10.0.0.0/8:__x=y",
+	    "10.0.0.0/8:a=1:a=2",
+	    "10.0.0.0/8:novalue",
+	    "10.0.0.0/8x",
+	    "[::1]/129",
+	    "hello",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct ranges r;
@@ -153,12 +154,12 @@ static void test_host_bits_are_cleared(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cidr_and_first_last),
-		cmocka_unit_test(test_whole_space),
-		cmocka_unit_test(test_first_match_wins_in_command_line_order),
-		cmocka_unit_test(test_label_values_may_hold_colons_and_are_escaped),
-		cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
-		cmocka_unit_test(test_host_bits_are_cleared),
+	    cmocka_unit_test(test_cidr_and_first_last),
+	    cmocka_unit_test(test_whole_space),
+	    cmocka_unit_test(test_first_match_wins_in_command_line_order),
+	    cmocka_unit_test(test_label_values_may_hold_colons_and_are_escaped),
+	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
+	    cmocka_unit_test(test_host_bits_are_cleared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,14 +4,15 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "promacct/expo_text.h"
+#include "fixture.h"
 
 static char *render(struct registry *r)
 {
@@ -112,10 +113,11 @@ static void test_shards_of_one_source_merge_into_one_series(void **state)
 	fixture_v4(f, s2, "10.0.0.1", "192.0.2.1", 6, 214);
 	char *page = render(&f->reg);
 	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
-				     "ip=\"10.0.0.1\",protocol=\"tcp\"} 2\n"));
+	                             "ip=\"10.0.0.1\",protocol=\"tcp\"} 2\n"));
 	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\","
-				     "ip=\"10.0.0.1\",protocol=\"tcp\"} 300\n"));
-	assert_non_null(strstr(page, "promacct_packet_size_bytes_all_count{interface=\"eth0\"} 2\n"));
+	                             "ip=\"10.0.0.1\",protocol=\"tcp\"} 300\n"));
+	assert_non_null(
+	    strstr(page, "promacct_packet_size_bytes_all_count{interface=\"eth0\"} 2\n"));
 	/* exactly one such series */
 	char *first = strstr(page, "ipv4_tx_count");
 	assert_null(strstr(first + 1, "ipv4_tx_count"));
@@ -182,12 +184,12 @@ static void test_scrape_while_capturing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_state_only_for_addresses_seen),
-		cmocka_unit_test(test_address_outside_ranges_is_not_tracked),
-		cmocka_unit_test(test_max_addresses_caps_and_counts_untracked),
-		cmocka_unit_test(test_many_addresses_grow_the_table),
-		cmocka_unit_test(test_shards_of_one_source_merge_into_one_series),
-		cmocka_unit_test(test_scrape_while_capturing),
+	    cmocka_unit_test(test_state_only_for_addresses_seen),
+	    cmocka_unit_test(test_address_outside_ranges_is_not_tracked),
+	    cmocka_unit_test(test_max_addresses_caps_and_counts_untracked),
+	    cmocka_unit_test(test_many_addresses_grow_the_table),
+	    cmocka_unit_test(test_shards_of_one_source_merge_into_one_series),
+	    cmocka_unit_test(test_scrape_while_capturing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,15 +2,16 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <math.h>
 #include <snappy-c.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "promacct/labels.h"
 #include "promacct/remote_write.h"
+#include "fixture.h"
 #include "remote.pb-c.h"
 
 struct collected {
@@ -29,7 +30,7 @@ static int collect(void *ctx, char *body, size_t len, size_t nsamples)
 	char *raw = malloc(ulen ? ulen : 1);
 	assert_int_equal(snappy_uncompress(body, len, raw, &ulen), SNAPPY_OK);
 	Prometheus__WriteRequest *r =
-		prometheus__write_request__unpack(NULL, ulen, (const uint8_t *)raw);
+	    prometheus__write_request__unpack(NULL, ulen, (const uint8_t *)raw);
 	assert_non_null(r);
 	assert_true(c->n < 256);
 	c->samples[c->n] = nsamples;
@@ -178,10 +179,10 @@ static void test_stale_markers_use_the_special_nan(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_series_are_valid_sorted_and_complete),
-		cmocka_unit_test(test_values_and_le_match_the_text_page),
-		cmocka_unit_test(test_large_states_are_split_by_max_samples),
-		cmocka_unit_test(test_stale_markers_use_the_special_nan),
+	    cmocka_unit_test(test_series_are_valid_sorted_and_complete),
+	    cmocka_unit_test(test_values_and_le_match_the_text_page),
+	    cmocka_unit_test(test_large_states_are_split_by_max_samples),
+	    cmocka_unit_test(test_stale_markers_use_the_special_nan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,13 +8,13 @@
 #include "promacct/registry.h"
 
 static inline void account_addr(struct acct_shard *s, const struct ranges *ranges,
-				const struct histogram_layout *l, const struct parsed_packet *p,
-				const uint8_t *addr, enum direction dir)
+                                const struct histogram_layout *l, const struct parsed_packet *p,
+                                const uint8_t *addr, enum direction dir)
 {
 	int idx;
 	if (p->family == 4) {
 		uint32_t a = ((uint32_t)addr[0] << 24) | ((uint32_t)addr[1] << 16) |
-			     ((uint32_t)addr[2] << 8) | addr[3];
+		             ((uint32_t)addr[2] << 8) | addr[3];
 		idx = ranges_lookup4(ranges, a);
 	} else {
 		idx = ranges_lookup6(ranges, addr);
@@ -40,8 +40,8 @@ static inline void account_addr(struct acct_shard *s, const struct ranges *range
  * destination address histograms when the frame is IP and in a range. No
  * allocation, lock or syscall unless an address is new. */
 static inline void account_packet(struct acct_shard *s, const struct ranges *ranges,
-				  const struct histogram_layout *l, int dlt, const uint8_t *bytes,
-				  uint32_t caplen, uint32_t wirelen)
+                                  const struct histogram_layout *l, int dlt, const uint8_t *bytes,
+                                  uint32_t caplen, uint32_t wirelen)
 {
 	struct parsed_packet p;
 	enum parse_status st = parse_packet(dlt, bytes, caplen, wirelen, &p);
@@ -75,7 +75,7 @@ struct acct_batch {
 };
 
 static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *b,
-				       const struct histogram_layout *l)
+                                       const struct histogram_layout *l)
 {
 	for (unsigned i = 0; i < b->n; i++)
 		b->it[i].cand = addrtable_prefetch_entry(&s->table, b->it[i].h);
@@ -84,7 +84,8 @@ static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *
 		counter_t *h;
 		/* The common case: the first slot held the key; inserts since
 		 * the prefetch never move an entry, so the index stays valid. */
-		if (LIKELY(it->cand && addrtable_key_eq(addrtable_key(&s->table, it->cand - 1), &it->k)))
+		if (LIKELY(it->cand &&
+		           addrtable_key_eq(addrtable_key(&s->table, it->cand - 1), &it->k)))
 			h = addrtable_hist(&s->table, it->cand - 1);
 		else
 			h = addrtable_get_hashed(&s->table, &it->k, it->h);
@@ -97,13 +98,13 @@ static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *
 }
 
 static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b,
-				      const struct ranges *ranges, const struct parsed_packet *p,
-				      const uint8_t *addr, enum direction dir)
+                                      const struct ranges *ranges, const struct parsed_packet *p,
+                                      const uint8_t *addr, enum direction dir)
 {
 	int idx;
 	if (p->family == 4) {
 		uint32_t a = ((uint32_t)addr[0] << 24) | ((uint32_t)addr[1] << 16) |
-			     ((uint32_t)addr[2] << 8) | addr[3];
+		             ((uint32_t)addr[2] << 8) | addr[3];
 		idx = ranges_lookup4(ranges, a);
 	} else {
 		idx = ranges_lookup6(ranges, addr);
@@ -133,9 +134,9 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
 /* Same result as account_packet, batched; call account_batch_flush before
  * the counts are expected to be complete (end of each dispatch). */
 static inline void account_batch_packet(struct acct_shard *s, struct acct_batch *b,
-					const struct ranges *ranges,
-					const struct histogram_layout *l, parse_fn parse,
-					const uint8_t *bytes, uint32_t caplen, uint32_t wirelen)
+                                        const struct ranges *ranges,
+                                        const struct histogram_layout *l, parse_fn parse,
+                                        const uint8_t *bytes, uint32_t caplen, uint32_t wirelen)
 {
 	struct parsed_packet p;
 	enum parse_status st = parse(bytes, caplen, wirelen, &p);

@@ -14,7 +14,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "addr_key meta packing
 /* 32768 entries per storage chunk (~2.9 MiB with the default buckets), on
  * transparent huge pages, so random lookups do not miss the TLB as well. */
 #define ADDRTABLE_CHUNK_SHIFT 15
-#define ADDRTABLE_CHUNK (1u << ADDRTABLE_CHUNK_SHIFT)
+#define ADDRTABLE_CHUNK       (1u << ADDRTABLE_CHUNK_SHIFT)
 
 enum direction { DIR_TX = 0, DIR_RX = 1 };
 
@@ -29,8 +29,8 @@ struct addr_key {
 	union {
 		struct {
 			uint8_t family; /* 4 or 6 */
-			uint8_t dir;	/* enum direction */
-			uint8_t proto;	/* enum proto_class */
+			uint8_t dir;    /* enum direction */
+			uint8_t proto;  /* enum proto_class */
 			uint8_t pad;
 		};
 		uint32_t meta;
@@ -45,7 +45,7 @@ static inline uint32_t addr_key_meta(uint8_t family, uint8_t dir, uint8_t proto)
 }
 
 struct addrtable {
-	unsigned words;	    /* counter words per histogram */
+	unsigned words;     /* counter words per histogram */
 	size_t max_entries; /* histograms this table may hold */
 	size_t max_chunks;
 	/* Shared by all tables of the process: addresses tracked so far and
@@ -73,8 +73,8 @@ struct addrtable {
 	_Atomic size_t count;
 };
 
-int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries,
-		   _Atomic size_t *tracked, size_t max_tracked) MUST_CHECK;
+int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Atomic size_t *tracked,
+                   size_t max_tracked) MUST_CHECK;
 void addrtable_free(struct addrtable *t);
 
 static inline uint64_t addrtable_hash_words(uint64_t a, uint64_t b, uint32_t meta)
@@ -99,7 +99,7 @@ static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_k
 static inline unsigned char *addrtable_entry(const struct addrtable *t, size_t i)
 {
 	unsigned char *c =
-		atomic_load_explicit(&t->chunks[i >> ADDRTABLE_CHUNK_SHIFT], memory_order_acquire);
+	    atomic_load_explicit(&t->chunks[i >> ADDRTABLE_CHUNK_SHIFT], memory_order_acquire);
 	return c + (i & (ADDRTABLE_CHUNK - 1)) * t->stride;
 }
 
@@ -119,7 +119,7 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 /* Writer only. The histogram of key k (whose addrtable_hash is h), created
  * on first sight; NULL when the address cannot be tracked (cap reached). */
 static inline counter_t *addrtable_get_hashed(struct addrtable *t, const struct addr_key *k,
-					      uint64_t h)
+                                              uint64_t h)
 {
 	uint64_t tag = h & 0xffffffff00000000ull;
 	for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {

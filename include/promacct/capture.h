@@ -13,7 +13,7 @@ struct capture_opts {
 	int promisc;
 	int buffer_size;    /* bytes */
 	const char *filter; /* BPF expression or NULL */
-	int threads;	    /* capture threads (fanout sockets) per interface */
+	int threads;        /* capture threads (fanout sockets) per interface */
 };
 
 struct capture;
@@ -30,7 +30,7 @@ int capture_check_filter(const char *filter, char *err, size_t errlen) MUST_CHEC
 /* Opens a live interface (registers its source and shards). Returns 0 or a
  * negative errno-like code with a message naming the problem in err. */
 int capture_add_interface(struct capture *c, const char *ifname, char *err,
-			  size_t errlen) MUST_CHECK;
+                          size_t errlen) MUST_CHECK;
 /* Opens a pcap or pcapng file; its base name becomes the interface label
  * (files with the same base name share one). */
 int capture_add_file(struct capture *c, const char *path, char *err, size_t errlen) MUST_CHECK;

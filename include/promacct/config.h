@@ -11,14 +11,14 @@
 #include "promacct/labels.h"
 #include "promacct/ranges.h"
 
-#define CONFIG_DEFAULT_LISTEN ":9112"
+#define CONFIG_DEFAULT_LISTEN        ":9112"
 #define CONFIG_DEFAULT_MAX_ADDRESSES 100000
-#define CONFIG_DEFAULT_BUFFER_SIZE (32 << 20)
-#define CONFIG_MAX_CAPTURE_THREADS 64
+#define CONFIG_DEFAULT_BUFFER_SIZE   (32 << 20)
+#define CONFIG_MAX_CAPTURE_THREADS   64
 
 enum config_result {
-	CONFIG_OK,	  /* run */
-	CONFIG_EXIT_OK,	  /* --help or --version was printed */
+	CONFIG_OK,        /* run */
+	CONFIG_EXIT_OK,   /* --help or --version was printed */
 	CONFIG_USAGE = 2, /* a usage error, message in err */
 };
 
@@ -65,7 +65,7 @@ struct config {
 /* Parses argv. On CONFIG_USAGE, err holds one line naming the problem.
  * Caller frees with config_free in every case. */
 enum config_result config_parse(struct config *c, int argc, char **argv, char *err,
-				size_t errlen) MUST_CHECK;
+                                size_t errlen) MUST_CHECK;
 void config_free(struct config *c);
 void config_usage(FILE *out);
 

@@ -7,7 +7,6 @@
 
 #define EXPO_TEXT_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-
 /* Renders the whole registry into out (appended). Returns 0, -ENOMEM or
  * -E2BIG when the page would exceed out->max. */
 int expo_text_render(struct registry *r, struct buf *out) MUST_CHECK;

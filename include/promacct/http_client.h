@@ -8,7 +8,7 @@
 #include "promacct/common.h"
 
 #define HTTP_CLIENT_MAX_HEADERS 32
-#define HTTP_CLIENT_BODY_MAX 4096 /* response body kept for error messages */
+#define HTTP_CLIENT_BODY_MAX    4096 /* response body kept for error messages */
 
 /* Command-line settings of one sender. Secrets are file paths. */
 struct http_client_opts {
@@ -25,12 +25,12 @@ struct http_client_opts {
 typedef struct http_client http_client;
 
 struct http_response {
-	long status;		       /* 0 when no HTTP answer was received */
-	char error[256];	       /* transport error text when status == 0 */
+	long status;                     /* 0 when no HTTP answer was received */
+	char error[256];                 /* transport error text when status == 0 */
 	char body[HTTP_CLIENT_BODY_MAX]; /* first bytes of the answer body */
 	size_t body_len;
 	double retry_after; /* seconds from Retry-After, or -1 */
-	double seconds;	    /* request duration */
+	double seconds;     /* request duration */
 };
 
 /* Creates a client; reads the secret files now (their content is never
@@ -43,13 +43,13 @@ void http_client_free(http_client *c);
  * -EINVAL when it names a header the protocol owns (listed in `reserved`,
  * NULL-terminated, compared case-insensitively). */
 int http_client_add_header(http_client *c, const char *header, const char *const *reserved,
-			   char *err, size_t errlen) MUST_CHECK;
+                           char *err, size_t errlen) MUST_CHECK;
 
 /* One request. body may be NULL. extra_headers: NULL-terminated list of
  * "Name: value" for this request (the protocol's own headers). Returns 0
  * when an HTTP status was received (see resp->status), -EIO otherwise. */
 int http_client_request(http_client *c, const char *method, const char *url, const char *body,
-			size_t body_len, const char *const *extra_headers,
-			struct http_response *resp) MUST_CHECK;
+                        size_t body_len, const char *const *extra_headers,
+                        struct http_response *resp) MUST_CHECK;
 
 #endif

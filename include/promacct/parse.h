@@ -7,12 +7,12 @@
 #include "promacct/common.h"
 
 enum parse_status {
-	PARSE_OK = 0,	     /* an IPv4 or IPv6 packet, addresses filled in */
-	PARSE_NON_IP,	     /* well-formed link frame carrying something else */
-	PARSE_TRUNCATED,     /* captured bytes end before the headers we need */
-	PARSE_BAD_LINK,	     /* malformed link-layer header */
-	PARSE_BAD_IPV4,	     /* wrong version or header length */
-	PARSE_BAD_IPV6,	     /* wrong version or broken extension header chain */
+	PARSE_OK = 0,    /* an IPv4 or IPv6 packet, addresses filled in */
+	PARSE_NON_IP,    /* well-formed link frame carrying something else */
+	PARSE_TRUNCATED, /* captured bytes end before the headers we need */
+	PARSE_BAD_LINK,  /* malformed link-layer header */
+	PARSE_BAD_IPV4,  /* wrong version or header length */
+	PARSE_BAD_IPV6,  /* wrong version or broken extension header chain */
 	PARSE_STATUS_COUNT
 };
 
@@ -34,16 +34,16 @@ enum proto_class {
 };
 
 struct parsed_packet {
-	uint32_t size;	    /* wire length minus the link-layer header */
-	uint8_t family;	    /* 4 or 6 when PARSE_OK, else 0 */
-	uint8_t proto;	    /* enum proto_class */
+	uint32_t size;      /* wire length minus the link-layer header */
+	uint8_t family;     /* 4 or 6 when PARSE_OK, else 0 */
+	uint8_t proto;      /* enum proto_class */
 	const uint8_t *src; /* 4 or 16 bytes inside the packet */
 	const uint8_t *dst;
 };
 
 /* A parser for one link type: (bytes, caplen, wirelen) -> out. */
 typedef enum parse_status (*parse_fn)(const uint8_t *bytes, uint32_t caplen, uint32_t wirelen,
-				      struct parsed_packet *out);
+                                      struct parsed_packet *out);
 
 /* The parser of a DLT_ value, NULL when unsupported. Chosen once per
  * capture handle, so packets never branch on the link type. */
@@ -57,8 +57,8 @@ int parse_snaplen(int dlt);
 /* Parses one frame. Never reads outside bytes[0, caplen). out->size is
  * always set (also for failures) so the frame can still be counted.
  * Same as parse_for_linktype(dlt)(...); unsupported types: PARSE_BAD_LINK. */
-enum parse_status parse_packet(int dlt, const uint8_t *bytes, uint32_t caplen,
-			       uint32_t wirelen, struct parsed_packet *out);
+enum parse_status parse_packet(int dlt, const uint8_t *bytes, uint32_t caplen, uint32_t wirelen,
+                               struct parsed_packet *out);
 
 const char *parse_proto_name(enum proto_class p);
 const char *parse_status_name(enum parse_status s);

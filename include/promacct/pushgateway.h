@@ -10,7 +10,7 @@ struct pushgateway;
 /* Builds the group URL and the HTTP client, registers self-metrics. NULL
  * with a message in err. Caller frees with pushgateway_free. */
 struct pushgateway *pushgateway_new(const struct config *cfg, struct registry *reg, char *err,
-				    size_t errlen);
+                                    size_t errlen);
 /* Starts the timer thread (a push every --push.interval). */
 int pushgateway_start(struct pushgateway *p) MUST_CHECK;
 /* One push now, on the calling thread. 0 on success, -1 (logged) if not. */
@@ -24,6 +24,6 @@ void pushgateway_free(struct pushgateway *p);
  * values that are empty or hold '/', percent-escaping otherwise). Appends to
  * out. Exposed for tests. */
 void pushgateway_group_path(struct buf *out, const char *job, const struct label *grouping,
-			    size_t n);
+                            size_t n);
 
 #endif

@@ -44,7 +44,7 @@ struct self_metric {
 
 struct registry {
 	struct histogram_layout *layout; /* not owned */
-	struct ranges *ranges;		 /* not owned */
+	struct ranges *ranges;           /* not owned */
 	size_t max_addresses;
 	_Atomic size_t tracked;
 	struct source *sources;
@@ -57,7 +57,7 @@ struct registry {
 };
 
 int registry_init(struct registry *r, struct histogram_layout *layout, struct ranges *ranges,
-		  size_t max_addresses) MUST_CHECK;
+                  size_t max_addresses) MUST_CHECK;
 void registry_free(struct registry *r);
 /* Finds or adds the source with this name; returns its index or -ENOMEM. */
 int registry_add_source(struct registry *r, const char *name) MUST_CHECK;
@@ -67,8 +67,8 @@ struct acct_shard *registry_add_shard(struct registry *r, int src) MUST_CHECK;
 /* Registers a self-metric (start-up only). The label values are copied.
  * Returns the value cell, or NULL when the table is full. */
 gauge_t *registry_self_add(struct registry *r, const char *name, const char *help,
-			   enum metric_type type, const char *l1, const char *v1, const char *l2,
-			   const char *v2);
+                           enum metric_type type, const char *l1, const char *v1, const char *l2,
+                           const char *v2);
 /* Adds to a self-metric; safe with several writers (not for hot paths). */
 static inline void self_inc(gauge_t *g, double v)
 {
@@ -79,7 +79,7 @@ static inline void self_inc(gauge_t *g, double v)
 		d += v;
 		__builtin_memcpy(&nb, &d, sizeof nb);
 	} while (!atomic_compare_exchange_weak_explicit(g, &old, nb, memory_order_relaxed,
-						       memory_order_relaxed));
+	                                                memory_order_relaxed));
 }
 
 /* ---- reading out -------------------------------------------------------- */
@@ -98,7 +98,7 @@ enum sample_kind { SAMPLE_PLAIN, SAMPLE_BUCKET, SAMPLE_SUM, SAMPLE_COUNT };
  * in order: family, then per series: series, then its samples. */
 struct collector {
 	void (*family)(struct collector *c, const char *name, const char *help,
-		       enum metric_type type);
+	               enum metric_type type);
 	void (*series)(struct collector *c, const struct series_labels *l);
 	/* le is the bucket bound text for SAMPLE_BUCKET, else NULL */
 	void (*sample)(struct collector *c, enum sample_kind kind, const char *le, double value);

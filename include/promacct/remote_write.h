@@ -9,7 +9,7 @@
 struct remote_write;
 
 struct remote_write *remote_write_new(const struct config *cfg, struct registry *reg, char *err,
-				      size_t errlen);
+                                      size_t errlen);
 /* Starts the snapshot timer and one sender thread per endpoint. */
 int remote_write_start(struct remote_write *rw) MUST_CHECK;
 /* --once: snapshot now and deliver it to every endpoint, retrying within the
@@ -31,9 +31,9 @@ struct rw_label_set {
  * (the callee takes ownership of body). stale: every value is the stale
  * marker. Returns 0 or a negative errno. */
 int remote_write_encode(struct registry *reg, const struct rw_label_set *ext, int64_t ts_ms,
-			size_t max_samples, int stale,
-			int (*emit)(void *ctx, char *body, size_t len, size_t nsamples),
-			void *ctx) MUST_CHECK;
+                        size_t max_samples, int stale,
+                        int (*emit)(void *ctx, char *body, size_t len, size_t nsamples),
+                        void *ctx) MUST_CHECK;
 
 /* The stale-marker NaN, 0x7ff0000000000002. */
 double remote_write_stale_nan(void);

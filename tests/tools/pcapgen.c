@@ -104,8 +104,7 @@ static void write_header(int dlt)
 	w32(20);
 }
 
-static void write_packet(uint32_t sec, const unsigned char *data, uint32_t caplen,
-			 uint32_t wirelen)
+static void write_packet(uint32_t sec, const unsigned char *data, uint32_t caplen, uint32_t wirelen)
 {
 	if (!fmt_ng) {
 		w32(sec);
@@ -221,7 +220,8 @@ int main(int argc, char **argv)
 			else if (!strcmp(tok[i], "caplen") && i + 1 < nt)
 				caplen = atol(tok[++i]);
 			else if (!strcmp(tok[i], "ext") && i + 1 < nt) {
-				for (char *e = strtok(tok[++i], ","); e && next < 16; e = strtok(NULL, ","))
+				for (char *e = strtok(tok[++i], ","); e && next < 16;
+				     e = strtok(NULL, ","))
 					ext[next++] = atoi(e);
 			} else
 				goto bad;
@@ -246,7 +246,9 @@ int main(int argc, char **argv)
 				pkt[off] = 0x11;
 				pkt[off + 1] = 0;
 				put16(pkt + off + 2, 1);
-				put16(pkt + off + 4, (unsigned)(wirelen > (long)off + 8 ? wirelen - (long)off - 6 : 0));
+				put16(pkt + off + 4,
+				      (unsigned)(wirelen > (long)off + 8 ? wirelen - (long)off - 6
+				                                         : 0));
 				put16(pkt + off + 6, family == 4 ? 0x0021 : 0x0057);
 				off += 8;
 			} else {

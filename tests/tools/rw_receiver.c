@@ -45,7 +45,7 @@ static int name_ok(const char *n, int metric)
 		return 0;
 	for (const char *p = n; *p; p++) {
 		int alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-			    (metric && *p == ':');
+		            (metric && *p == ':');
 		if (!alpha && !(p > n && *p >= '0' && *p <= '9'))
 			return 0;
 	}
@@ -57,7 +57,7 @@ static const char *check(struct MHD_Connection *c, struct req *r, Prometheus__Wr
 	const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
 	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 	const char *ver =
-		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Prometheus-Remote-Write-Version");
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Prometheus-Remote-Write-Version");
 	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
 	if (!ce || strcmp(ce, "snappy"))
 		return "content-encoding";
@@ -78,7 +78,7 @@ static const char *check(struct MHD_Connection *c, struct req *r, Prometheus__Wr
 		return "snappy";
 	}
 	Prometheus__WriteRequest *w =
-		prometheus__write_request__unpack(NULL, ulen, (const uint8_t *)raw);
+	    prometheus__write_request__unpack(NULL, ulen, (const uint8_t *)raw);
 	free(raw);
 	if (!w)
 		return "protobuf";
@@ -112,8 +112,8 @@ static const char *check(struct MHD_Connection *c, struct req *r, Prometheus__Wr
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *data,
-				  size_t *size, void **con_cls)
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **con_cls)
 {
 	(void)cls;
 	(void)url;
@@ -157,15 +157,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			fputs("S\t", logf_);
 			for (size_t k = 0; k < ts->n_labels; k++)
 				fprintf(logf_, "%s%s=%s", k ? "," : "", ts->labels[k]->name,
-					ts->labels[k]->value);
+				        ts->labels[k]->value);
 			for (size_t s = 0; s < ts->n_samples; s++) {
 				uint64_t bits;
 				memcpy(&bits, &ts->samples[s]->value, sizeof bits);
 				if (bits == 0x7ff0000000000002ull)
-					fprintf(logf_, "\t%lld\tstale", (long long)ts->samples[s]->timestamp);
+					fprintf(logf_, "\t%lld\tstale",
+					        (long long)ts->samples[s]->timestamp);
 				else
-					fprintf(logf_, "\t%lld\t%.17g", (long long)ts->samples[s]->timestamp,
-						ts->samples[s]->value);
+					fprintf(logf_, "\t%lld\t%.17g",
+					        (long long)ts->samples[s]->timestamp,
+					        ts->samples[s]->value);
 			}
 			fputc('\n', logf_);
 		}
@@ -174,7 +176,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		prometheus__write_request__free_unpacked(w, NULL);
 	const char *msg = status == 200 ? "" : "injected or rule violation\n";
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
+	    MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
 	enum MHD_Result res = MHD_queue_response(c, status, resp);
@@ -183,7 +185,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
-		    enum MHD_RequestTerminationCode toe)
+                    enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)c;
@@ -213,9 +215,8 @@ int main(int argc, char **argv)
 	sa.sin_port = htons((uint16_t)atoi(argv[1]));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, NULL,
-		MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-		MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, NULL,
+	    MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "rw_receiver: cannot listen\n");
 		return 1;

@@ -125,18 +125,19 @@ static int grow_slots(struct addrtable *t)
 	return 0;
 }
 
+/* Address-set slots: (hash >> 32) << 32 | (entry index + 1); the slot
+ * position comes from the upper hash half too, so growing needs no key. */
 static int grow_aslots(struct addrtable *t)
 {
 	size_t ncap = (t->amask + 1) * 2;
-	uint32_t *ns = calloc(ncap, sizeof *ns);
+	uint64_t *ns = calloc(ncap, sizeof *ns);
 	if (!ns)
 		return -ENOMEM;
 	for (size_t j = 0; j <= t->amask; j++) {
-		uint32_t v = t->aslots[j];
+		uint64_t v = t->aslots[j];
 		if (!v)
 			continue;
-		const struct addr_key *k = addrtable_key(t, v - 1);
-		size_t i = (size_t)addr_hash(k->addr, k->family) & (ncap - 1);
+		size_t i = (size_t)(v >> 32) & (ncap - 1);
 		while (ns[i])
 			i = (i + 1) & (ncap - 1);
 		ns[i] = v;
@@ -149,16 +150,19 @@ static int grow_aslots(struct addrtable *t)
 
 /* Finds the address in the address set; returns its slot, or the empty slot
  * where it would go (with *found = 0). */
-static size_t aset_find(const struct addrtable *t, const struct addr_key *k, int *found)
+static size_t aset_find(const struct addrtable *t, const struct addr_key *k, uint64_t tag,
+                        int *found)
 {
-	size_t i = (size_t)addr_hash(k->addr, k->family) & t->amask;
+	size_t i = (size_t)(tag >> 32) & t->amask;
 	for (;; i = (i + 1) & t->amask) {
-		uint32_t v = t->aslots[i];
+		uint64_t v = t->aslots[i];
 		if (!v) {
 			*found = 0;
 			return i;
 		}
-		const struct addr_key *o = addrtable_key(t, v - 1);
+		if ((v & 0xffffffff00000000ull) != tag)
+			continue;
+		const struct addr_key *o = addrtable_key(t, (uint32_t)v - 1);
 		if (o->family == k->family && !memcmp(o->addr, k->addr, 16)) {
 			*found = 1;
 			return i;
@@ -180,7 +184,8 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 		return NULL;
 	if ((t->aused + 1) * 2 > t->amask + 1 && grow_aslots(t))
 		return NULL;
-	aslot = aset_find(t, k, &found);
+	uint64_t atag = addr_hash(k->addr, k->family) & 0xffffffff00000000ull;
+	aslot = aset_find(t, k, atag, &found);
 	if (!found) {
 		size_t cur = atomic_load_explicit(t->tracked, memory_order_relaxed);
 		do {
@@ -208,7 +213,7 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	t->slots[i] = (h & 0xffffffff00000000ull) | (uint64_t)(n + 1);
 	t->used++;
 	if (!found) {
-		t->aslots[aslot] = (uint32_t)(n + 1);
+		t->aslots[aslot] = atag | (uint64_t)(n + 1);
 		t->aused++;
 	}
 	return addrtable_hist(t, n);

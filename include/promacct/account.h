@@ -54,13 +54,15 @@ static inline void account_packet(struct acct_shard *s, const struct ranges *ran
 	account_addr(s, ranges, l, &p, p.dst, DIR_RX);
 }
 
-/* Batched accounting for the capture threads: per frame, the interface
+/* Batched accounting for the capture threads. Per frame, the interface
  * histogram is counted at once and the address lookups are queued with a
- * prefetch of their hash slot; a full batch is finished in two passes
- * (prefetch the entries the slots name, then count), so the cache misses of
- * up to ACCT_BATCH frames overlap instead of following one another. Frame
- * bytes are not kept: only the parsed keys are queued. */
-#define ACCT_BATCH 32 /* address lookups per batch */
+ * prefetch of their hash slot. When a queue is full, the entries its slots
+ * name (key and counters) are prefetched, and the *other* queue - whose
+ * entries were prefetched one queue earlier - is counted. So each entry has
+ * a whole queue of packets' time to arrive from memory, and the misses of
+ * many lookups overlap instead of following one another. Frame bytes are
+ * not kept: only parsed keys are queued. */
+#define ACCT_BATCH 32 /* address lookups per queue */
 
 struct acct_item {
 	struct addr_key k;
@@ -69,21 +71,36 @@ struct acct_item {
 	uint32_t cand; /* entry index + 1 the slot named at prefetch time, or 0 */
 };
 
-struct acct_batch {
+struct acct_queue {
 	struct acct_item it[ACCT_BATCH];
 	unsigned n;
 };
 
-static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *b,
+struct acct_batch {
+	struct acct_queue q[2];
+	unsigned cur; /* the queue being filled; the other waits to be counted */
+};
+
+static inline void account_batch_init(struct acct_batch *b)
+{
+	b->q[0].n = b->q[1].n = 0;
+	b->cur = 0;
+}
+
+static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queue *q)
+{
+	for (unsigned i = 0; i < q->n; i++)
+		q->it[i].cand = addrtable_prefetch_entry(&s->table, q->it[i].h);
+}
+
+static inline void account_queue_count(struct acct_shard *s, struct acct_queue *q,
                                        const struct histogram_layout *l)
 {
-	for (unsigned i = 0; i < b->n; i++)
-		b->it[i].cand = addrtable_prefetch_entry(&s->table, b->it[i].h);
-	for (unsigned i = 0; i < b->n; i++) {
-		const struct acct_item *it = &b->it[i];
+	for (unsigned i = 0; i < q->n; i++) {
+		const struct acct_item *it = &q->it[i];
 		counter_t *h;
-		/* The common case: the first slot held the key; inserts since
-		 * the prefetch never move an entry, so the index stays valid. */
+		/* The common case: the slot held the key at prefetch time;
+		 * entries never move, so the index stays valid. */
 		if (LIKELY(it->cand &&
 		           addrtable_key_eq(addrtable_key(&s->table, it->cand - 1), &it->k)))
 			h = addrtable_hist(&s->table, it->cand - 1);
@@ -94,7 +111,25 @@ static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *
 		else
 			histogram_observe(h, l, it->size);
 	}
-	b->n = 0;
+	q->n = 0;
+}
+
+/* The current queue is full: prefetch its entries, count the other one. */
+static inline void account_batch_step(struct acct_shard *s, struct acct_batch *b,
+                                      const struct histogram_layout *l)
+{
+	account_queue_prefetch(s, &b->q[b->cur]);
+	b->cur ^= 1;
+	account_queue_count(s, &b->q[b->cur], l);
+}
+
+/* Counts everything queued (end of each dispatch: counts are complete). */
+static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *b,
+                                       const struct histogram_layout *l)
+{
+	account_queue_count(s, &b->q[b->cur ^ 1], l);
+	account_queue_prefetch(s, &b->q[b->cur]);
+	account_queue_count(s, &b->q[b->cur], l);
 }
 
 static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b,
@@ -121,7 +156,8 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
 		memcpy(&w, addr + 8, 8);
 	}
 	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
-	struct acct_item *it = &b->it[b->n++];
+	struct acct_queue *q = &b->q[b->cur];
+	struct acct_item *it = &q->it[q->n++];
 	it->k.aw[0] = a;
 	it->k.aw[1] = w;
 	it->k.meta = meta;
@@ -147,8 +183,8 @@ static inline void account_batch_packet(struct acct_shard *s, struct acct_batch 
 	}
 	account_batch_addr(s, b, ranges, &p, p.src, DIR_TX);
 	account_batch_addr(s, b, ranges, &p, p.dst, DIR_RX);
-	if (b->n > ACCT_BATCH - 2)
-		account_batch_flush(s, b, l);
+	if (b->q[b->cur].n > ACCT_BATCH - 2)
+		account_batch_step(s, b, l);
 }
 
 #endif

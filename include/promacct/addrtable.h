@@ -58,9 +58,9 @@ struct addrtable {
 	uint64_t *slots;
 	size_t mask;
 	size_t used;
-	/* Writer-only set of distinct addresses: entry index + 1 of the first
-	 * histogram seen for the address. */
-	uint32_t *aslots;
+	/* Writer-only set of distinct addresses: the address hash's upper half
+	 * << 32 | entry index + 1 of the first histogram of the address. */
+	uint64_t *aslots;
 	size_t amask;
 	size_t aused;
 

@@ -257,6 +257,24 @@ static int set_default_label(struct label **arr, size_t *n, const char *name, co
 	return add_label(arr, n, text, name, err, sizeof err);
 }
 
+/* A grouping label name that pushed metrics carry themselves, or NULL. */
+static const char *push_grouping_clash(const struct config *c)
+{
+	static const char *const carried[] = {"interface", "ip",      "protocol", "le", "reason",
+	                                      "libpcap",   "version", "result",   "url"};
+	for (size_t g = 0; g < c->npush_grouping; g++) {
+		const char *n = c->push_grouping[g].name;
+		for (size_t i = 0; i < ARRAY_LEN(carried); i++)
+			if (!strcmp(n, carried[i]))
+				return n;
+		for (size_t r = 0; r < c->ranges.n; r++)
+			for (size_t l = 0; l < c->ranges.v[r].nlabels; l++)
+				if (!strcmp(n, c->ranges.v[r].labels[l].name))
+					return n;
+	}
+	return NULL;
+}
+
 static int parse_duration_opt(const char *text, const char *flag, double *out, char *err,
                               size_t errlen)
 {
@@ -640,9 +658,20 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 		snprintf(err, errlen, "a TLS client certificate needs both its cert and key file");
 		return CONFIG_USAGE;
 	}
-	if (c->push_gateway &&
-	    set_default_label(&c->push_grouping, &c->npush_grouping, "instance", config_hostname()))
-		goto oom;
+	if (c->push_gateway) {
+		const char *clash = push_grouping_clash(c);
+		if (clash) {
+			snprintf(
+			    err, errlen,
+			    "--push.grouping: promacct's metrics carry a label '%s' themselves; "
+			    "a grouping label must not (the Pushgateway would reject the push)",
+			    clash);
+			return CONFIG_USAGE;
+		}
+		if (set_default_label(&c->push_grouping, &c->npush_grouping, "instance",
+		                      config_hostname()))
+			goto oom;
+	}
 	if (c->nrw_urls &&
 	    (set_default_label(&c->rw_labels, &c->nrw_labels, "job", "promacct") ||
 	     set_default_label(&c->rw_labels, &c->nrw_labels, "instance", config_hostname())))

@@ -137,6 +137,10 @@ static void test_usage_errors_name_the_problem(void **state)
 	expect_usage("-i eth0 --push.method patch", "put or post");
 	expect_usage("-i eth0 --push.grouping 1x=y", "label name");
 	expect_usage("-i eth0 --push.grouping job=y", "push.job");
+	expect_usage("-i e --push.gateway http://g --push.grouping interface=x", "'interface'");
+	expect_usage(
+	    "-i e -r 10.0.0.0/8:customer=a --push.gateway http://g --push.grouping customer=b",
+	    "'customer'");
 	expect_usage("-i eth0 --remote-write.header NoColon", "Name: value");
 	expect_usage("-i eth0 --remote-write.external-label __x=y", "reserved");
 	expect_usage("-i eth0 --log.level loud", "log.level");

@@ -128,6 +128,19 @@ static int apply_filter(pcap_t *p, const char *filter, const char *name, char *e
 	return 0;
 }
 
+/* 0 when the handle's link type is one we parse, else -ENOTSUP with a
+ * message naming it. */
+static int check_linktype(pcap_t *p, const char *what, const char *name, char *err, size_t errlen)
+{
+	int dlt = pcap_datalink(p);
+	if (parse_linktype_supported(dlt))
+		return 0;
+	const char *dn = pcap_datalink_val_to_name(dlt);
+	snprintf(err, errlen, "%s %s: unsupported link type %s (%d)", what, name,
+	         dn ? dn : "unknown", dlt);
+	return -ENOTSUP;
+}
+
 static struct worker *worker_add(struct capture *c)
 {
 	struct worker *nw = realloc(c->w, (c->nw + 1) * sizeof *nw);
@@ -225,10 +238,7 @@ int capture_add_interface(struct capture *c, const char *ifname, char *err, size
 		if (rc)
 			return rc;
 		int dlt = pcap_datalink(p);
-		if (!parse_linktype_supported(dlt)) {
-			const char *dn = pcap_datalink_val_to_name(dlt);
-			snprintf(err, errlen, "interface %s: unsupported link type %s (%d)", ifname,
-			         dn ? dn : "unknown", dlt);
+		if (check_linktype(p, "interface", ifname, err, errlen)) {
 			pcap_close(p);
 			return -ENOTSUP;
 		}
@@ -276,10 +286,7 @@ int capture_add_file(struct capture *c, const char *path, char *err, size_t errl
 		return -EIO;
 	}
 	int dlt = pcap_datalink(p);
-	if (!parse_linktype_supported(dlt)) {
-		const char *dn = pcap_datalink_val_to_name(dlt);
-		snprintf(err, errlen, "capture file %s: unsupported link type %s (%d)", path,
-		         dn ? dn : "unknown", dlt);
+	if (check_linktype(p, "capture file", path, err, errlen)) {
 		pcap_close(p);
 		return -ENOTSUP;
 	}

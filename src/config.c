@@ -69,6 +69,9 @@ enum opt_id {
 	O_RW_INSECURE,
 };
 
+_Static_assert(O_PUSH_INSECURE - O_PUSH_TIMEOUT == 7 && O_RW_INSECURE - O_RW_TIMEOUT == 7,
+               "HTTP client flags keep the order of enum http_flag");
+
 struct opt_doc {
 	const char *name;
 	int has_arg;
@@ -286,6 +289,50 @@ static int parse_duration_opt(const char *text, const char *flag, double *out, c
 	return 0;
 }
 
+/* The HTTP client flags shared by --push.* and --remote-write.*, in enum
+ * order from O_*_TIMEOUT. */
+enum http_flag {
+	H_TIMEOUT,
+	H_USER,
+	H_PASSWORD_FILE,
+	H_BEARER_FILE,
+	H_CA,
+	H_CERT,
+	H_KEY,
+	H_INSECURE
+};
+
+static int http_opt(struct http_client_opts *h, int which, const char *flag, const char *arg,
+                    char *err, size_t errlen)
+{
+	switch ((enum http_flag)which) {
+	case H_TIMEOUT:
+		return parse_duration_opt(arg, flag, &h->timeout, err, errlen);
+	case H_USER:
+		h->basic_user = arg;
+		break;
+	case H_PASSWORD_FILE:
+		h->basic_password_file = arg;
+		break;
+	case H_BEARER_FILE:
+		h->bearer_token_file = arg;
+		break;
+	case H_CA:
+		h->tls_ca_file = arg;
+		break;
+	case H_CERT:
+		h->tls_cert_file = arg;
+		break;
+	case H_KEY:
+		h->tls_key_file = arg;
+		break;
+	case H_INSECURE:
+		h->tls_insecure = 1;
+		break;
+	}
+	return 0;
+}
+
 enum config_result config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	struct option lopts[ARRAY_LEN(opts) + 1];
@@ -459,30 +506,16 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			c->push_delete_on_exit = 1;
 			break;
 		case O_PUSH_TIMEOUT:
-			if (parse_duration_opt(optarg, "push.timeout", &c->push_http.timeout, err,
-			                       errlen))
-				return CONFIG_USAGE;
-			break;
 		case O_PUSH_USER:
-			c->push_http.basic_user = optarg;
-			break;
 		case O_PUSH_PASSWORD_FILE:
-			c->push_http.basic_password_file = optarg;
-			break;
 		case O_PUSH_BEARER_FILE:
-			c->push_http.bearer_token_file = optarg;
-			break;
 		case O_PUSH_CA:
-			c->push_http.tls_ca_file = optarg;
-			break;
 		case O_PUSH_CERT:
-			c->push_http.tls_cert_file = optarg;
-			break;
 		case O_PUSH_KEY:
-			c->push_http.tls_key_file = optarg;
-			break;
 		case O_PUSH_INSECURE:
-			c->push_http.tls_insecure = 1;
+			if (http_opt(&c->push_http, o - O_PUSH_TIMEOUT, opts[longidx].name, optarg,
+			             err, errlen))
+				return CONFIG_USAGE;
 			break;
 		case O_RW_URL:
 			if (push_str(&c->rw_urls, &c->nrw_urls, optarg))
@@ -545,30 +578,16 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 				return CONFIG_USAGE;
 			break;
 		case O_RW_TIMEOUT:
-			if (parse_duration_opt(optarg, "remote-write.timeout", &c->rw_http.timeout,
-			                       err, errlen))
-				return CONFIG_USAGE;
-			break;
 		case O_RW_USER:
-			c->rw_http.basic_user = optarg;
-			break;
 		case O_RW_PASSWORD_FILE:
-			c->rw_http.basic_password_file = optarg;
-			break;
 		case O_RW_BEARER_FILE:
-			c->rw_http.bearer_token_file = optarg;
-			break;
 		case O_RW_CA:
-			c->rw_http.tls_ca_file = optarg;
-			break;
 		case O_RW_CERT:
-			c->rw_http.tls_cert_file = optarg;
-			break;
 		case O_RW_KEY:
-			c->rw_http.tls_key_file = optarg;
-			break;
 		case O_RW_INSECURE:
-			c->rw_http.tls_insecure = 1;
+			if (http_opt(&c->rw_http, o - O_RW_TIMEOUT, opts[longidx].name, optarg, err,
+			             errlen))
+				return CONFIG_USAGE;
 			break;
 		default:
 			snprintf(err, errlen, "unknown flag %s", argv[optind - 1]);

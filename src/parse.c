@@ -222,14 +222,28 @@ static inline enum parse_status parse_done(enum parse_status st, uint32_t wirele
 	return st;
 }
 
+/* Ethernet-like links: the ethertype at type_off, then tags, PPPoE, IP. */
+static inline enum parse_status parse_cooked(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+                                             struct parsed_packet *out, uint32_t hlen,
+                                             uint32_t type_off)
+{
+	if (caplen > wirelen)
+		caplen = wirelen;
+	parse_reset(out);
+	uint32_t h = hlen;
+	enum parse_status st = caplen < hlen
+	                           ? PARSE_TRUNCATED
+	                           : parse_ethertype(p, caplen, hlen, rd16(p + type_off), &h, out);
+	return parse_done(st, wirelen, h, out);
+}
+
 /* Ethernet. The common case (untagged IPv4 without options) is checked
  * first; everything else goes through the general ethertype walk. */
 static enum parse_status parse_en10mb(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                       struct parsed_packet *out)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
-	if (LIKELY(caplen >= ETH_HLEN + 20 && p[12] == 0x08 && p[13] == 0x00 && p[14] == 0x45)) {
+	if (LIKELY(caplen <= wirelen && caplen >= ETH_HLEN + 20 && p[12] == 0x08 && p[13] == 0x00 &&
+	           p[14] == 0x45)) {
 		out->family = 4;
 		out->proto = class_v4[p[ETH_HLEN + 9]];
 		out->src = p + ETH_HLEN + 12;
@@ -237,74 +251,56 @@ static enum parse_status parse_en10mb(const uint8_t *p, uint32_t caplen, uint32_
 		out->size = wirelen - ETH_HLEN;
 		return PARSE_OK;
 	}
-	parse_reset(out);
-	uint32_t hlen = ETH_HLEN;
-	enum parse_status st = caplen < ETH_HLEN
-	                           ? PARSE_TRUNCATED
-	                           : parse_ethertype(p, caplen, ETH_HLEN, rd16(p + 12), &hlen, out);
-	return parse_done(st, wirelen, hlen, out);
+	return parse_cooked(p, caplen, wirelen, out, ETH_HLEN, 12);
 }
 
 static enum parse_status parse_sll(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                    struct parsed_packet *out)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
-	parse_reset(out);
-	uint32_t hlen = SLL_HLEN;
-	enum parse_status st = caplen < SLL_HLEN
-	                           ? PARSE_TRUNCATED
-	                           : parse_ethertype(p, caplen, SLL_HLEN, rd16(p + 14), &hlen, out);
-	return parse_done(st, wirelen, hlen, out);
+	return parse_cooked(p, caplen, wirelen, out, SLL_HLEN, 14);
 }
 
 static enum parse_status parse_sll2(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                     struct parsed_packet *out)
 {
+	return parse_cooked(p, caplen, wirelen, out, SLL2_HLEN, 0);
+}
+
+/* Links with a fixed header (raw IP: none; BSD null: 4 bytes) that `inner`
+ * parses from the start of the frame. */
+static inline enum parse_status parse_fixed(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
+                                            struct parsed_packet *out, uint32_t hlen,
+                                            enum parse_status (*inner)(const uint8_t *, uint32_t,
+                                                                       struct parsed_packet *))
+{
 	if (caplen > wirelen)
 		caplen = wirelen;
 	parse_reset(out);
-	uint32_t hlen = SLL2_HLEN;
-	enum parse_status st = caplen < SLL2_HLEN
-	                           ? PARSE_TRUNCATED
-	                           : parse_ethertype(p, caplen, SLL2_HLEN, rd16(p), &hlen, out);
-	return parse_done(st, wirelen, hlen, out);
+	return parse_done(inner(p, caplen, out), wirelen, hlen, out);
 }
 
 static enum parse_status parse_raw(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                    struct parsed_packet *out)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
-	parse_reset(out);
-	return parse_done(parse_ip_any(p, caplen, out), wirelen, 0, out);
+	return parse_fixed(p, caplen, wirelen, out, 0, parse_ip_any);
 }
 
 static enum parse_status parse_raw4(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                     struct parsed_packet *out)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
-	parse_reset(out);
-	return parse_done(parse_ipv4(p, caplen, out), wirelen, 0, out);
+	return parse_fixed(p, caplen, wirelen, out, 0, parse_ipv4);
 }
 
 static enum parse_status parse_raw6(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                     struct parsed_packet *out)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
-	parse_reset(out);
-	return parse_done(parse_ipv6(p, caplen, out), wirelen, 0, out);
+	return parse_fixed(p, caplen, wirelen, out, 0, parse_ipv6);
 }
 
 static enum parse_status parse_bsd_null(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                         struct parsed_packet *out)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
-	parse_reset(out);
-	return parse_done(parse_null(p, caplen, out), wirelen, NULL_HLEN, out);
+	return parse_fixed(p, caplen, wirelen, out, NULL_HLEN, parse_null);
 }
 
 parse_fn parse_for_linktype(int dlt)

@@ -118,11 +118,7 @@ struct pushgateway *pushgateway_new(const struct config *cfg, struct registry *r
 	p->interval = cfg->push_interval;
 	p->last_ok = -1;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&p->cond);
 
 	buf_init(&u, URL_MAX);
 	size_t gl = strlen(cfg->push_gateway);

@@ -153,96 +153,68 @@ static void apply_prefix(struct range *rg, int len)
 	from_u128(rg->last, rg->family, (a & ~host) | host);
 }
 
+/* Parses the address part of a range spec (FIRST-LAST, [FIRST]-[LAST],
+ * ADDRESS/LEN, [ADDRESS]/LEN or one address) into rg's family, first and
+ * last; *rest points after it. Returns NULL, or what is wrong. */
+static const char *parse_span(struct range *rg, const char *p, const char **rest)
+{
+	const char *first = p, *first_end, *last = NULL, *last_end = NULL;
+	uint8_t fam2 = 0;
+	int len;
+
+	if (*p == '[') {
+		first = p + 1;
+		if (!(first_end = strchr(p, ']')))
+			return "invalid address";
+		p = first_end + 1;
+		if (*p == '-') {
+			if (p[1] != '[' || !(last_end = strchr(p + 1, ']')))
+				return "invalid last address (IPv6 ranges are written "
+				       "[FIRST]-[LAST])";
+			last = p + 2;
+			p = last_end + 1;
+		}
+	} else if (strchr(p, '/')) {
+		first_end = strchr(p, '/'); /* the address may be IPv6, with colons */
+		p = first_end;
+	} else {
+		first_end = p + strcspn(p, "-:");
+		p = first_end;
+		if (*p == '-') {
+			last = p + 1;
+			last_end = last + strcspn(last, ":");
+			p = last_end;
+		}
+	}
+	if (parse_addr(first, (size_t)(first_end - first), rg->first, &rg->family))
+		return "invalid address (expected FIRST-LAST or ADDRESS/LEN; IPv6 FIRST-LAST "
+		       "needs brackets: [2001:db8::1]-[2001:db8::ff])";
+	if (last) {
+		if (parse_addr(last, (size_t)(last_end - last), rg->last, &fam2))
+			return "invalid last address";
+		if (fam2 != rg->family)
+			return "mixes IPv4 and IPv6";
+	} else if (*p == '/') {
+		if (parse_prefix_len(p + 1, &p, rg->family, &len))
+			return "invalid prefix length";
+		apply_prefix(rg, len);
+	} else {
+		memcpy(rg->last, rg->first, 16);
+	}
+	*rest = p;
+	return NULL;
+}
+
 int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen)
 {
 	struct range rg;
 	int rc = 0;
-	const char *p = spec, *rest = NULL;
-	uint8_t fam2 = 0;
+	const char *rest = NULL;
 
 	memset(&rg, 0, sizeof rg);
-	if (*p == '[') {
-		const char *close = strchr(p, ']');
-		if (!close || parse_addr(p + 1, (size_t)(close - p - 1), rg.first, &rg.family)) {
-			snprintf(err, errlen, "invalid address in range '%s'", spec);
-			rc = -EINVAL;
-			goto out;
-		}
-		p = close + 1;
-		if (*p == '-') {
-			p++;
-			if (*p != '[' || !(close = strchr(p, ']')) ||
-			    parse_addr(p + 1, (size_t)(close - p - 1), rg.last, &fam2)) {
-				snprintf(err, errlen,
-				         "invalid last address in range '%s' (IPv6 ranges are "
-				         "written [FIRST]-[LAST])",
-				         spec);
-				rc = -EINVAL;
-				goto out;
-			}
-			rest = close + 1;
-		} else if (*p == '/') {
-			int len;
-			if (parse_prefix_len(p + 1, &rest, rg.family, &len)) {
-				snprintf(err, errlen, "invalid prefix length in range '%s'", spec);
-				rc = -EINVAL;
-				goto out;
-			}
-			apply_prefix(&rg, len);
-			fam2 = rg.family;
-		} else {
-			memcpy(rg.last, rg.first, 16);
-			fam2 = rg.family;
-			rest = p;
-		}
-	} else {
-		size_t alen = strcspn(p, "/-:");
-		const char *slash = strchr(p, '/');
-		if (slash) {
-			/* ADDRESS/LEN, the address may be IPv6 with colons */
-			int len;
-			if (parse_addr(p, (size_t)(slash - p), rg.first, &rg.family)) {
-				snprintf(err, errlen, "invalid address in range '%s'", spec);
-				rc = -EINVAL;
-				goto out;
-			}
-			if (parse_prefix_len(slash + 1, &rest, rg.family, &len)) {
-				snprintf(err, errlen, "invalid prefix length in range '%s'", spec);
-				rc = -EINVAL;
-				goto out;
-			}
-			apply_prefix(&rg, len);
-			fam2 = rg.family;
-		} else {
-			if (parse_addr(p, alen, rg.first, &rg.family) || rg.family != 4) {
-				snprintf(
-				    err, errlen,
-				    "invalid range '%s' (expected FIRST-LAST or ADDRESS/LEN; "
-				    "IPv6 FIRST-LAST needs brackets: [2001:db8::1]-[2001:db8::ff])",
-				    spec);
-				rc = -EINVAL;
-				goto out;
-			}
-			p += alen;
-			if (*p == '-') {
-				p++;
-				size_t l2 = strcspn(p, ":");
-				if (parse_addr(p, l2, rg.last, &fam2)) {
-					snprintf(err, errlen, "invalid last address in range '%s'",
-					         spec);
-					rc = -EINVAL;
-					goto out;
-				}
-				rest = p + l2;
-			} else {
-				memcpy(rg.last, rg.first, 16);
-				fam2 = rg.family;
-				rest = p;
-			}
-		}
-	}
-	if (fam2 != rg.family) {
-		snprintf(err, errlen, "range '%s' mixes IPv4 and IPv6", spec);
+	const char *problem = parse_span(&rg, spec, &rest);
+	if (problem) {
+		snprintf(err, errlen, "invalid range '%s': %s", spec, problem);
 		rc = -EINVAL;
 		goto out;
 	}

@@ -300,6 +300,15 @@ static void collect_counter_per_source(struct registry *r, struct collector *c, 
 	}
 }
 
+/* A family of one unlabelled gauge. */
+static void collect_gauge(struct collector *c, const char *name, const char *help, double v)
+{
+	struct series_labels none = {NULL, 0, NULL, 0, NULL};
+	c->family(c, name, help, METRIC_GAUGE);
+	c->series(c, &none);
+	c->sample(c, SAMPLE_PLAIN, NULL, v);
+}
+
 static void collect_self(struct registry *r, struct collector *c)
 {
 	/* Grouped by name, in first-registration order. */
@@ -392,16 +401,12 @@ int registry_collect(struct registry *r, struct collector *c)
 	                           "--max-addresses was reached.",
 	                           offsetof(struct acct_shard, untracked));
 
-	struct series_labels none = {NULL, 0, NULL, 0, NULL};
-	c->family(c, "promacct_tracked_addresses",
-	          "Distinct (interface, address) pairs with histograms.", METRIC_GAUGE);
-	c->series(c, &none);
-	c->sample(c, SAMPLE_PLAIN, NULL,
-	          (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
-	c->family(c, "promacct_max_addresses",
-	          "The --max-addresses limit of tracked (interface, address) pairs.", METRIC_GAUGE);
-	c->series(c, &none);
-	c->sample(c, SAMPLE_PLAIN, NULL, (double)r->max_addresses);
+	collect_gauge(c, "promacct_tracked_addresses",
+	              "Distinct (interface, address) pairs with histograms.",
+	              (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
+	collect_gauge(c, "promacct_max_addresses",
+	              "The --max-addresses limit of tracked (interface, address) pairs.",
+	              (double)r->max_addresses);
 
 	c->family(c, "promacct_build_info",
 	          "A metric with a constant '1' value labeled by the version of promacct and of "
@@ -413,11 +418,9 @@ int registry_collect(struct registry *r, struct collector *c)
 	c->series(c, &bsl);
 	c->sample(c, SAMPLE_PLAIN, NULL, 1);
 
-	c->family(c, "promacct_start_time_seconds",
-	          "Start time of the promacct process since the Unix epoch, in seconds.",
-	          METRIC_GAUGE);
-	c->series(c, &none);
-	c->sample(c, SAMPLE_PLAIN, NULL, r->start_time);
+	collect_gauge(c, "promacct_start_time_seconds",
+	              "Start time of the promacct process since the Unix epoch, in seconds.",
+	              r->start_time);
 
 	collect_self(r, c);
 	return 0;

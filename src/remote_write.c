@@ -544,11 +544,7 @@ struct remote_write *remote_write_new(const struct config *cfg, struct registry 
 	rw->max_samples = cfg->rw_max_samples_per_send;
 	rw->queue_max = cfg->rw_queue_max_samples;
 	pthread_mutex_init(&rw->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rw->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&rw->cond);
 	rw->ep = calloc(cfg->nrw_urls, sizeof *rw->ep);
 	if (!rw->ep)
 		goto oom;

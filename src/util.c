@@ -69,6 +69,15 @@ int duration_parse(const char *text, double *seconds)
 	return 0;
 }
 
+void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 int file_read_secret(const char *path, char **out)
 {
 	int rc = 0;

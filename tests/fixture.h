@@ -4,8 +4,10 @@
 
 #include <pcap/dlt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "promacct/account.h"
+#include "promacct/expo_text.h"
 #include "promacct/registry.h"
 #include "frames.h"
 
@@ -47,25 +49,28 @@ static inline void fixture_free(struct fixture *f)
 	free(f);
 }
 
-/* Accounts one Ethernet/IPv4 frame of the given wire length. */
-static inline void fixture_v4(struct fixture *f, struct acct_shard *s, const char *src,
+/* Accounts one Ethernet frame carrying IPv4 or IPv6 (by the address text)
+ * of the given wire length, on shard s (NULL: the fixture's shard). */
+static inline void fixture_ip(struct fixture *f, struct acct_shard *s, const char *src,
                               const char *dst, int proto, uint32_t wirelen)
 {
 	uint8_t b[64];
-	size_t n = fr_eth(b, 0x0800);
-	n += fr_ipv4(b + n, src, dst, proto);
+	int v6 = strchr(src, ':') != NULL;
+	size_t n = fr_eth(b, v6 ? 0x86dd : 0x0800);
+	n += v6 ? fr_ipv6(b + n, src, dst, proto) : fr_ipv4(b + n, src, dst, proto);
 	account_packet(s ? s : f->shard, &f->ranges, &f->layout, DLT_EN10MB, b, (uint32_t)n,
 	               wirelen);
 }
 
-static inline void fixture_v6(struct fixture *f, struct acct_shard *s, const char *src,
-                              const char *dst, int proto, uint32_t wirelen)
+/* The registry rendered as text; caller frees. */
+static inline char *fixture_render(struct registry *r)
 {
-	uint8_t b[64];
-	size_t n = fr_eth(b, 0x86dd);
-	n += fr_ipv6(b + n, src, dst, proto);
-	account_packet(s ? s : f->shard, &f->ranges, &f->layout, DLT_EN10MB, b, (uint32_t)n,
-	               wirelen);
+	struct buf b;
+	buf_init(&b, 0);
+	if (expo_text_render(r, &b))
+		abort();
+	buf_append_char(&b, '\0');
+	return b.data;
 }
 
 #endif

@@ -12,23 +12,14 @@
 #include "promacct/expo_text.h"
 #include "fixture.h"
 
-static char *render(struct registry *r)
-{
-	struct buf b;
-	buf_init(&b, 0);
-	assert_int_equal(expo_text_render(r, &b), 0);
-	buf_append_char(&b, '\0');
-	return b.data;
-}
-
 static void test_exact_page_for_a_small_state(void **state)
 {
 	(void)state;
 	const char *ranges[] = {"10.0.0.0/24:customer=acme"};
 	struct fixture *f = fixture_new("100,1000", ranges, 1, 10);
-	fixture_v4(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);   /* size 100 */
-	fixture_v4(f, NULL, "192.0.2.1", "10.0.0.1", 17, 1514); /* size 1500 */
-	char *page = render(&f->reg);
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);   /* size 100 */
+	fixture_ip(f, NULL, "192.0.2.1", "10.0.0.1", 17, 1514); /* size 1500 */
+	char *page = fixture_render(&f->reg);
 	const char *want =
 	    "# HELP promacct_packet_size_bytes_all Size of all packets seen on the interface, in "
 	    "bytes without the link-layer header.\n"
@@ -80,9 +71,9 @@ static void test_every_family_has_help_and_type_once_and_contiguous(void **state
 	(void)state;
 	const char *ranges[] = {"0.0.0.0/0", "::/0"};
 	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 2, 100);
-	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
-	fixture_v6(f, NULL, "2001:db8::1", "2001:db8::2", 17, 100);
-	char *page = render(&f->reg);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_ip(f, NULL, "2001:db8::1", "2001:db8::2", 17, 100);
+	char *page = fixture_render(&f->reg);
 	char seen[64][128];
 	int nseen = 0;
 	char current[128] = "";
@@ -115,8 +106,8 @@ static void test_label_values_and_help_are_escaped(void **state)
 	struct fixture *f = fixture_new("64", ranges, 1, 10);
 	free(f->reg.sources[0].name);
 	f->reg.sources[0].name = strdup("we\"ird\\if\nname");
-	fixture_v4(f, NULL, "10.0.0.1", "1.1.1.1", 6, 80);
-	char *page = render(&f->reg);
+	fixture_ip(f, NULL, "10.0.0.1", "1.1.1.1", 6, 80);
+	char *page = fixture_render(&f->reg);
 	assert_non_null(strstr(page, "interface=\"we\\\"ird\\\\if\\nname\""));
 	assert_non_null(strstr(page, "note=\"a\\\\b\\\"c\""));
 	free(page);

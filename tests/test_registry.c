@@ -14,24 +14,15 @@
 #include "promacct/expo_text.h"
 #include "fixture.h"
 
-static char *render(struct registry *r)
-{
-	struct buf b;
-	buf_init(&b, 0);
-	assert_int_equal(expo_text_render(r, &b), 0);
-	buf_append_char(&b, '\0');
-	return b.data;
-}
-
 static void test_state_only_for_addresses_seen(void **state)
 {
 	(void)state;
 	const char *ranges[] = {"0.0.0.0/0", "::/0"};
 	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 2, 100000);
 	assert_int_equal(registry_address_histograms(&f->reg), 0);
-	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
-	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
-	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 17, 100);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 17, 100);
 	/* tx tcp, rx tcp, tx udp, rx udp */
 	assert_int_equal(registry_address_histograms(&f->reg), 4);
 	assert_int_equal(atomic_load(&f->reg.tracked), 2);
@@ -43,8 +34,8 @@ static void test_address_outside_ranges_is_not_tracked(void **state)
 	(void)state;
 	const char *ranges[] = {"10.0.0.0/8"};
 	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 100);
-	fixture_v4(f, NULL, "192.0.2.1", "198.51.100.1", 6, 100);
-	fixture_v6(f, NULL, "2001:db8::1", "2001:db8::2", 6, 100);
+	fixture_ip(f, NULL, "192.0.2.1", "198.51.100.1", 6, 100);
+	fixture_ip(f, NULL, "2001:db8::1", "2001:db8::2", 6, 100);
 	assert_int_equal(registry_address_histograms(&f->reg), 0);
 	uint64_t cum[7], sum;
 	histogram_read(f->shard->all, &f->layout, cum, &sum);
@@ -61,7 +52,7 @@ static void test_max_addresses_caps_and_counts_untracked(void **state)
 	char a[32];
 	for (int i = 1; i <= 10; i++) {
 		snprintf(a, sizeof a, "10.0.0.%d", i);
-		fixture_v4(f, NULL, a, "10.9.9.9", 6, 100);
+		fixture_ip(f, NULL, a, "10.9.9.9", 6, 100);
 	}
 	/* 10.0.0.1, 10.9.9.9, 10.0.0.2 tracked; then the cap */
 	assert_int_equal(atomic_load(&f->reg.tracked), 3);
@@ -69,7 +60,7 @@ static void test_max_addresses_caps_and_counts_untracked(void **state)
 	/* packets 3..10: their source is untracked (8); the destination is known */
 	assert_int_equal(counter_read(&f->shard->untracked), 8);
 	/* a known address still gets new histograms (another protocol) */
-	fixture_v4(f, NULL, "10.0.0.1", "10.9.9.9", 17, 100);
+	fixture_ip(f, NULL, "10.0.0.1", "10.9.9.9", 17, 100);
 	assert_int_equal(registry_address_histograms(&f->reg), 5);
 	uint64_t cum[7], sum;
 	histogram_read(f->shard->all, &f->layout, cum, &sum);
@@ -85,11 +76,11 @@ static void test_many_addresses_grow_the_table(void **state)
 	char a[32];
 	for (int i = 0; i < 70000; i++) {
 		snprintf(a, sizeof a, "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-		fixture_v4(f, NULL, a, "192.0.2.1", 6, 100 + (uint32_t)(i % 50));
+		fixture_ip(f, NULL, a, "192.0.2.1", 6, 100 + (uint32_t)(i % 50));
 	}
 	for (int i = 0; i < 70000; i++) {
 		snprintf(a, sizeof a, "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-		fixture_v4(f, NULL, a, "192.0.2.1", 6, 100);
+		fixture_ip(f, NULL, a, "192.0.2.1", 6, 100);
 	}
 	assert_int_equal(registry_address_histograms(&f->reg), 70000);
 	assert_int_equal(atomic_load(&f->reg.tracked), 70000);
@@ -109,9 +100,9 @@ static void test_shards_of_one_source_merge_into_one_series(void **state)
 	struct fixture *f = fixture_new("1000", ranges, 1, 100);
 	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
 	assert_non_null(s2);
-	fixture_v4(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);
-	fixture_v4(f, s2, "10.0.0.1", "192.0.2.1", 6, 214);
-	char *page = render(&f->reg);
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);
+	fixture_ip(f, s2, "10.0.0.1", "192.0.2.1", 6, 214);
+	char *page = fixture_render(&f->reg);
 	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
 	                             "ip=\"10.0.0.1\",protocol=\"tcp\"} 2\n"));
 	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\","
@@ -137,7 +128,7 @@ static void *capture_like_writer(void *arg)
 	for (int round = 0; round < 20; round++)
 		for (int i = 0; i < 5000; i++) {
 			snprintf(a, sizeof a, "10.0.%d.%d", (i >> 8) & 255, i & 255);
-			fixture_v4(w->f, NULL, a, "10.1.0.1", 6, 60 + (uint32_t)((i * 31) % 1500));
+			fixture_ip(w->f, NULL, a, "10.1.0.1", 6, 60 + (uint32_t)((i * 31) % 1500));
 		}
 	atomic_store(&w->done, 1);
 	return NULL;
@@ -155,7 +146,7 @@ static void test_scrape_while_capturing(void **state)
 	pthread_create(&t, NULL, capture_like_writer, &w);
 	int pages = 0;
 	while (!atomic_load(&w.done) || pages < 3) {
-		char *page = render(&f->reg);
+		char *page = fixture_render(&f->reg);
 		double prev = -1, inf = -1;
 		for (char *line = strtok(page, "\n"); line; line = strtok(NULL, "\n")) {
 			if (line[0] == '#')

@@ -58,9 +58,9 @@ static struct fixture *sample_state(void)
 {
 	const char *ranges[] = {"10.0.0.0/8:Customer=acme:zone=", "::/0:site=ams"};
 	struct fixture *f = fixture_new("100,1000", ranges, 2, 100);
-	fixture_v4(f, NULL, "10.0.0.1", "10.0.0.2", 6, 114);
-	fixture_v4(f, NULL, "10.0.0.2", "10.0.0.1", 17, 1514);
-	fixture_v6(f, NULL, "2001:db8::1", "2001:db8::2", 58, 200);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 114);
+	fixture_ip(f, NULL, "10.0.0.2", "10.0.0.1", 17, 1514);
+	fixture_ip(f, NULL, "2001:db8::1", "2001:db8::2", 58, 200);
 	return f;
 }
 

@@ -7,53 +7,6 @@
 #include "promacct/parse.h"
 #include "promacct/registry.h"
 
-static inline void account_addr(struct acct_shard *s, const struct ranges *ranges,
-                                const struct histogram_layout *l, const struct parsed_packet *p,
-                                const uint8_t *addr, enum direction dir)
-{
-	int idx;
-	if (p->family == 4) {
-		uint32_t a = ((uint32_t)addr[0] << 24) | ((uint32_t)addr[1] << 16) |
-		             ((uint32_t)addr[2] << 8) | addr[3];
-		idx = ranges_lookup4(ranges, a);
-	} else {
-		idx = ranges_lookup6(ranges, addr);
-	}
-	if (idx < 0)
-		return;
-	struct addr_key k;
-	memset(&k, 0, sizeof k);
-	memcpy(k.addr, addr, p->family == 4 ? 4 : 16);
-	k.family = p->family;
-	k.dir = (uint8_t)dir;
-	k.proto = p->proto;
-	k.range = (uint32_t)idx;
-	counter_t *h = addrtable_get(&s->table, &k);
-	if (UNLIKELY(!h)) {
-		counter_add(&s->untracked, 1);
-		return;
-	}
-	histogram_observe(h, l, p->size);
-}
-
-/* Accounts one frame: the interface histogram always, then the source and
- * destination address histograms when the frame is IP and in a range. No
- * allocation, lock or syscall unless an address is new. */
-static inline void account_packet(struct acct_shard *s, const struct ranges *ranges,
-                                  const struct histogram_layout *l, int dlt, const uint8_t *bytes,
-                                  uint32_t caplen, uint32_t wirelen)
-{
-	struct parsed_packet p;
-	enum parse_status st = parse_packet(dlt, bytes, caplen, wirelen, &p);
-	histogram_observe(s->all, l, p.size);
-	if (UNLIKELY(st != PARSE_OK)) {
-		counter_add(&s->parse[st], 1);
-		return;
-	}
-	account_addr(s, ranges, l, &p, p.src, DIR_TX);
-	account_addr(s, ranges, l, &p, p.dst, DIR_RX);
-}
-
 /* Batched accounting for the capture threads. Per frame, the interface
  * histogram is counted at once and the address lookups are queued with a
  * prefetch of their hash slot. When a queue is full, the entries its slots
@@ -167,8 +120,29 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
 	addrtable_prefetch_slot(&s->table, it->h);
 }
 
-/* Same result as account_packet, batched; call account_batch_flush before
- * the counts are expected to be complete (end of each dispatch). */
+/* Accounts one parsed frame: the interface histogram always, then queues
+ * the source and destination address lookups when the frame is IP and in a
+ * range. Counts are complete after account_batch_flush (the capture threads
+ * flush at the end of each dispatch). No allocation, lock or syscall unless
+ * an address is new. */
+static inline void account_batch_parsed(struct acct_shard *s, struct acct_batch *b,
+                                        const struct ranges *ranges,
+                                        const struct histogram_layout *l,
+                                        const struct parsed_packet *p, enum parse_status st)
+{
+	histogram_observe(s->all, l, p->size);
+	if (UNLIKELY(st != PARSE_OK)) {
+		counter_add(&s->parse[st], 1);
+		return;
+	}
+	account_batch_addr(s, b, ranges, p, p->src, DIR_TX);
+	account_batch_addr(s, b, ranges, p, p->dst, DIR_RX);
+	if (b->q[b->cur].n > ACCT_BATCH - 2)
+		account_batch_step(s, b, l);
+}
+
+/* The capture threads' per-packet step: the link type's parser, then the
+ * batched accounting. */
 static inline void account_batch_packet(struct acct_shard *s, struct acct_batch *b,
                                         const struct ranges *ranges,
                                         const struct histogram_layout *l, parse_fn parse,
@@ -176,15 +150,20 @@ static inline void account_batch_packet(struct acct_shard *s, struct acct_batch 
 {
 	struct parsed_packet p;
 	enum parse_status st = parse(bytes, caplen, wirelen, &p);
-	histogram_observe(s->all, l, p.size);
-	if (UNLIKELY(st != PARSE_OK)) {
-		counter_add(&s->parse[st], 1);
-		return;
-	}
-	account_batch_addr(s, b, ranges, &p, p.src, DIR_TX);
-	account_batch_addr(s, b, ranges, &p, p.dst, DIR_RX);
-	if (b->q[b->cur].n > ACCT_BATCH - 2)
-		account_batch_step(s, b, l);
+	account_batch_parsed(s, b, ranges, l, &p, st);
+}
+
+/* One frame through the same path, complete on return (tests, tools). */
+static inline void account_packet(struct acct_shard *s, const struct ranges *ranges,
+                                  const struct histogram_layout *l, int dlt, const uint8_t *bytes,
+                                  uint32_t caplen, uint32_t wirelen)
+{
+	struct acct_batch b;
+	struct parsed_packet p;
+	account_batch_init(&b);
+	enum parse_status st = parse_packet(dlt, bytes, caplen, wirelen, &p);
+	account_batch_parsed(s, &b, ranges, l, &p, st);
+	account_batch_flush(s, &b, l);
 }
 
 #endif

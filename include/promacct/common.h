@@ -2,6 +2,7 @@
 #ifndef PROMACCT_COMMON_H
 #define PROMACCT_COMMON_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,10 @@ double time_monotonic(void);
 /* Parses a Prometheus-style duration ("500ms", "15s", "1m", "1h30m").
  * Returns 0 and stores seconds, or -EINVAL. */
 int duration_parse(const char *text, double *seconds) MUST_CHECK;
+
+/* Initialises a condition variable whose timed waits use CLOCK_MONOTONIC
+ * (timers must not jump with the wall clock). */
+void cond_init_monotonic(pthread_cond_t *c);
 
 /* Reads a whole small file (secrets, tokens) with trailing newlines
  * stripped. Caller frees *out. Returns 0 or negative errno. */

@@ -34,6 +34,7 @@
 struct worker {
 	struct capture *cap;
 	struct acct_shard *shard;
+	size_t src; /* index of its source in the registry */
 	const struct ranges *ranges;
 	const struct histogram_layout *layout;
 	pcap_t *pcap;
@@ -260,6 +261,7 @@ int capture_add_interface(struct capture *c, const char *ifname, char *err, size
 		w->dlt = pcap_datalink(p);
 		w->parse = parse_for_linktype(w->dlt);
 		w->shard = registry_add_shard(c->reg, src);
+		w->src = (size_t)src;
 		w->name = strdup(ifname);
 		if (!w->name || !w->shard) {
 			snprintf(err, errlen, "out of memory");
@@ -395,9 +397,14 @@ static void *live_thread(void *arg)
 		    atomic_load_explicit(&w->cap->stopping, memory_order_relaxed))
 			break;
 		if (n == PCAP_ERROR) {
-			log_error("capture failed", "interface=%s err=\"%s\"", w->name,
-			          pcap_geterr(w->pcap));
+			/* Typically the interface was removed. Its series end (the
+			 * scrape page drops them, remote write sends stale markers);
+			 * the agent goes on with its other sources. */
+			log_error("capture failed, the interface's series end",
+			          "interface=%s err=\"%s\"", w->name, pcap_geterr(w->pcap));
 			w->failed = 1;
+			atomic_store_explicit(&w->cap->reg->sources[w->src].gone, 1,
+			                      memory_order_release);
 			break;
 		}
 		double now = time_monotonic();

@@ -228,7 +228,15 @@ size_t registry_address_histograms(struct registry *r)
 	return n;
 }
 
-static int collect_addresses(struct registry *r, struct collector *c)
+/* Whether source i belongs in a walk (see collect()). */
+static int selected(const struct registry *r, size_t i, int only)
+{
+	if (only >= 0)
+		return i == (size_t)only;
+	return !atomic_load_explicit(&r->sources[i].gone, memory_order_acquire);
+}
+
+static int collect_addresses(struct registry *r, struct collector *c, int only)
 {
 	const struct histogram_layout *l = r->layout;
 	size_t cap = 0, n = 0;
@@ -236,7 +244,7 @@ static int collect_addresses(struct registry *r, struct collector *c)
 	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
 
 	for (size_t i = 0; i < r->nsources; i++)
-		for (size_t j = 0; j < r->sources[i].nshards; j++)
+		for (size_t j = 0; selected(r, i, only) && j < r->sources[i].nshards; j++)
 			cap += addrtable_count(&r->sources[i].shards[j]->table);
 	if (cap == 0)
 		return 0;
@@ -244,7 +252,7 @@ static int collect_addresses(struct registry *r, struct collector *c)
 	if (!refs)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->nsources; i++)
-		for (size_t j = 0; j < r->sources[i].nshards; j++) {
+		for (size_t j = 0; selected(r, i, only) && j < r->sources[i].nshards; j++) {
 			const struct addrtable *t = &r->sources[i].shards[j]->table;
 			size_t cnt = addrtable_count(t);
 			for (size_t e = 0; e < cnt && n < cap; e++)
@@ -283,12 +291,14 @@ static int collect_addresses(struct registry *r, struct collector *c)
 	return 0;
 }
 
-static void collect_counter_per_source(struct registry *r, struct collector *c, const char *name,
-                                       const char *help, size_t offset)
+static void collect_counter_per_source(struct registry *r, struct collector *c, int only,
+                                       const char *name, const char *help, size_t offset)
 {
 	struct label lab = {"interface", NULL};
 	c->family(c, name, help, METRIC_COUNTER);
 	for (size_t i = 0; i < r->nsources; i++) {
+		if (!selected(r, i, only))
+			continue;
 		uint64_t v = 0;
 		for (size_t j = 0; j < r->sources[i].nshards; j++)
 			v += counter_read(
@@ -331,7 +341,10 @@ static void collect_self(struct registry *r, struct collector *c)
 	}
 }
 
-int registry_collect(struct registry *r, struct collector *c)
+/* The walk behind registry_collect (only < 0: every source still
+ * capturing, and the process-wide families) and registry_collect_source
+ * (only = a source: just its series). */
+static int collect(struct registry *r, struct collector *c, int only)
 {
 	const struct histogram_layout *l = r->layout;
 	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
@@ -343,6 +356,8 @@ int registry_collect(struct registry *r, struct collector *c)
 	          "header.",
 	          METRIC_HISTOGRAM);
 	for (size_t i = 0; i < r->nsources; i++) {
+		if (!selected(r, i, only))
+			continue;
 		memset(acc, 0, sizeof acc);
 		accsum = 0;
 		for (size_t j = 0; j < r->sources[i].nshards; j++) {
@@ -354,26 +369,26 @@ int registry_collect(struct registry *r, struct collector *c)
 		c->series(c, &sl);
 		emit_hist(c, l, acc, accsum);
 	}
-	rc = collect_addresses(r, c);
+	rc = collect_addresses(r, c, only);
 	if (rc)
 		return rc;
 
 	collect_counter_per_source(
-	    r, c, "promacct_pcap_received_packets_total",
+	    r, c, only, "promacct_pcap_received_packets_total",
 	    "Packets received by the capture (pcap_stats ps_recv; packets read "
 	    "for capture files).",
 	    offsetof(struct acct_shard, pcap_recv));
 	collect_counter_per_source(
-	    r, c, "promacct_pcap_dropped_packets_total",
+	    r, c, only, "promacct_pcap_dropped_packets_total",
 	    "Packets dropped by the kernel because the capture buffer was full "
 	    "(pcap_stats ps_drop).",
 	    offsetof(struct acct_shard, pcap_drop));
-	collect_counter_per_source(r, c, "promacct_pcap_interface_dropped_packets_total",
+	collect_counter_per_source(r, c, only, "promacct_pcap_interface_dropped_packets_total",
 	                           "Packets dropped by the network interface or its driver "
 	                           "(pcap_stats ps_ifdrop).",
 	                           offsetof(struct acct_shard, pcap_ifdrop));
 	collect_counter_per_source(
-	    r, c, "promacct_non_ip_packets_total",
+	    r, c, only, "promacct_non_ip_packets_total",
 	    "Frames that carry neither IPv4 nor IPv6 (counted in the interface "
 	    "histogram only).",
 	    offsetof(struct acct_shard, parse[PARSE_NON_IP]));
@@ -384,7 +399,8 @@ int registry_collect(struct registry *r, struct collector *c)
 	          METRIC_COUNTER);
 	struct label fl[2] = {{"interface", NULL}, {"reason", NULL}};
 	for (size_t i = 0; i < r->nsources; i++)
-		for (int st = PARSE_TRUNCATED; st < PARSE_STATUS_COUNT; st++) {
+		for (int st = PARSE_TRUNCATED; selected(r, i, only) && st < PARSE_STATUS_COUNT;
+		     st++) {
 			uint64_t v = 0;
 			for (size_t j = 0; j < r->sources[i].nshards; j++)
 				v += counter_read(&r->sources[i].shards[j]->parse[st]);
@@ -395,12 +411,14 @@ int registry_collect(struct registry *r, struct collector *c)
 			c->sample(c, SAMPLE_PLAIN, NULL, (double)v);
 		}
 
-	collect_counter_per_source(r, c, "promacct_untracked_packets_total",
+	collect_counter_per_source(r, c, only, "promacct_untracked_packets_total",
 	                           "Address observations (a packet counts once for its source and "
 	                           "once for its destination) not accounted per address because "
 	                           "--max-addresses was reached.",
 	                           offsetof(struct acct_shard, untracked));
 
+	if (only >= 0)
+		return 0; /* the rest is process-wide */
 	collect_gauge(c, "promacct_tracked_addresses",
 	              "Distinct (interface, address) pairs with histograms.",
 	              (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
@@ -424,4 +442,14 @@ int registry_collect(struct registry *r, struct collector *c)
 
 	collect_self(r, c);
 	return 0;
+}
+
+int registry_collect(struct registry *r, struct collector *c)
+{
+	return collect(r, c, -1);
+}
+
+int registry_collect_source(struct registry *r, size_t src, struct collector *c)
+{
+	return collect(r, c, (int)src);
 }

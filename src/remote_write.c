@@ -437,9 +437,11 @@ static void enc_sample(struct collector *c, enum sample_kind kind, const char *l
 	}
 }
 
-int remote_write_encode(struct registry *reg, const struct rw_label_set *ext, int64_t ts_ms,
-                        size_t max_samples, int stale,
-                        int (*emit)(void *ctx, char *body, size_t len, size_t nsamples), void *ctx)
+/* remote_write_encode over every live source (source < 0) or over one
+ * source only. */
+static int encode(struct registry *reg, const struct rw_label_set *ext, int64_t ts_ms,
+                  size_t max_samples, int stale, int source,
+                  int (*emit)(void *ctx, char *body, size_t len, size_t nsamples), void *ctx)
 {
 	struct encoder e;
 	int rc;
@@ -460,7 +462,8 @@ int remote_write_encode(struct registry *reg, const struct rw_label_set *ext, in
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = registry_collect(reg, &e.c);
+	rc = source < 0 ? registry_collect(reg, &e.c)
+	                : registry_collect_source(reg, (size_t)source, &e.c);
 	if (!rc)
 		rc = e.err;
 	if (!rc)
@@ -474,6 +477,13 @@ out:
 	buf_free(&e.packed);
 	buf_free(&e.compressed);
 	return rc;
+}
+
+int remote_write_encode(struct registry *reg, const struct rw_label_set *ext, int64_t ts_ms,
+                        size_t max_samples, int stale,
+                        int (*emit)(void *ctx, char *body, size_t len, size_t nsamples), void *ctx)
+{
+	return encode(reg, ext, ts_ms, max_samples, stale, -1, emit, ctx);
 }
 
 /* ---- delivery ----------------------------------------------------------- */
@@ -509,6 +519,7 @@ struct remote_write {
 	double interval, min_backoff, max_backoff, timeout;
 	size_t max_samples, queue_max;
 	int64_t last_ts;
+	unsigned char *ended; /* per source: its stale markers were sent */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* queue changes, stop */
@@ -546,7 +557,8 @@ struct remote_write *remote_write_new(const struct config *cfg, struct registry 
 	pthread_mutex_init(&rw->lock, NULL);
 	cond_init_monotonic(&rw->cond);
 	rw->ep = calloc(cfg->nrw_urls, sizeof *rw->ep);
-	if (!rw->ep)
+	rw->ended = calloc(reg->nsources ? reg->nsources : 1, 1); /* sources are fixed by now */
+	if (!rw->ep || !rw->ended)
 		goto oom;
 	for (size_t i = 0; i < cfg->nrw_urls; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];
@@ -673,8 +685,20 @@ static int snapshot(struct remote_write *rw, int stale)
 		ts = rw->last_ts + 1; /* strictly increasing per series, always */
 	rw->last_ts = ts;
 	struct fanout_ctx f = {rw};
-	int rc =
-	    remote_write_encode(rw->reg, &rw->ext, ts, rw->max_samples, stale, emit_to_queues, &f);
+	/* Sources whose interface disappeared: their series end with stale
+	 * markers, once; registry_collect leaves them out from now on. */
+	for (size_t i = 0; i < rw->reg->nsources; i++) {
+		if (rw->ended[i] ||
+		    !atomic_load_explicit(&rw->reg->sources[i].gone, memory_order_acquire))
+			continue;
+		rw->ended[i] = 1;
+		log_info("interface gone, ending its remote-write series", "interface=%s",
+		         rw->reg->sources[i].name);
+		if (encode(rw->reg, &rw->ext, ts, rw->max_samples, 1, (int)i, emit_to_queues, &f))
+			log_error("remote-write stale markers failed", "interface=%s",
+			          rw->reg->sources[i].name);
+	}
+	int rc = encode(rw->reg, &rw->ext, ts, rw->max_samples, stale, -1, emit_to_queues, &f);
 	if (rc)
 		log_error("remote-write snapshot failed", "err=\"%s\"", strerror(-rc));
 	return rc;
@@ -900,6 +924,7 @@ void remote_write_free(struct remote_write *rw)
 		free(ep->url);
 	}
 	free(rw->ep);
+	free(rw->ended);
 	pthread_mutex_destroy(&rw->lock);
 	pthread_cond_destroy(&rw->cond);
 	free(rw);

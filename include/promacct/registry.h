@@ -29,6 +29,9 @@ struct source {
 	char *name;
 	struct acct_shard **shards;
 	size_t nshards;
+	/* Set (release) by a capture thread when its interface disappeared:
+	 * the source's series are no longer exported (they end). */
+	_Atomic int gone;
 };
 
 /* A self-metric: one series with a double value, written by one thread. */
@@ -111,6 +114,10 @@ struct collector {
  * order (families in a fixed order, series sorted by interface, address,
  * protocol). Returns 0, or -ENOMEM. */
 int registry_collect(struct registry *r, struct collector *c) MUST_CHECK;
+
+/* The series of one source only (also when it is gone): the remote-write
+ * sender uses it to end them with stale markers. */
+int registry_collect_source(struct registry *r, size_t src, struct collector *c) MUST_CHECK;
 
 /* Counts the series registry_collect would emit for address histograms. */
 size_t registry_address_histograms(struct registry *r);

@@ -62,3 +62,36 @@ run_case() { # THREADS
 
 run_case 1
 run_case 2
+
+# The interface disappears while the agent runs: the agent keeps running,
+# the scrape page drops the interface's series, and remote write ends them
+# with stale markers.
+: "${RW_RECEIVER:?}"
+RP=$(free_port)
+start recv "$RW_RECEIVER" "$RP" "$WORK/recv.events"
+port=$(free_port)
+start agent_gone "$PROMACCT" -i "$HOST_IF" -r 10.199.0.0/24 --web.listen-address "127.0.0.1:$port" \
+	--remote-write.url "http://127.0.0.1:$RP/push" --remote-write.interval 200ms
+url="http://127.0.0.1:$port/metrics"
+wait_http "$url"
+sleep 0.3
+send_udp 10 100 9
+sleep 0.5
+curl -fsS "$url" >"$WORK/before.out"
+[ -n "$(value_of "$WORK/before.out" "promacct_packet_size_bytes_all_count{interface=\"$HOST_IF\"}")" ] ||
+	fail "interface series missing before removal"
+ip link del "$HOST_IF"
+for _ in $(seq 1 50); do
+	grep -q 'msg="capture failed, the interface.s series end"' "$WORK/agent_gone.log" && break
+	sleep 0.1
+done
+grep -q 'msg="capture failed, the interface.s series end"' "$WORK/agent_gone.log" ||
+	fail "interface removal not noticed"
+sleep 0.6
+curl -fsS "$url" >"$WORK/after.out" || fail "scrape page down after the interface went away"
+grep -q "interface=\"$HOST_IF\"" "$WORK/after.out" && fail "series of the removed interface still exported"
+S="__name__=promacct_packet_size_bytes_all_count,instance=$(hostname),interface=$HOST_IF,job=promacct"
+awk -F'\t' -v s="$S" '$1 == "S" && $2 == s && $4 == "stale" { f = 1 } END { exit !f }' \
+	"$WORK/recv.events" || fail "no stale marker for the removed interface"
+stop_agent agent_gone
+ok "interface removed: series dropped from the page, stale markers sent, agent still up"

@@ -114,13 +114,6 @@ int main(int argc, char **argv)
 			log_error("cannot read capture file", "err=\"%s\"", err);
 			goto out;
 		}
-	if (!cfg.web_disable && !cfg.once) {
-		http = http_server_start(cfg.listen, &reg, err, sizeof err);
-		if (!http) {
-			log_error("cannot start the scrape page", "err=\"%s\"", err);
-			goto out;
-		}
-	}
 	if (cfg.push_gateway) {
 		push = pushgateway_new(&cfg, &reg, err, sizeof err);
 		if (!push) {
@@ -132,6 +125,16 @@ int main(int argc, char **argv)
 		rw = remote_write_new(&cfg, &reg, err, sizeof err);
 		if (!rw) {
 			log_error("cannot set up remote write", "err=\"%s\"", err);
+			goto out;
+		}
+	}
+
+	/* Last: its threads may serve scrapes at once, and every self-metric
+	 * (push, remote write) must be registered before anything reads. */
+	if (!cfg.web_disable && !cfg.once) {
+		http = http_server_start(cfg.listen, &reg, err, sizeof err);
+		if (!http) {
+			log_error("cannot start the scrape page", "err=\"%s\"", err);
 			goto out;
 		}
 	}

@@ -67,7 +67,8 @@ int registry_add_source(struct registry *r, const char *name) MUST_CHECK;
 /* Adds an empty shard (one capture thread's state) to source src. NULL on
  * out of memory. */
 struct acct_shard *registry_add_shard(struct registry *r, int src) MUST_CHECK;
-/* Registers a self-metric (start-up only). The label values are copied.
+/* Registers a self-metric (start-up only: before any thread that reads the
+ * registry, the scrape server included, starts). The label values are copied.
  * Returns the value cell, or NULL when the table is full. */
 gauge_t *registry_self_add(struct registry *r, const char *name, const char *help,
                            enum metric_type type, const char *l1, const char *v1, const char *l2,

@@ -146,9 +146,10 @@ int main(int argc, char **argv)
 		log_error("cannot start capture", "err=\"%s\"", err);
 		goto out;
 	}
-	log_info("promacct started", "version=%s interfaces=%zu files=%zu ranges=%zu listen=%s",
+	log_info("promacct started",
+	         "version=%s interfaces=%zu files=%zu ranges=%zu listen=%s port=%d",
 	         promacct_version, cfg.ninterfaces, cfg.nreads, cfg.ranges.n,
-	         http ? cfg.listen : "disabled");
+	         http ? cfg.listen : "disabled", http ? http_server_port(http) : 0);
 
 	if (cfg.once) {
 		int failed = capture_wait_files(cap);

@@ -21,7 +21,7 @@ struct acct_item {
 	struct addr_key k;
 	uint64_t h;
 	uint32_t size;
-	uint32_t cand; /* entry index + 1 the slot named at prefetch time, or 0 */
+	unsigned char *cand; /* the entry the slot named at prefetch time, or NULL */
 };
 
 struct acct_queue {
@@ -32,12 +32,14 @@ struct acct_queue {
 struct acct_batch {
 	struct acct_queue q[2];
 	unsigned cur; /* the queue being filled; the other waits to be counted */
+	size_t hint4; /* IPv4 range segment of the previous hit */
 };
 
 static inline void account_batch_init(struct acct_batch *b)
 {
 	b->q[0].n = b->q[1].n = 0;
 	b->cur = 0;
+	b->hint4 = (size_t)-1;
 }
 
 static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queue *q)
@@ -54,9 +56,8 @@ static inline void account_queue_count(struct acct_shard *s, struct acct_queue *
 		counter_t *h;
 		/* The common case: the slot held the key at prefetch time;
 		 * entries never move, so the index stays valid. */
-		if (LIKELY(it->cand &&
-		           addrtable_key_eq(addrtable_key(&s->table, it->cand - 1), &it->k)))
-			h = addrtable_hist(&s->table, it->cand - 1);
+		if (LIKELY(it->cand && addrtable_key_eq((const struct addr_key *)it->cand, &it->k)))
+			h = (counter_t *)(it->cand + sizeof(struct addr_key));
 		else
 			h = addrtable_get_hashed(&s->table, &it->k, it->h);
 		if (UNLIKELY(!h))
@@ -90,24 +91,19 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
                                       const uint8_t *addr, enum direction dir)
 {
 	int idx;
-	if (p->family == 4) {
-		uint32_t a = ((uint32_t)addr[0] << 24) | ((uint32_t)addr[1] << 16) |
-		             ((uint32_t)addr[2] << 8) | addr[3];
-		idx = ranges_lookup4(ranges, a);
-	} else {
-		idx = ranges_lookup6(ranges, addr);
-	}
-	if (idx < 0)
-		return;
 	uint64_t a = 0, w = 0;
 	if (p->family == 4) {
 		uint32_t a4;
 		memcpy(&a4, addr, 4);
 		a = a4;
+		idx = ranges_lookup4_hint(ranges, __builtin_bswap32(a4), &b->hint4);
 	} else {
 		memcpy(&a, addr, 8);
 		memcpy(&w, addr + 8, 8);
+		idx = ranges_lookup6(ranges, addr);
 	}
+	if (idx < 0)
+		return;
 	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	struct acct_queue *q = &b->q[b->cur];
 	struct acct_item *it = &q->it[q->n++];

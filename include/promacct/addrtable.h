@@ -146,18 +146,18 @@ static inline void addrtable_prefetch_slot(const struct addrtable *t, uint64_t h
 	__builtin_prefetch(&t->slots[h & t->mask]);
 }
 
-/* Returns the entry index + 1 the slot names when its tag matches (a
- * candidate the caller still compares), else 0. */
-static inline uint32_t addrtable_prefetch_entry(const struct addrtable *t, uint64_t h)
+/* Returns the entry the slot names when its tag matches (a candidate the
+ * caller still compares: entries never move, so it stays valid), else NULL. */
+static inline unsigned char *addrtable_prefetch_entry(const struct addrtable *t, uint64_t h)
 {
 	uint64_t s = t->slots[h & t->mask];
 	if (s && (s & 0xffffffff00000000ull) == (h & 0xffffffff00000000ull)) {
-		const unsigned char *e = addrtable_entry(t, (size_t)(uint32_t)s - 1);
+		unsigned char *e = addrtable_entry(t, (size_t)(uint32_t)s - 1);
 		__builtin_prefetch(e, 1);
 		__builtin_prefetch(e + t->stride - 1, 1);
-		return (uint32_t)s;
+		return e;
 	}
-	return 0;
+	return NULL;
 }
 
 /* Readers: number of complete entries. */

@@ -47,8 +47,15 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen) MUS
 int ranges_build(struct ranges *r) MUST_CHECK;
 
 /* Index of the first range (command-line order) holding the address, or -1. */
-static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
+/* ranges_lookup4 that first tries the segment of the previous hit (*hint,
+ * updated on a hit): one compare while traffic stays within one range. */
+static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host, size_t *hint)
 {
+	if (LIKELY(*hint < r->nseg4)) {
+		const struct range_seg4 *sg = &r->seg4[*hint];
+		if (addr_host - sg->first <= sg->last - sg->first)
+			return (int)sg->index;
+	}
 	size_t lo = 0, hi = r->nseg4;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -57,9 +64,17 @@ static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
 		else
 			hi = mid;
 	}
-	if (lo < r->nseg4 && r->seg4[lo].first <= addr_host)
+	if (lo < r->nseg4 && r->seg4[lo].first <= addr_host) {
+		*hint = lo;
 		return (int)r->seg4[lo].index;
+	}
 	return -1;
+}
+
+static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
+{
+	size_t hint = (size_t)-1;
+	return ranges_lookup4_hint(r, addr_host, &hint);
 }
 
 int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr);

@@ -151,6 +151,31 @@ static void test_host_bits_are_cleared(void **state)
 	ranges_free(&r);
 }
 
+/* The hinted lookup (capture threads) answers exactly like the plain one,
+ * whatever the previous hit was. */
+static void test_hinted_lookup_matches_plain_lookup(void **state)
+{
+	(void)state;
+	struct ranges r;
+	ranges_init(&r);
+	assert_int_equal(ranges_add(&r, "10.0.0.128/25", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "192.0.2.0-192.0.2.9", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "0.0.0.0/32", err, sizeof err), 0);
+	assert_int_equal(ranges_build(&r), 0);
+	size_t hint = (size_t)-1;
+	uint32_t x = 12345;
+	for (int i = 0; i < 100000; i++) {
+		x = x * 1103515245u + 12345u;
+		uint32_t a = (i % 3 == 0)   ? (10u << 24) | (x & 0x3ff)
+		             : (i % 3 == 1) ? x
+		                            : 0xc0000200u + (x % 16);
+		assert_int_equal(ranges_lookup4_hint(&r, a, &hint), ranges_lookup4(&r, a));
+	}
+	assert_int_equal(ranges_lookup4_hint(&r, 0, &hint), 3);
+	ranges_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {

@@ -185,6 +185,7 @@ int main(void)
 	    cmocka_unit_test(test_label_values_may_hold_colons_and_are_escaped),
 	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
 	    cmocka_unit_test(test_host_bits_are_cleared),
+	    cmocka_unit_test(test_hinted_lookup_matches_plain_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,7 +44,6 @@ struct worker {
 	char *name; /* interface or file path, for messages */
 	pthread_t thread;
 	_Atomic int started;
-	int failed;              /* a read error ended the thread */
 	uint64_t file_pkts;      /* packets read from a file (thread-private) */
 	struct acct_batch batch; /* queued address lookups (thread-private) */
 };
@@ -402,7 +401,6 @@ static void *live_thread(void *arg)
 			 * the agent goes on with its other sources. */
 			log_error("capture failed, the interface's series end",
 			          "interface=%s err=\"%s\"", w->name, pcap_geterr(w->pcap));
-			w->failed = 1;
 			atomic_store_explicit(&w->cap->reg->sources[w->src].gone, 1,
 			                      memory_order_release);
 			break;

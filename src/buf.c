@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 void buf_init(struct buf *b, size_t max)
 {
@@ -160,4 +161,31 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)n;
+}
+
+int buf_gzip(struct buf *out, const void *src, size_t len, int level)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof zs);
+	if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	size_t cap = deflateBound(&zs, len);
+	buf_reset(out);
+	int rc = buf_reserve(out, cap ? cap : 1);
+	if (rc) {
+		deflateEnd(&zs);
+		return rc;
+	}
+	zs.next_in = (Bytef *)src;
+	zs.avail_in = (uInt)len;
+	zs.next_out = (Bytef *)out->data;
+	zs.avail_out = (uInt)cap;
+	/* deflateBound guarantees one Z_FINISH call suffices; inputs are
+	 * below 4 GiB (pages are capped at BUF_DEFAULT_MAX). */
+	int zrc = deflate(&zs, Z_FINISH);
+	deflateEnd(&zs);
+	if (zrc != Z_STREAM_END)
+		return -EIO;
+	out->len = zs.total_out;
+	return 0;
 }

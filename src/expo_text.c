@@ -24,16 +24,7 @@ struct text_collector {
 
 void expo_text_escape_help(struct buf *b, const char *help)
 {
-	const char *run = help;
-	for (const char *p = help; *p; p++) {
-		const char *esc = *p == '\\' ? "\\\\" : *p == '\n' ? "\\n" : NULL;
-		if (esc) {
-			buf_append(b, run, (size_t)(p - run));
-			buf_append(b, esc, 2);
-			run = p + 1;
-		}
-	}
-	buf_append_str(b, run);
+	labels_escape(b, help, 0);
 }
 
 static void text_family(struct collector *c, const char *name, const char *help,

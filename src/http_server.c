@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "promacct/expo_text.h"
 #include "promacct/log.h"
@@ -131,36 +130,6 @@ out:
 	return rc;
 }
 
-/* gzip src into a new buffer (caller frees). Returns 0 or -errno. */
-static int gzip_buffer(const char *src, size_t len, char **out, size_t *outlen)
-{
-	z_stream zs;
-	memset(&zs, 0, sizeof zs);
-	if (deflateInit2(&zs, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -ENOMEM;
-	size_t cap = deflateBound(&zs, len);
-	char *dst = malloc(cap ? cap : 1);
-	if (!dst) {
-		deflateEnd(&zs);
-		return -ENOMEM;
-	}
-	zs.next_in = (Bytef *)src;
-	zs.avail_in = (uInt)len;
-	zs.next_out = (Bytef *)dst;
-	zs.avail_out = (uInt)cap;
-	/* deflateBound guarantees one Z_FINISH call suffices; inputs above
-	 * 4 GiB cannot happen (pages are capped at BUF_DEFAULT_MAX). */
-	int zrc = deflate(&zs, Z_FINISH);
-	deflateEnd(&zs);
-	if (zrc != Z_STREAM_END) {
-		free(dst);
-		return -EIO;
-	}
-	*out = dst;
-	*outlen = zs.total_out;
-	return 0;
-}
-
 static int accepts_gzip(struct MHD_Connection *conn)
 {
 	const char *ae =
@@ -203,14 +172,14 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
 	char *data = buf_steal(&b, &len);
 	int gz = 0;
 	if (accepts_gzip(conn)) {
-		char *z;
-		size_t zl;
-		if (gzip_buffer(data, len, &z, &zl) == 0) {
+		struct buf z;
+		buf_init(&z, BUF_DEFAULT_MAX);
+		if (buf_gzip(&z, data, len, GZIP_LEVEL) == 0) {
 			free(data);
-			data = z;
-			len = zl;
+			data = buf_steal(&z, &len);
 			gz = 1;
 		}
+		buf_free(&z);
 	}
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer_with_free_callback(len, data, free);

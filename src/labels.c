@@ -85,14 +85,14 @@ void labels_free(struct label *l, size_t n)
 	}
 }
 
-void labels_escape_value(struct buf *b, const char *v)
+void labels_escape(struct buf *b, const char *v, int quotes)
 {
 	const char *run = v;
 	for (const char *p = v; *p; p++) {
 		const char *esc = NULL;
 		if (*p == '\\')
 			esc = "\\\\";
-		else if (*p == '"')
+		else if (*p == '"' && quotes)
 			esc = "\\\"";
 		else if (*p == '\n')
 			esc = "\\n";
@@ -103,4 +103,9 @@ void labels_escape_value(struct buf *b, const char *v)
 		}
 	}
 	buf_append_str(b, run);
+}
+
+void labels_escape_value(struct buf *b, const char *v)
+{
+	labels_escape(b, v, 1);
 }

@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "promacct/expo_text.h"
 #include "promacct/http_client.h"
 #include "promacct/log.h"
 
 #define GZIP_MIN_BYTES 1024 /* smaller bodies go uncompressed */
+#define GZIP_LEVEL     6
 #define URL_MAX        8192
 
 struct pushgateway {
@@ -159,30 +159,6 @@ fail:
 	return NULL;
 }
 
-static int gzip_body(const char *src, size_t len, struct buf *out)
-{
-	z_stream zs;
-	memset(&zs, 0, sizeof zs);
-	if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -ENOMEM;
-	size_t cap = deflateBound(&zs, len);
-	int rc = buf_reserve(out, cap);
-	if (rc) {
-		deflateEnd(&zs);
-		return rc;
-	}
-	zs.next_in = (Bytef *)src;
-	zs.avail_in = (uInt)len;
-	zs.next_out = (Bytef *)out->data;
-	zs.avail_out = (uInt)cap;
-	int zrc = deflate(&zs, Z_FINISH);
-	deflateEnd(&zs);
-	if (zrc != Z_STREAM_END)
-		return -EIO;
-	out->len = zs.total_out;
-	return 0;
-}
-
 static void note_result(struct pushgateway *p, int ok, const char *what)
 {
 	if (ok) {
@@ -231,7 +207,7 @@ static int push_once(struct pushgateway *p)
 	const char *body = text.data;
 	size_t body_len = text.len;
 	const char *headers[3] = {"Content-Type: " EXPO_TEXT_CONTENT_TYPE, NULL, NULL};
-	if (text.len >= GZIP_MIN_BYTES && gzip_body(text.data, text.len, &gz) == 0) {
+	if (text.len >= GZIP_MIN_BYTES && buf_gzip(&gz, text.data, text.len, GZIP_LEVEL) == 0) {
 		body = gz.data;
 		body_len = gz.len;
 		headers[1] = "Content-Encoding: gzip";
@@ -261,28 +237,14 @@ int pushgateway_push_now(struct pushgateway *p)
 static void *push_thread(void *arg)
 {
 	struct pushgateway *p = arg;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	double next = time_monotonic();
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		pthread_mutex_unlock(&p->lock);
 		push_once(p);
 		pthread_mutex_lock(&p->lock);
-		/* Fixed-rate schedule; skip missed ticks after a slow push. */
-		double iv = p->interval;
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		do {
-			next.tv_sec += (time_t)iv;
-			next.tv_nsec += (long)((iv - (double)(time_t)iv) * 1e9);
-			if (next.tv_nsec >= 1000000000L) {
-				next.tv_sec++;
-				next.tv_nsec -= 1000000000L;
-			}
-		} while (next.tv_sec < now.tv_sec ||
-		         (next.tv_sec == now.tv_sec && next.tv_nsec <= now.tv_nsec));
-		while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &next) != ETIMEDOUT)
-			;
+		next = tick_next(next, p->interval, time_monotonic());
+		cond_wait_until(&p->cond, &p->lock, next, &p->stop);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;

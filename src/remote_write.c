@@ -533,12 +533,6 @@ struct remote_write {
 static const char *const rw_reserved_headers[] = {"content-encoding", "content-type",
                                                   "x-prometheus-remote-write-version", NULL};
 
-static void timespec_at(struct timespec *ts, double mono)
-{
-	ts->tv_sec = (time_t)mono;
-	ts->tv_nsec = (long)((mono - (double)ts->tv_sec) * 1e9);
-}
-
 struct remote_write *remote_write_new(const struct config *cfg, struct registry *reg, char *err,
                                       size_t errlen)
 {
@@ -796,11 +790,7 @@ static size_t run_queue(struct rw_endpoint *ep, int background)
 			double until = time_monotonic() + d;
 			if (rw->draining && until > rw->drain_deadline)
 				until = rw->drain_deadline;
-			struct timespec ts;
-			timespec_at(&ts, until);
-			while (time_monotonic() < until &&
-			       pthread_cond_timedwait(&rw->cond, &rw->lock, &ts) != ETIMEDOUT)
-				;
+			cond_wait_until(&rw->cond, &rw->lock, until, NULL);
 			continue;
 		}
 		attempt = 0;
@@ -834,14 +824,8 @@ static void *timer_thread(void *arg)
 		pthread_mutex_unlock(&rw->lock);
 		(void)snapshot(rw, 0);
 		pthread_mutex_lock(&rw->lock);
-		double now = time_monotonic();
-		do
-			next += rw->interval;
-		while (next <= now);
-		struct timespec ts;
-		timespec_at(&ts, next);
-		while (!rw->stop && pthread_cond_timedwait(&rw->cond, &rw->lock, &ts) != ETIMEDOUT)
-			;
+		next = tick_next(next, rw->interval, time_monotonic());
+		cond_wait_until(&rw->cond, &rw->lock, next, &rw->stop);
 	}
 	pthread_mutex_unlock(&rw->lock);
 	return NULL;

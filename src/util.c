@@ -78,6 +78,24 @@ void cond_init_monotonic(pthread_cond_t *c)
 	pthread_condattr_destroy(&ca);
 }
 
+void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const int *stop)
+{
+	struct timespec ts;
+	ts.tv_sec = (time_t)until;
+	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+	while (!(stop && *stop) && time_monotonic() < until &&
+	       pthread_cond_timedwait(c, m, &ts) != ETIMEDOUT)
+		;
+}
+
+double tick_next(double next, double interval, double now)
+{
+	do
+		next += interval;
+	while (next <= now);
+	return next;
+}
+
 int file_read_secret(const char *path, char **out)
 {
 	int rc = 0;

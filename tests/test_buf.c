@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "promacct/buf.h"
 
@@ -71,12 +72,52 @@ static void test_cap_is_an_error_not_a_truncation(void **state)
 	buf_free(&b);
 }
 
+static void test_gzip_round_trip_and_cap(void **state)
+{
+	(void)state;
+	static char page[100000];
+	for (size_t i = 0; i < sizeof page; i++)
+		page[i] = (char)('a' + i % 7);
+	struct buf z;
+	buf_init(&z, 0);
+	assert_int_equal(buf_gzip(&z, page, sizeof page, 1), 0);
+	assert_true(z.len > 18 && z.len < sizeof page / 10);
+	assert_int_equal((unsigned char)z.data[0], 0x1f); /* gzip magic */
+	assert_int_equal((unsigned char)z.data[1], 0x8b);
+	static char back[sizeof page];
+	z_stream zs;
+	memset(&zs, 0, sizeof zs);
+	assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+	zs.next_in = (Bytef *)z.data;
+	zs.avail_in = (uInt)z.len;
+	zs.next_out = (Bytef *)back;
+	zs.avail_out = sizeof back;
+	assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+	inflateEnd(&zs);
+	assert_int_equal(zs.total_out, sizeof page);
+	assert_memory_equal(back, page, sizeof page);
+	buf_free(&z);
+	buf_init(&z, 16); /* too small for the compressed form: an error */
+	assert_int_equal(buf_gzip(&z, page, sizeof page, 6), -E2BIG);
+	buf_free(&z);
+}
+
+static void test_tick_next_skips_missed_ticks(void **state)
+{
+	(void)state;
+	assert_true(tick_next(10, 5, 12) == 15);
+	assert_true(tick_next(10, 5, 15) == 20); /* never a tick at `now` */
+	assert_true(tick_next(10, 5, 33) == 35); /* 15..30 were missed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_go_float_format),
 	    cmocka_unit_test(test_u64),
 	    cmocka_unit_test(test_cap_is_an_error_not_a_truncation),
+	    cmocka_unit_test(test_gzip_round_trip_and_cap),
+	    cmocka_unit_test(test_tick_next_skips_missed_ticks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,10 @@ void buf_append_u64(struct buf *b, uint64_t v);
 void buf_append_double(struct buf *b, double v);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Replaces the content of out with the gzip (RFC 1952) form of src at zlib
+ * level 1-9. Returns 0, -ENOMEM, -E2BIG (over out->max) or -EIO. */
+int buf_gzip(struct buf *out, const void *src, size_t len, int level) MUST_CHECK;
+
 /* Writes the decimal form of v at dst (needs 20 bytes), returns length. */
 size_t u64_to_dec(char *dst, uint64_t v);
 /* Formats a double like Go's strconv.FormatFloat(v, 'g', -1, 64) as used by

@@ -58,6 +58,12 @@ int duration_parse(const char *text, double *seconds) MUST_CHECK;
 /* Initialises a condition variable whose timed waits use CLOCK_MONOTONIC
  * (timers must not jump with the wall clock). */
 void cond_init_monotonic(pthread_cond_t *c);
+/* With m held: waits on c (made by cond_init_monotonic) until the monotonic
+ * time `until`, or until *stop becomes nonzero when stop is not NULL. */
+void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const int *stop);
+/* The next tick of a fixed-rate schedule after `now`: ticks missed while a
+ * slow job ran are skipped, not run in a burst. */
+double tick_next(double next, double interval, double now);
 
 /* Reads a whole small file (secrets, tokens) with trailing newlines
  * stripped. Caller frees *out. Returns 0 or negative errno. */

@@ -25,6 +25,9 @@ int labels_name_reserved(const char *name);
 int labels_parse_pair(const char *text, struct label *out, char *err, size_t errlen) MUST_CHECK;
 void labels_free(struct label *l, size_t n);
 
+/* Text-format escaping: backslash and newline, and double quotes when
+ * `quotes` (label values yes, HELP texts no). */
+void labels_escape(struct buf *b, const char *v, int quotes);
 /* Text-format label value escaping: backslash, double quote, newline. */
 void labels_escape_value(struct buf *b, const char *v);
 

@@ -22,6 +22,10 @@ RUNS=${RUNS:-5}
 DIR=${BENCH_DIR:-/tmp/promacct-bench}
 B=$DIR/build
 mkdir -p "$DIR"
+# A build tree configured from another checkout makes cmake refuse: redo it.
+if [ -f "$B/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$B/CMakeCache.txt"; then
+	rm -rf "$B"
+fi
 
 cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release -DPROMACCT_TESTS=OFF >/dev/null
 cmake --build "$B" -j"$(nproc)" >/dev/null

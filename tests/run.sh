@@ -10,7 +10,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-OUT=${PROMACCT_TEST_BUILD:-/tmp/promacct-test-build}
+# Build trees live inside this checkout (ignored by git), so two checkouts
+# on one machine never share a CMake cache.
+OUT=${PROMACCT_TEST_BUILD:-$ROOT/build/test}
 JOBS=$(nproc)
 
 if [ "${PROMACCT_SKIP_DEPS:-0}" != 1 ]; then
@@ -20,6 +22,7 @@ fi
 
 run_suite() { # NAME CC SANITIZE
 	name=$1
+	fresh_tree "$OUT/$name"
 	echo "== $name: build"
 	cmake -S "$ROOT" -B "$OUT/$name" -DCMAKE_C_COMPILER="$2" -DPROMACCT_WERROR=ON \
 		-DPROMACCT_SANITIZE="$3" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -31,12 +34,22 @@ run_suite() { # NAME CC SANITIZE
 	(cd "$OUT/$name" && ctest --output-on-failure --timeout 600)
 }
 
+# A build tree configured from another source directory (a moved or
+# re-cloned checkout) makes cmake refuse; start such a tree afresh.
+fresh_tree() { # DIR
+	cache="$1/CMakeCache.txt"
+	if [ -f "$cache" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$cache"; then
+		rm -rf "$1"
+	fi
+}
+
 mkdir -p "$OUT"
 echo "== clang-format: sources are formatted"
 clang-format --dry-run --Werror src/*.c include/promacct/*.h tests/*.c tests/*.h \
 	tests/tools/*.c bench/*.c
 run_suite gcc gcc ""
 echo "== clang: build with -Werror"
+fresh_tree "$OUT/clang"
 cmake -S "$ROOT" -B "$OUT/clang" -DCMAKE_C_COMPILER=clang -DPROMACCT_WERROR=ON >/dev/null
 cmake --build "$OUT/clang" -j"$JOBS" >"$OUT/clang.build.log" 2>&1 || {
 	cat "$OUT/clang.build.log"

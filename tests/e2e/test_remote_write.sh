@@ -43,8 +43,11 @@ for target in prometheus:$PROM victoria-metrics:$VM; do
 	diff -u "$WORK/once-rw.norm" "$WORK/$name.norm" || fail "$name differs from --once"
 	ok "$name holds the --once values ($(wc -l <"$WORK/$name.norm") series)"
 done
-query_all "$PROM" | grep -q "instance=\"$(hostname)\",interface=\"eth.pcap\",ip=\"10.0.0.1\",job=\"promacct\"" ||
-	fail "job/instance labels missing"
+# (into a file first: with pipefail, grep -q quitting early would fail the
+# pipeline through SIGPIPE)
+query_all "$PROM" >"$WORK/prom-all.txt"
+grep -q "instance=\"$(hostname)\",interface=\"eth.pcap\",ip=\"10.0.0.1\",job=\"promacct\"" \
+	"$WORK/prom-all.txt" || fail "job/instance labels missing"
 
 # 2. The strict receiver: headers, block snappy, sorted labels, batches.
 recv() { # NAME PORT [PLAN]: starts the strict receiver, prints its port

@@ -6,9 +6,11 @@
  * live in fixed-size chunks that never move once allocated, so a reader that
  * loaded `count` with acquire can read entries [0, count) while the writer
  * appends. State grows with the addresses actually seen, never with the size
- * of a configured range: one entry of 24 bytes of key + 64 bytes of counters
- * (default buckets) + 16 to 32 bytes of index per (address, direction,
- * protocol) histogram.
+ * of a configured range: one entry of 64 bytes of counters (default buckets,
+ * one cache line) + 24 bytes of key + 16 to 32 bytes of index per (address,
+ * direction, protocol) histogram. The counters and the keys sit apart, and
+ * an IPv4 key is held whole in its index slot, so the per-packet lookup of
+ * an IPv4 address touches two cache lines: the slot and the counters.
  *
  * The slow path (a new key) allocates and may rehash; it runs once per new
  * histogram, never for known ones. */
@@ -56,7 +58,7 @@ static void big_free(void *p, size_t size)
 
 static size_t chunk_bytes(const struct addrtable *t)
 {
-	return (size_t)ADDRTABLE_CHUNK * t->stride;
+	return (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key));
 }
 
 int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Atomic size_t *tracked,
@@ -64,8 +66,8 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Ato
 {
 	memset(t, 0, sizeof *t);
 	t->words = words;
-	if (max_entries > UINT32_MAX - 1)
-		max_entries = UINT32_MAX - 1;
+	if (max_entries > ADDRTABLE_MAX_ENTRIES)
+		max_entries = ADDRTABLE_MAX_ENTRIES;
 	t->max_entries = max_entries;
 	t->max_chunks = (max_entries + ADDRTABLE_CHUNK - 1) / ADDRTABLE_CHUNK + 1;
 	t->tracked = tracked;
@@ -73,7 +75,8 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Ato
 	t->mask = INITIAL_SLOTS - 1; /* before the allocations: addrtable_free uses it */
 	t->slots = big_alloc(INITIAL_SLOTS * sizeof *t->slots);
 	t->aslots = calloc(INITIAL_SLOTS, sizeof *t->aslots);
-	t->stride = sizeof(struct addr_key) + (size_t)words * sizeof(counter_t);
+	t->stride = ((size_t)words * sizeof(counter_t) + ADDRTABLE_LINE - 1) &
+	            ~(size_t)(ADDRTABLE_LINE - 1);
 	t->chunks = calloc(t->max_chunks, sizeof *t->chunks);
 	t->amask = INITIAL_SLOTS - 1;
 	if (!t->slots || !t->aslots || !t->chunks) {
@@ -96,13 +99,29 @@ void addrtable_free(struct addrtable *t)
 	memset(t, 0, sizeof *t);
 }
 
-static uint64_t addr_hash(const uint8_t *addr, uint8_t family)
+/* The hash of a slot's key: for IPv4 rebuilt from the id, else from the
+ * key the slot names (growing the index reads no IPv4 key). */
+static uint64_t slot_hash(const struct addrtable *t, uint64_t s)
 {
-	struct addr_key k;
-	memset(&k, 0, sizeof k);
-	memcpy(k.addr, addr, 16);
-	k.family = family;
-	return addrtable_hash(&k);
+	uint64_t id = s >> ADDRTABLE_IDX_BITS;
+	if (id & ADDRTABLE_V4)
+		return addrtable_hash_words((id >> 5) & 0xffffffffu, 0,
+		                            addr_key_meta(4, (id >> 4) & 1, id & 15));
+	return addrtable_hash(addrtable_key(t, (size_t)(s & ADDRTABLE_IDX_MASK) - 1));
+}
+
+/* Address-set ids: IPv4 ADDRTABLE_V4 | address, else 37 bits of a hash of
+ * the address. The position of an id is a hash of it. */
+static uint64_t addr_id(const struct addr_key *k)
+{
+	if (k->family == 4)
+		return ADDRTABLE_V4 | (k->aw[0] & 0xffffffffu);
+	return addrtable_hash_words(k->aw[0], k->aw[1], 6) >> 27;
+}
+
+static size_t aset_pos(uint64_t id, size_t mask)
+{
+	return (size_t)addrtable_hash_words(id, 0, 0) & mask;
 }
 
 static int grow_slots(struct addrtable *t)
@@ -111,13 +130,14 @@ static int grow_slots(struct addrtable *t)
 	uint64_t *ns = big_alloc(ncap * sizeof *ns);
 	if (!ns)
 		return -ENOMEM;
-	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
-	for (size_t idx = 0; idx < n; idx++) {
-		uint64_t h = addrtable_hash(addrtable_key(t, idx));
-		size_t i = (size_t)h & (ncap - 1);
+	for (size_t j = 0; j <= t->mask; j++) {
+		uint64_t v = t->slots[j];
+		if (!v)
+			continue;
+		size_t i = (size_t)slot_hash(t, v) & (ncap - 1);
 		while (ns[i])
 			i = (i + 1) & (ncap - 1);
-		ns[i] = (h & 0xffffffff00000000ull) | (uint64_t)(idx + 1);
+		ns[i] = v;
 	}
 	big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	t->slots = ns;
@@ -125,8 +145,6 @@ static int grow_slots(struct addrtable *t)
 	return 0;
 }
 
-/* Address-set slots: (hash >> 32) << 32 | (entry index + 1); the slot
- * position comes from the upper hash half too, so growing needs no key. */
 static int grow_aslots(struct addrtable *t)
 {
 	size_t ncap = (t->amask + 1) * 2;
@@ -137,7 +155,7 @@ static int grow_aslots(struct addrtable *t)
 		uint64_t v = t->aslots[j];
 		if (!v)
 			continue;
-		size_t i = (size_t)(v >> 32) & (ncap - 1);
+		size_t i = aset_pos(v >> ADDRTABLE_IDX_BITS, ncap - 1);
 		while (ns[i])
 			i = (i + 1) & (ncap - 1);
 		ns[i] = v;
@@ -150,27 +168,30 @@ static int grow_aslots(struct addrtable *t)
 
 /* Finds the address in the address set; returns its slot, or the empty slot
  * where it would go (with *found = 0). */
-static size_t aset_find(const struct addrtable *t, const struct addr_key *k, uint64_t tag,
+static size_t aset_find(const struct addrtable *t, const struct addr_key *k, uint64_t id,
                         int *found)
 {
-	size_t i = (size_t)(tag >> 32) & t->amask;
-	for (;; i = (i + 1) & t->amask) {
+	for (size_t i = aset_pos(id, t->amask);; i = (i + 1) & t->amask) {
 		uint64_t v = t->aslots[i];
 		if (!v) {
 			*found = 0;
 			return i;
 		}
-		if ((v & 0xffffffff00000000ull) != tag)
+		if ((v >> ADDRTABLE_IDX_BITS) != id)
 			continue;
-		const struct addr_key *o = addrtable_key(t, (uint32_t)v - 1);
-		if (o->family == k->family && !memcmp(o->addr, k->addr, 16)) {
+		if (id & ADDRTABLE_V4) {
+			*found = 1;
+			return i;
+		}
+		const struct addr_key *o = addrtable_key(t, (size_t)(v & ADDRTABLE_IDX_MASK) - 1);
+		if (o->family == k->family && o->aw[0] == k->aw[0] && o->aw[1] == k->aw[1]) {
 			*found = 1;
 			return i;
 		}
 	}
 }
 
-counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h)
+counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h, uint64_t id)
 {
 	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
 	int found;
@@ -184,8 +205,8 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 		return NULL;
 	if ((t->aused + 1) * 2 > t->amask + 1 && grow_aslots(t))
 		return NULL;
-	uint64_t atag = addr_hash(k->addr, k->family) & 0xffffffff00000000ull;
-	aslot = aset_find(t, k, atag, &found);
+	uint64_t aid = addr_id(k);
+	aslot = aset_find(t, k, aid, &found);
 	if (!found) {
 		size_t cur = atomic_load_explicit(t->tracked, memory_order_relaxed);
 		do {
@@ -210,10 +231,10 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	size_t i = (size_t)h & t->mask;
 	while (t->slots[i])
 		i = (i + 1) & t->mask;
-	t->slots[i] = (h & 0xffffffff00000000ull) | (uint64_t)(n + 1);
+	t->slots[i] = id << ADDRTABLE_IDX_BITS | (uint64_t)(n + 1);
 	t->used++;
 	if (!found) {
-		t->aslots[aslot] = atag | (uint64_t)(n + 1);
+		t->aslots[aslot] = aid << ADDRTABLE_IDX_BITS | (uint64_t)(n + 1);
 		t->aused++;
 	}
 	return addrtable_hist(t, n);

@@ -20,8 +20,10 @@
 struct acct_item {
 	struct addr_key k;
 	uint64_t h;
+	uint64_t id; /* addrtable_key_id */
 	uint32_t size;
-	unsigned char *cand; /* the entry the slot named at prefetch time, or NULL */
+	uint32_t cidx;   /* the candidate's entry index */
+	counter_t *cand; /* the counters the slot named at prefetch time, or NULL */
 };
 
 struct acct_queue {
@@ -45,7 +47,8 @@ static inline void account_batch_init(struct acct_batch *b)
 static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queue *q)
 {
 	for (unsigned i = 0; i < q->n; i++)
-		q->it[i].cand = addrtable_prefetch_entry(&s->table, q->it[i].h);
+		q->it[i].cand =
+		    addrtable_prefetch_entry(&s->table, q->it[i].h, q->it[i].id, &q->it[i].cidx);
 }
 
 static inline void account_queue_count(struct acct_shard *s, struct acct_queue *q,
@@ -54,12 +57,14 @@ static inline void account_queue_count(struct acct_shard *s, struct acct_queue *
 	for (unsigned i = 0; i < q->n; i++) {
 		const struct acct_item *it = &q->it[i];
 		counter_t *h;
-		/* The common case: the slot held the key at prefetch time;
-		 * entries never move, so the index stays valid. */
-		if (LIKELY(it->cand && addrtable_key_eq((const struct addr_key *)it->cand, &it->k)))
-			h = (counter_t *)(it->cand + sizeof(struct addr_key));
+		/* The common case: the slot held the key (IPv4) or its tag at
+		 * prefetch time; entries never move, so the index stays valid. */
+		if (LIKELY(it->cand &&
+		           ((it->id & ADDRTABLE_V4) ||
+		            addrtable_key_eq(addrtable_key(&s->table, it->cidx), &it->k))))
+			h = it->cand;
 		else
-			h = addrtable_get_hashed(&s->table, &it->k, it->h);
+			h = addrtable_get_hashed(&s->table, &it->k, it->h, it->id);
 		if (UNLIKELY(!h))
 			counter_add(&s->untracked, 1);
 		else
@@ -91,27 +96,32 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
                                       const uint8_t *addr, enum direction dir)
 {
 	int idx;
-	uint64_t a = 0, w = 0;
+	uint64_t a = 0, w = 0, h, id;
+	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	if (p->family == 4) {
 		uint32_t a4;
 		memcpy(&a4, addr, 4);
 		a = a4;
 		idx = ranges_lookup4_hint(ranges, __builtin_bswap32(a4), &b->hint4);
+		h = addrtable_hash_words(a, 0, meta);
+		id = addrtable_id4(a4, (uint8_t)dir, p->proto);
 	} else {
 		memcpy(&a, addr, 8);
 		memcpy(&w, addr + 8, 8);
 		idx = ranges_lookup6(ranges, addr);
+		h = addrtable_hash_words(a, w, meta);
+		id = h >> 27;
 	}
 	if (idx < 0)
 		return;
-	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	struct acct_queue *q = &b->q[b->cur];
 	struct acct_item *it = &q->it[q->n++];
 	it->k.aw[0] = a;
 	it->k.aw[1] = w;
 	it->k.meta = meta;
 	it->k.range = (uint32_t)idx;
-	it->h = addrtable_hash_words(a, w, meta);
+	it->h = h;
+	it->id = id;
 	it->size = p->size;
 	addrtable_prefetch_slot(&s->table, it->h);
 }

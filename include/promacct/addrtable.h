@@ -11,10 +11,23 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "addr_key meta packing");
 
-/* 32768 entries per storage chunk (~2.9 MiB with the default buckets), on
- * transparent huge pages, so random lookups do not miss the TLB as well. */
+/* 32768 entries per storage chunk: their counters first (2 MiB with the
+ * default buckets: one transparent huge page, so random lookups do not miss
+ * the TLB as well), then their keys. */
 #define ADDRTABLE_CHUNK_SHIFT 15
 #define ADDRTABLE_CHUNK       (1u << ADDRTABLE_CHUNK_SHIFT)
+#define ADDRTABLE_LINE        64 /* each histogram's counters start on a cache line */
+
+/* A slot of the index is id << ADDRTABLE_IDX_BITS | (entry index + 1), 0
+ * when empty. The id (38 bits) is, for IPv4, the whole key: ADDRTABLE_V4 |
+ * address << 5 | direction << 4 | protocol class; so an IPv4 lookup touches
+ * the slot and the counters, never the key. Otherwise it is 37 bits of the
+ * hash and the key is compared. Hence at most ADDRTABLE_MAX_ENTRIES
+ * histograms per capture thread (67 million). */
+#define ADDRTABLE_IDX_BITS    26
+#define ADDRTABLE_IDX_MASK    ((1ull << ADDRTABLE_IDX_BITS) - 1)
+#define ADDRTABLE_MAX_ENTRIES ((size_t)ADDRTABLE_IDX_MASK - 1)
+#define ADDRTABLE_V4          (1ull << 37)
 
 enum direction { DIR_TX = 0, DIR_RX = 1 };
 
@@ -53,21 +66,22 @@ struct addrtable {
 	_Atomic size_t *tracked;
 	size_t max_tracked;
 
-	/* Writer-only index: open addressing, linear probing. A slot holds
-	 * (hash >> 32) << 32 | (entry index + 1), 0 when empty. */
+	/* Writer-only index: open addressing, linear probing; slots as
+	 * described above, placed by the key's hash. */
 	uint64_t *slots;
 	size_t mask;
 	size_t used;
-	/* Writer-only set of distinct addresses: the address hash's upper half
-	 * << 32 | entry index + 1 of the first histogram of the address. */
+	/* Writer-only set of distinct addresses, slots of the same form: the
+	 * address's id (IPv4: ADDRTABLE_V4 | address; else 37 bits of its
+	 * hash) and the entry index + 1 of its first histogram. */
 	uint64_t *aslots;
 	size_t amask;
 	size_t aused;
 
-	/* Published storage: entries of `stride` bytes (the key, then the
-	 * histogram's counters, so one lookup touches one place), in chunks
-	 * that never move; `count` is stored with release after an entry is
-	 * complete, readers load it with acquire. */
+	/* Published storage, in chunks that never move: per entry `stride`
+	 * bytes of counters (a multiple of ADDRTABLE_LINE) and, after the
+	 * chunk's counters, its key. `count` is stored with release after an
+	 * entry is complete; readers load it with acquire. */
 	size_t stride;
 	unsigned char *_Atomic *chunks;
 	_Atomic size_t count;
@@ -96,39 +110,53 @@ static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_k
 	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta;
 }
 
-static inline unsigned char *addrtable_entry(const struct addrtable *t, size_t i)
+/* The id of an IPv4 key (addr4 as loaded from the packet, in memory
+ * order) or of any key with hash h. */
+static inline uint64_t addrtable_id4(uint32_t addr4, uint8_t dir, uint8_t proto)
 {
-	unsigned char *c =
-	    atomic_load_explicit(&t->chunks[i >> ADDRTABLE_CHUNK_SHIFT], memory_order_acquire);
-	return c + (i & (ADDRTABLE_CHUNK - 1)) * t->stride;
+	return ADDRTABLE_V4 | (uint64_t)addr4 << 5 | (uint64_t)(dir & 1) << 4 | (proto & 15);
+}
+
+static inline uint64_t addrtable_key_id(const struct addr_key *k, uint64_t h)
+{
+	if (k->family == 4)
+		return addrtable_id4((uint32_t)k->aw[0], k->dir, k->proto);
+	return h >> 27;
+}
+
+static inline unsigned char *addrtable_chunk(const struct addrtable *t, size_t i)
+{
+	return atomic_load_explicit(&t->chunks[i >> ADDRTABLE_CHUNK_SHIFT], memory_order_acquire);
 }
 
 static inline struct addr_key *addrtable_key(const struct addrtable *t, size_t i)
 {
-	return (struct addr_key *)addrtable_entry(t, i);
+	return (struct addr_key *)(addrtable_chunk(t, i) + (size_t)ADDRTABLE_CHUNK * t->stride +
+	                           (i & (ADDRTABLE_CHUNK - 1)) * sizeof(struct addr_key));
 }
 
 static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
 {
-	return (counter_t *)(addrtable_entry(t, i) + sizeof(struct addr_key));
+	return (counter_t *)(addrtable_chunk(t, i) + (i & (ADDRTABLE_CHUNK - 1)) * t->stride);
 }
 
-/* Slow path: inserts the key. NULL when a cap is reached or memory is out. */
-counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h);
+/* Slow path: inserts the key (hash h, id). NULL when a cap is reached or
+ * memory is out. */
+counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h, uint64_t id);
 
-/* Writer only. The histogram of key k (whose addrtable_hash is h), created
- * on first sight; NULL when the address cannot be tracked (cap reached). */
+/* Writer only. The histogram of key k (hash h, id as addrtable_key_id),
+ * created on first sight; NULL when the address cannot be tracked. */
 static inline counter_t *addrtable_get_hashed(struct addrtable *t, const struct addr_key *k,
-                                              uint64_t h)
+                                              uint64_t h, uint64_t id)
 {
-	uint64_t tag = h & 0xffffffff00000000ull;
 	for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
 		uint64_t s = t->slots[i];
 		if (s == 0)
-			return addrtable_insert(t, k, h);
-		if ((s & 0xffffffff00000000ull) == tag) {
-			size_t idx = (size_t)(uint32_t)s - 1;
-			if (LIKELY(addrtable_key_eq(addrtable_key(t, idx), k)))
+			return addrtable_insert(t, k, h, id);
+		if ((s >> ADDRTABLE_IDX_BITS) == id) {
+			size_t idx = (size_t)(s & ADDRTABLE_IDX_MASK) - 1;
+			if (LIKELY((id & ADDRTABLE_V4) ||
+			           addrtable_key_eq(addrtable_key(t, idx), k)))
 				return addrtable_hist(t, idx);
 		}
 	}
@@ -136,28 +164,38 @@ static inline counter_t *addrtable_get_hashed(struct addrtable *t, const struct 
 
 static inline counter_t *addrtable_get(struct addrtable *t, const struct addr_key *k)
 {
-	return addrtable_get_hashed(t, k, addrtable_hash(k));
+	uint64_t h = addrtable_hash(k);
+	return addrtable_get_hashed(t, k, h, addrtable_key_id(k, h));
 }
 
-/* Writer only: hints the caches for a lookup of hash h that will follow
- * (the slot), or for the entry the slot names (key and histogram). */
+/* Writer only: hints the caches for a lookup of hash h that will follow. */
 static inline void addrtable_prefetch_slot(const struct addrtable *t, uint64_t h)
 {
 	__builtin_prefetch(&t->slots[h & t->mask]);
 }
 
-/* Returns the entry the slot names when its tag matches (a candidate the
- * caller still compares: entries never move, so it stays valid), else NULL. */
-static inline unsigned char *addrtable_prefetch_entry(const struct addrtable *t, uint64_t h)
+/* A candidate for the lookup of (h, id): the counters of the entry the
+ * slot names when its id matches, else NULL; *idx is its index. For IPv4
+ * the match is exact; otherwise the caller compares the key at *idx (both
+ * are prefetched). Entries never move, so the candidate stays valid. */
+static inline counter_t *addrtable_prefetch_entry(const struct addrtable *t, uint64_t h,
+                                                  uint64_t id, uint32_t *idx)
 {
-	uint64_t s = t->slots[h & t->mask];
-	if (s && (s & 0xffffffff00000000ull) == (h & 0xffffffff00000000ull)) {
-		unsigned char *e = addrtable_entry(t, (size_t)(uint32_t)s - 1);
-		__builtin_prefetch(e, 1);
-		__builtin_prefetch(e + t->stride - 1, 1);
-		return e;
-	}
-	return NULL;
+	uint64_t s;
+	size_t j = (size_t)h & t->mask;
+	while ((s = t->slots[j]) != 0 && (s >> ADDRTABLE_IDX_BITS) != id)
+		j = (j + 1) & t->mask;
+	if (!s)
+		return NULL;
+	size_t i = (size_t)(s & ADDRTABLE_IDX_MASK) - 1;
+	counter_t *c = addrtable_hist(t, i);
+	__builtin_prefetch(c, 1);
+	if (t->stride > ADDRTABLE_LINE)
+		__builtin_prefetch((unsigned char *)c + t->stride - 1, 1);
+	if (!(id & ADDRTABLE_V4))
+		__builtin_prefetch(addrtable_key(t, i));
+	*idx = (uint32_t)i;
+	return c;
 }
 
 /* Readers: number of complete entries. */

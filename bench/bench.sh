@@ -15,7 +15,9 @@
 #  3. scrape rendering throughput of a 600k-histogram state;
 #  4. remote-write encode + snappy throughput of the same state;
 #  5. live capture over a veth pair at tcpreplay's top speed: packets sent,
-#     counted, dropped, agent CPU per packet, with 1 and 2 capture threads.
+#     counted, dropped, agent CPU per packet, with 1 and 2 capture threads,
+#     against a bare libpcap reader over the same replay.
+# PARTS (default "1 2 3 5") picks parts; 3 includes 4.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-5}
@@ -38,8 +40,10 @@ wall() { "$RUNSTAT" "$@" 2>&1 >/dev/null | tail -n1 | awk '{ print $1 }'; }
 
 echo "machine: $(nproc) cores, $(awk '/model name/ { $1 = $2 = $3 = ""; print; exit }' /proc/cpuinfo | sed 's/^ *//'), $(free -g | awk '/Mem:/ { print $2 }') GiB"
 echo "promacct $("$P" --version | awk '{ print $3 }'), $RUNS runs per figure (medians)"
+want() { case " ${PARTS:-1 2 3 5} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---- 1. offline accounting vs the libpcap floor --------------------------
+if want 1; then
 # Two measures: (a) the read loop alone, as each program reports it (promacct
 # logs the seconds its capture thread spent on a file; start-up and rendering
 # are outside); (b) whole-process wall time at 10M minus 5M packets.
@@ -65,8 +69,10 @@ awk -v lf="$lf" -v la="$la" -v a="$fl5" -v b="$fl10" -v c="$ac5" -v d="$ac10" 'B
 	floor = (b - a) / 5e6 * 1e9; acct = (d - c) / 5e6 * 1e9
 	printf "   10M - 5M wall: floor %.1f ns/packet, promacct %.1f ns/packet, ratio %.2fx\n", floor, acct, acct / floor
 	printf "   (medians: floor 5M %.3fs 10M %.3fs; promacct 5M %.3fs 10M %.3fs, each with a 400 MB page rendered)\n", a, b, c, d }'
+fi
 
 # ---- 2. memory per active histogram --------------------------------------
+if want 2; then
 [ -f "$DIR/m200k.pcap" ] || "$GEN" "$DIR/m200k.pcap" 4000000 180000 64 20000
 [ -f "$DIR/empty.pcap" ] || "$GEN" "$DIR/empty.pcap" 0 1 64
 peak_rss_kib() { # ARGS: VmHWM of a serving agent once its files are read
@@ -92,11 +98,17 @@ addrs=$("$P" -R "$DIR/m200k.pcap" --once -r 0.0.0.0/0 -r ::/0 --max-addresses 10
 awk -v b="$base" -v i="$idle8" -v f="$full" -v h="$hists" -v a="$addrs" 'BEGIN {
 	printf "2. memory: base %.1f MiB; idle /0 + /8 ranges %+.1f MiB; %d addresses, %d histograms: %.1f MiB, %.0f bytes per histogram (target <= 128)\n",
 		b / 1024, (i - b) / 1024, a, h, f / 1024, (f - b) * 1024 / h }'
+fi
 
 # ---- 3, 4. read-out throughput of a 600k-histogram state -----------------
+if want 3; then
 "$B/bench/bench_render" 200000 "$RUNS" | sed 's/^/3-4. /'
+fi
 
 # ---- 5. live capture over veth ---------------------------------------------
+if ! want 5; then
+	exit 0
+fi
 if [ "$(id -u)" -ne 0 ] || ! command -v tcpreplay >/dev/null; then
 	echo "5. live: skipped (needs root and tcpreplay)"
 	exit 0
@@ -119,6 +131,23 @@ replay() { # -> "sent pps"
 # not counted: it happens after t1), in clock ticks
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
+# The live floor: a bare libpcap reader with the agent's ring settings and
+# Ethernet snap length (parse_snaplen: 14 + 4 tags + PPPoE + 128), over the
+# same replay, its CPU measured the same way.
+"$B/bench/bench_floor" -i pbh0 166 >"$DIR/floor.live" 2>&1 &
+pid=$!
+sleep 1
+t0=$(proc_ticks "$pid")
+read -r sent pps < <(replay)
+sleep 0.5
+t1=$(proc_ticks "$pid")
+kill "$pid"
+wait "$pid" || true
+fl_us=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v s="$sent" 'BEGIN { printf "%.3f", t / hz / s * 1e6 }')
+awk -v s="$sent" -v pps="$pps" -v u="$fl_us" '/live capture ended/ {
+	for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	printf "5. live, libpcap floor (bare reader): sent %d at %.0f packets/s, counted %d, kernel drops %d, CPU %.3f us/packet\n",
+		s, pps, v["packets"], v["dropped"], u }' "$DIR/floor.live"
 for threads in 1 2; do
 	port=$((10000 + RANDOM % 20000))
 	"$P" -i pbh0 -r 0.0.0.0/0 -r ::/0 --max-addresses 1000000 --capture-threads "$threads" \
@@ -137,9 +166,10 @@ for threads in 1 2; do
 		drops=$(awk '/^promacct_pcap_dropped_packets_total/ { s += $2 } END { print s + 0 }' "$DIR/live.page")
 		[ "$pass" = 1 ] && what="replay 1, new addresses" || what="replay 2, steady state"
 		awk -v s="$sent" -v c="$counted" -v d="$drops" -v t="$((t1 - t0))" -v hz="$hz" \
-			-v th="$threads" -v pps="$pps" -v w="$what" 'BEGIN {
-			printf "5. live, %d capture thread(s), %s: sent %d at %.0f packets/s, counted %d in total, kernel drops %d, agent CPU %.3f us/packet\n",
-				th, w, s, pps, c, d, t / hz / s * 1e6 }'
+			-v th="$threads" -v pps="$pps" -v w="$what" -v f="$fl_us" 'BEGIN {
+			u = t / hz / s * 1e6
+			printf "5. live, %d capture thread(s), %s: sent %d at %.0f packets/s, counted %d in total, kernel drops %d, agent CPU %.3f us/packet (%.2fx the floor)\n",
+				th, w, s, pps, c, d, u, u / f }'
 	done
 	kill "$pid"
 	wait "$pid" || true

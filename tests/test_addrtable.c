@@ -42,6 +42,15 @@ static struct addr_key key6(uint32_t i, uint8_t dir, uint8_t proto)
 	return k;
 }
 
+/* Three IPv4 histograms of one address and one IPv6 histogram. */
+static void four_keys(uint32_t i, struct addr_key k[4])
+{
+	k[0] = key4(0x0a000000u + i, DIR_TX, PROTO_TCP);
+	k[1] = key4(0x0a000000u + i, DIR_RX, PROTO_TCP);
+	k[2] = key4(0x0a000000u + i, DIR_TX, PROTO_UDP);
+	k[3] = key6(i, DIR_RX, PROTO_ICMPV6);
+}
+
 struct table {
 	struct addrtable t;
 	_Atomic size_t tracked;
@@ -70,10 +79,8 @@ static void test_every_key_keeps_its_histogram_across_growth(void **state)
 	counter_t **first = calloc(4 * N, sizeof *first);
 	assert_non_null(first);
 	for (uint32_t i = 0; i < N; i++) {
-		struct addr_key k[4] = {key4(0x0a000000u + i, DIR_TX, PROTO_TCP),
-		                        key4(0x0a000000u + i, DIR_RX, PROTO_TCP),
-		                        key4(0x0a000000u + i, DIR_TX, PROTO_UDP),
-		                        key6(i, DIR_RX, PROTO_ICMPV6)};
+		struct addr_key k[4];
+		four_keys(i, k);
 		for (int j = 0; j < 4; j++) {
 			first[4 * i + (uint32_t)j] = addrtable_get(&tb->t, &k[j]);
 			assert_non_null(first[4 * i + (uint32_t)j]);
@@ -83,10 +90,8 @@ static void test_every_key_keeps_its_histogram_across_growth(void **state)
 	assert_int_equal(addrtable_count(&tb->t), 4 * N);
 	assert_int_equal(atomic_load(&tb->tracked), 2 * N);
 	for (uint32_t i = 0; i < N; i++) {
-		struct addr_key k[4] = {key4(0x0a000000u + i, DIR_TX, PROTO_TCP),
-		                        key4(0x0a000000u + i, DIR_RX, PROTO_TCP),
-		                        key4(0x0a000000u + i, DIR_TX, PROTO_UDP),
-		                        key6(i, DIR_RX, PROTO_ICMPV6)};
+		struct addr_key k[4];
+		four_keys(i, k);
 		for (int j = 0; j < 4; j++)
 			assert_ptr_equal(addrtable_get(&tb->t, &k[j]), first[4 * i + (uint32_t)j]);
 	}

@@ -121,7 +121,7 @@ static uint64_t addr_id(const struct addr_key *k)
 
 static size_t aset_pos(uint64_t id, size_t mask)
 {
-	return (size_t)addrtable_hash_words(id, 0, 0) & mask;
+	return addrtable_aset_pos(id, mask);
 }
 
 static int grow_slots(struct addrtable *t)

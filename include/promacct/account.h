@@ -46,9 +46,12 @@ static inline void account_batch_init(struct acct_batch *b)
 
 static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queue *q)
 {
-	for (unsigned i = 0; i < q->n; i++)
-		q->it[i].cand =
-		    addrtable_prefetch_entry(&s->table, q->it[i].h, q->it[i].id, &q->it[i].cidx);
+	for (unsigned i = 0; i < q->n; i++) {
+		struct acct_item *it = &q->it[i];
+		it->cand = addrtable_prefetch_entry(&s->table, it->h, it->id, &it->cidx);
+		if (UNLIKELY(!it->cand) && (it->id & ADDRTABLE_V4))
+			addrtable_prefetch_insert4(&s->table, it->id);
+	}
 }
 
 static inline void account_queue_count(struct acct_shard *s, struct acct_queue *q,

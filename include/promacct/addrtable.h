@@ -198,6 +198,21 @@ static inline counter_t *addrtable_prefetch_entry(const struct addrtable *t, uin
 	return c;
 }
 
+/* The address-set slot of an address id (see aslots). */
+static inline size_t addrtable_aset_pos(uint64_t aid, size_t mask)
+{
+	return (size_t)addrtable_hash_words(aid, 0, 0) & mask;
+}
+
+/* Writer only: a lookup of IPv4 key id found nothing at prefetch time, so
+ * an insert is likely: hints the caches for the address-set slot of its
+ * address (the insert's only other cache miss). */
+static inline void addrtable_prefetch_insert4(const struct addrtable *t, uint64_t id)
+{
+	uint64_t aid = ADDRTABLE_V4 | ((id >> 5) & 0xffffffffu);
+	__builtin_prefetch(&t->aslots[addrtable_aset_pos(aid, t->amask)]);
+}
+
 /* Readers: number of complete entries. */
 static inline size_t addrtable_count(const struct addrtable *t)
 {

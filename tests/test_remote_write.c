@@ -32,6 +32,13 @@ static int collect(void *ctx, char *body, size_t len, size_t nsamples)
 	Prometheus__WriteRequest *r =
 	    prometheus__write_request__unpack(NULL, ulen, (const uint8_t *)raw);
 	assert_non_null(r);
+	/* the bytes are exactly protobuf-c's own packing of the request */
+	size_t plen = prometheus__write_request__get_packed_size(r);
+	assert_int_equal(plen, ulen);
+	uint8_t *again = malloc(plen ? plen : 1);
+	assert_int_equal(prometheus__write_request__pack(r, again), plen);
+	assert_memory_equal(again, raw, plen);
+	free(again);
 	assert_true(c->n < 256);
 	c->samples[c->n] = nsamples;
 	c->req[c->n++] = r;

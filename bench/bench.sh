@@ -168,8 +168,8 @@ for threads in 1 2; do
 		awk -v s="$sent" -v c="$counted" -v d="$drops" -v t="$((t1 - t0))" -v hz="$hz" \
 			-v th="$threads" -v pps="$pps" -v w="$what" -v f="$fl_us" 'BEGIN {
 			u = t / hz / s * 1e6
-			printf "5. live, %d capture thread(s), %s: sent %d at %.0f packets/s, counted %d in total, kernel drops %d, agent CPU %.3f us/packet (%.2fx the floor)\n",
-				th, w, s, pps, c, d, u, u / f }'
+			printf "5. live, %d capture thread(s), %s: sent %d at %.0f packets/s, counted %d in total, kernel drops %d, agent CPU %.3f us/packet (%.2fx the floor; %.1f%% of one core: CPU-bound near %.1fM packets/s per core)\n",
+				th, w, s, pps, c, d, u, u / f, u * pps / 1e4, 1 / u }'
 	done
 	kill "$pid"
 	wait "$pid" || true

@@ -151,7 +151,7 @@ static struct worker *worker_add(struct capture *c)
 	c->w[c->nw].cap = c;
 	c->w[c->nw].ranges = c->reg->ranges;
 	c->w[c->nw].layout = c->reg->layout;
-	account_batch_init(&c->w[c->nw].batch);
+	account_batch_init(&c->w[c->nw].batch, c->reg->ranges);
 	return &c->w[c->nw++];
 }
 

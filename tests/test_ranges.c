@@ -163,7 +163,8 @@ static void test_hinted_lookup_matches_plain_lookup(void **state)
 	assert_int_equal(ranges_add(&r, "192.0.2.0-192.0.2.9", err, sizeof err), 0);
 	assert_int_equal(ranges_add(&r, "0.0.0.0/32", err, sizeof err), 0);
 	assert_int_equal(ranges_build(&r), 0);
-	size_t hint = (size_t)-1;
+	struct ranges_hint4 hint;
+	ranges_hint4_init(&hint, &r);
 	uint32_t x = 12345;
 	for (int i = 0; i < 100000; i++) {
 		x = x * 1103515245u + 12345u;
@@ -173,6 +174,18 @@ static void test_hinted_lookup_matches_plain_lookup(void **state)
 		assert_int_equal(ranges_lookup4_hint(&r, a, &hint), ranges_lookup4(&r, a));
 	}
 	assert_int_equal(ranges_lookup4_hint(&r, 0, &hint), 3);
+	ranges_free(&r);
+
+	/* a fresh hint, with 0.0.0.0 in no range */
+	ranges_init(&r);
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8", err, sizeof err), 0);
+	assert_int_equal(ranges_build(&r), 0);
+	ranges_hint4_init(&hint, &r);
+	assert_int_equal(ranges_lookup4_hint(&r, 0, &hint), -1);
+	assert_int_equal(ranges_lookup4_hint(&r, 0x0a000001u, &hint), 0);
+	assert_int_equal(ranges_lookup4_hint(&r, 0, &hint), -1);
+	assert_int_equal(ranges_lookup4_hint(&r, 0x0b000000u, &hint), -1);
+	assert_int_equal(ranges_lookup4_hint(&r, 0x0affffffu, &hint), 0);
 	ranges_free(&r);
 }
 

@@ -33,15 +33,15 @@ struct acct_queue {
 
 struct acct_batch {
 	struct acct_queue q[2];
-	unsigned cur; /* the queue being filled; the other waits to be counted */
-	size_t hint4; /* IPv4 range segment of the previous hit */
+	unsigned cur;              /* the queue being filled; the other waits to be counted */
+	struct ranges_hint4 hint4; /* IPv4 range segment of the previous hit */
 };
 
-static inline void account_batch_init(struct acct_batch *b)
+static inline void account_batch_init(struct acct_batch *b, const struct ranges *ranges)
 {
 	b->q[0].n = b->q[1].n = 0;
 	b->cur = 0;
-	b->hint4 = (size_t)-1;
+	ranges_hint4_init(&b->hint4, ranges);
 }
 
 static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queue *q)
@@ -169,7 +169,7 @@ static inline void account_packet(struct acct_shard *s, const struct ranges *ran
 {
 	struct acct_batch b;
 	struct parsed_packet p;
-	account_batch_init(&b);
+	account_batch_init(&b, ranges);
 	enum parse_status st = parse_packet(dlt, bytes, caplen, wirelen, &p);
 	account_batch_parsed(s, &b, ranges, l, &p, st);
 	account_batch_flush(s, &b, l);

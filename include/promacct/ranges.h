@@ -47,15 +47,8 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen) MUS
 int ranges_build(struct ranges *r) MUST_CHECK;
 
 /* Index of the first range (command-line order) holding the address, or -1. */
-/* ranges_lookup4 that first tries the segment of the previous hit (*hint,
- * updated on a hit): one compare while traffic stays within one range. */
-static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host, size_t *hint)
+static inline int ranges_lookup4_slow(const struct ranges *r, uint32_t addr_host, size_t *seg)
 {
-	if (LIKELY(*hint < r->nseg4)) {
-		const struct range_seg4 *sg = &r->seg4[*hint];
-		if (addr_host - sg->first <= sg->last - sg->first)
-			return (int)sg->index;
-	}
 	size_t lo = 0, hi = r->nseg4;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -65,7 +58,7 @@ static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host
 			hi = mid;
 	}
 	if (lo < r->nseg4 && r->seg4[lo].first <= addr_host) {
-		*hint = lo;
+		*seg = lo;
 		return (int)r->seg4[lo].index;
 	}
 	return -1;
@@ -73,8 +66,40 @@ static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host
 
 static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
 {
-	size_t hint = (size_t)-1;
-	return ranges_lookup4_hint(r, addr_host, &hint);
+	size_t seg;
+	return ranges_lookup4_slow(r, addr_host, &seg);
+}
+
+/* A capture thread's copy of the segment of its previous IPv4 hit: while
+ * traffic stays within one segment, a lookup is one subtraction and one
+ * compare against the thread's own memory. It always holds an interval of
+ * addresses that all map to `index` (at first [0, 0]). */
+struct ranges_hint4 {
+	uint32_t first, span; /* the interval [first, first + span] */
+	int index;
+};
+
+static inline void ranges_hint4_init(struct ranges_hint4 *h, const struct ranges *r)
+{
+	h->first = 0;
+	h->span = 0;
+	h->index = ranges_lookup4(r, 0);
+}
+
+/* ranges_lookup4 through the hint, which a hit elsewhere updates. */
+static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host,
+                                      struct ranges_hint4 *h)
+{
+	if (LIKELY(addr_host - h->first <= h->span))
+		return h->index;
+	size_t seg;
+	int idx = ranges_lookup4_slow(r, addr_host, &seg);
+	if (idx >= 0) {
+		h->first = r->seg4[seg].first;
+		h->span = r->seg4[seg].last - r->seg4[seg].first;
+		h->index = idx;
+	}
+	return idx;
 }
 
 int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr);

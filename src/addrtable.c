@@ -105,23 +105,18 @@ static uint64_t slot_hash(const struct addrtable *t, uint64_t s)
 {
 	uint64_t id = s >> ADDRTABLE_IDX_BITS;
 	if (id & ADDRTABLE_V4)
-		return addrtable_hash_words((id >> 5) & 0xffffffffu, 0,
+		return addrtable_hash_words(addrtable_id4_addr(id), 0,
 		                            addr_key_meta(4, (id >> 4) & 1, id & 15));
 	return addrtable_hash(addrtable_key(t, (size_t)(s & ADDRTABLE_IDX_MASK) - 1));
 }
 
 /* Address-set ids: IPv4 ADDRTABLE_V4 | address, else 37 bits of a hash of
- * the address. The position of an id is a hash of it. */
+ * the address. The position of an id is a hash of it (addrtable_aset_pos). */
 static uint64_t addr_id(const struct addr_key *k)
 {
 	if (k->family == 4)
-		return ADDRTABLE_V4 | (k->aw[0] & 0xffffffffu);
+		return addrtable_aid4((uint32_t)k->aw[0]);
 	return addrtable_hash_words(k->aw[0], k->aw[1], 6) >> 27;
-}
-
-static size_t aset_pos(uint64_t id, size_t mask)
-{
-	return addrtable_aset_pos(id, mask);
 }
 
 static int grow_slots(struct addrtable *t)
@@ -155,7 +150,7 @@ static int grow_aslots(struct addrtable *t)
 		uint64_t v = t->aslots[j];
 		if (!v)
 			continue;
-		size_t i = aset_pos(v >> ADDRTABLE_IDX_BITS, ncap - 1);
+		size_t i = addrtable_aset_pos(v >> ADDRTABLE_IDX_BITS, ncap - 1);
 		while (ns[i])
 			i = (i + 1) & (ncap - 1);
 		ns[i] = v;
@@ -171,7 +166,7 @@ static int grow_aslots(struct addrtable *t)
 static size_t aset_find(const struct addrtable *t, const struct addr_key *k, uint64_t id,
                         int *found)
 {
-	for (size_t i = aset_pos(id, t->amask);; i = (i + 1) & t->amask) {
+	for (size_t i = addrtable_aset_pos(id, t->amask);; i = (i + 1) & t->amask) {
 		uint64_t v = t->aslots[i];
 		if (!v) {
 			*found = 0;

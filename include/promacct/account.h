@@ -101,22 +101,26 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
 	int idx;
 	uint64_t a = 0, w = 0, h, id;
 	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
+	/* Hash and id per family (the compiler folds the IPv4 zero word), and
+	 * only for addresses in a range. */
 	if (p->family == 4) {
 		uint32_t a4;
 		memcpy(&a4, addr, 4);
 		a = a4;
 		idx = ranges_lookup4_hint(ranges, __builtin_bswap32(a4), &b->hint4);
+		if (idx < 0)
+			return;
 		h = addrtable_hash_words(a, 0, meta);
-		id = addrtable_id4(a4, (uint8_t)dir, p->proto);
+		id = addrtable_id(4, a, (uint8_t)dir, p->proto, h);
 	} else {
 		memcpy(&a, addr, 8);
 		memcpy(&w, addr + 8, 8);
 		idx = ranges_lookup6(ranges, addr);
+		if (idx < 0)
+			return;
 		h = addrtable_hash_words(a, w, meta);
-		id = h >> 27;
+		id = addrtable_id(6, a, (uint8_t)dir, p->proto, h);
 	}
-	if (idx < 0)
-		return;
 	struct acct_queue *q = &b->q[b->cur];
 	struct acct_item *it = &q->it[q->n++];
 	it->k.aw[0] = a;

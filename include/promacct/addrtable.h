@@ -117,11 +117,28 @@ static inline uint64_t addrtable_id4(uint32_t addr4, uint8_t dir, uint8_t proto)
 	return ADDRTABLE_V4 | (uint64_t)addr4 << 5 | (uint64_t)(dir & 1) << 4 | (proto & 15);
 }
 
+/* The address of an IPv4 id, and the address-set id of an IPv4 address. */
+static inline uint32_t addrtable_id4_addr(uint64_t id)
+{
+	return (uint32_t)(id >> 5);
+}
+
+static inline uint64_t addrtable_aid4(uint32_t addr4)
+{
+	return ADDRTABLE_V4 | addr4;
+}
+
+/* The id of a key from its parts: aw0 is its first address word, h its
+ * hash. */
+static inline uint64_t addrtable_id(uint8_t family, uint64_t aw0, uint8_t dir, uint8_t proto,
+                                    uint64_t h)
+{
+	return family == 4 ? addrtable_id4((uint32_t)aw0, dir, proto) : h >> 27;
+}
+
 static inline uint64_t addrtable_key_id(const struct addr_key *k, uint64_t h)
 {
-	if (k->family == 4)
-		return addrtable_id4((uint32_t)k->aw[0], k->dir, k->proto);
-	return h >> 27;
+	return addrtable_id(k->family, k->aw[0], k->dir, k->proto, h);
 }
 
 static inline unsigned char *addrtable_chunk(const struct addrtable *t, size_t i)
@@ -209,8 +226,8 @@ static inline size_t addrtable_aset_pos(uint64_t aid, size_t mask)
  * address (the insert's only other cache miss). */
 static inline void addrtable_prefetch_insert4(const struct addrtable *t, uint64_t id)
 {
-	uint64_t aid = ADDRTABLE_V4 | ((id >> 5) & 0xffffffffu);
-	__builtin_prefetch(&t->aslots[addrtable_aset_pos(aid, t->amask)]);
+	__builtin_prefetch(
+	    &t->aslots[addrtable_aset_pos(addrtable_aid4(addrtable_id4_addr(id)), t->amask)]);
 }
 
 /* Readers: number of complete entries. */

@@ -46,7 +46,8 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen) MUS
 /* Builds the lookup segments; call once after the last ranges_add. */
 int ranges_build(struct ranges *r) MUST_CHECK;
 
-/* Index of the first range (command-line order) holding the address, or -1. */
+/* Index of the first range (command-line order) holding the address, or -1;
+ * on a hit *seg is the segment that holds it. */
 static inline int ranges_lookup4_slow(const struct ranges *r, uint32_t addr_host, size_t *seg)
 {
 	size_t lo = 0, hi = r->nseg4;

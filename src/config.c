@@ -1,10 +1,15 @@
-/* DESIGN: command-line parsing.
+/* DESIGN: command-line parsing, driven by one table of flag definitions.
  *
- * Runs once on the main thread before anything starts. Every problem is a
- * usage error with one line naming it (main exits 2). Flag names follow the
- * Prometheus ecosystem (dotted long names, --web.listen-address, --log.level)
- * and keep the 2017 tool's short flags (-i, -r, -p). The option table drives
- * both getopt_long and --help. */
+ * Runs once on the main thread before anything starts. Each flag is defined
+ * once, in `flags[]` below: its long and short name, argument, default, help
+ * text, parser and target field in struct config. That table drives
+ * getopt_long, the defaults (the default text is parsed like a value given
+ * on the command line), --help (which prints the same default text) and the
+ * per-flag validation (the parser, with the flag's bounds). Checks that
+ * involve several flags live in validate(). Every problem is a usage error
+ * with one line naming it (main exits 2). Flag names follow the Prometheus
+ * ecosystem (dotted long names, --web.listen-address, --log.level) and keep
+ * the 2017 tool's short flags (-i, -r, -p). */
 #include "promacct/config.h"
 
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "promacct/capture.h"
@@ -19,192 +25,35 @@
 #include "promacct/log.h"
 #include "promacct/registry.h"
 
-enum opt_id {
-	O_INTERFACE = 'i',
-	O_READ = 'R',
-	O_FILTER = 'f',
-	O_RANGE = 'r',
-	O_PORT = 'p',
-	O_HELP = 'h',
-	O_ONCE = 256,
-	O_MAX_ADDRESSES,
-	O_BUCKETS,
-	O_BUFFER_SIZE,
-	O_PROMISC,
-	O_CAPTURE_THREADS,
-	O_LISTEN,
-	O_WEB_DISABLE,
-	O_LOG_LEVEL,
-	O_LOG_FORMAT,
-	O_VERSION,
-	O_PUSH_GATEWAY,
-	O_PUSH_INTERVAL,
-	O_PUSH_JOB,
-	O_PUSH_GROUPING,
-	O_PUSH_METHOD,
-	O_PUSH_DELETE,
-	O_PUSH_TIMEOUT,
-	O_PUSH_USER,
-	O_PUSH_PASSWORD_FILE,
-	O_PUSH_BEARER_FILE,
-	O_PUSH_CA,
-	O_PUSH_CERT,
-	O_PUSH_KEY,
-	O_PUSH_INSECURE,
-	O_RW_URL,
-	O_RW_INTERVAL,
-	O_RW_MAX_SAMPLES,
-	O_RW_QUEUE_MAX,
-	O_RW_HEADER,
-	O_RW_LABEL,
-	O_RW_MIN_BACKOFF,
-	O_RW_MAX_BACKOFF,
-	O_RW_TIMEOUT,
-	O_RW_USER,
-	O_RW_PASSWORD_FILE,
-	O_RW_BEARER_FILE,
-	O_RW_CA,
-	O_RW_CERT,
-	O_RW_KEY,
-	O_RW_INSECURE,
+struct flag;
+/* Parses one value of flag f into c. Returns 0, or -EINVAL / -ENOMEM with
+ * one line in err. */
+typedef int (*flag_parse_fn)(const struct flag *f, const char *arg, struct config *c, char *err,
+                             size_t errlen);
+
+struct flag {
+	const char *name; /* long name, without the dashes */
+	char short_name;  /* 0: none */
+	const char *arg;  /* metavariable in --help; NULL: a switch without value */
+	const char *def;  /* default, in the syntax of a value; NULL: none */
+	const char *help; /* one sentence; "(default X)" is added from def */
+	flag_parse_fn parse;
+	size_t off;      /* target field in struct config */
+	size_t off_n;    /* count field, for flags that collect a list */
+	double min, max; /* bounds of numbers and durations (max 0: none) */
 };
 
-_Static_assert(O_PUSH_INSECURE - O_PUSH_TIMEOUT == 7 && O_RW_INSECURE - O_RW_TIMEOUT == 7,
-               "HTTP client flags keep the order of enum http_flag");
-
-struct opt_doc {
-	const char *name;
-	int has_arg;
-	int id;
-	const char *arg;
-	const char *help;
-};
-
-static const struct opt_doc opts[] = {
-    {"interface", 1, O_INTERFACE, "IFACE",
-     "Capture live on IFACE (repeatable; one capture thread per interface)."},
-    {"read", 1, O_READ, "FILE",
-     "Read a pcap or pcapng file (repeatable); its base name is the interface label."},
-    {"filter", 1, O_FILTER, "EXPR", "Only account packets matching this BPF filter."},
-    {"once", 0, O_ONCE, NULL,
-     "After all --read files are processed, emit once (stdout, or push) and exit."},
-    {"range", 1, O_RANGE, "SPEC",
-     "Account per address in FIRST-LAST or ADDRESS/LEN, then :name=value labels "
-     "(repeatable; the first matching range wins). IPv6 FIRST-LAST in brackets."},
-    {"max-addresses", 1, O_MAX_ADDRESSES, "N",
-     "Track at most N (interface, address) pairs (default 100000)."},
-    {"buckets", 1, O_BUCKETS, "LIST",
-     "Histogram bucket bounds in bytes (default " HISTOGRAM_DEFAULT_BUCKETS ")."},
-    {"buffer-size", 1, O_BUFFER_SIZE, "BYTES",
-     "Kernel capture ring size per thread, K/M/G suffixes (default 32M)."},
-    {"promisc", 0, O_PROMISC, NULL, "Put interfaces into promiscuous mode."},
-    {"capture-threads", 1, O_CAPTURE_THREADS, "N",
-     "Capture threads per interface, joined in a PACKET_FANOUT group (default 1)."},
-    {"web.listen-address", 1, O_LISTEN, "[HOST]:PORT",
-     "Address of the scrape page (default :9112)."},
-    {"port", 1, O_PORT, "PORT", "Port of the scrape page (same as --web.listen-address :PORT)."},
-    {"web.disable", 0, O_WEB_DISABLE, NULL, "Serve no scrape page (push-only agents)."},
-    {"log.level", 1, O_LOG_LEVEL, "LEVEL", "debug, info, warn or error (default info)."},
-    {"log.format", 1, O_LOG_FORMAT, "FORMAT", "logfmt or json (default logfmt)."},
-    {"push.gateway", 1, O_PUSH_GATEWAY, "URL", "Push to this Pushgateway (http or https)."},
-    {"push.interval", 1, O_PUSH_INTERVAL, "DURATION", "Time between pushes (default 15s)."},
-    {"push.job", 1, O_PUSH_JOB, "JOB", "Job name of the pushed group (default promacct)."},
-    {"push.grouping", 1, O_PUSH_GROUPING, "NAME=VALUE",
-     "Grouping label of the pushed group (repeatable; instance defaults to the host name)."},
-    {"push.method", 1, O_PUSH_METHOD, "put|post",
-     "put replaces the whole group, post only the pushed families (default put)."},
-    {"push.delete-on-exit", 0, O_PUSH_DELETE, NULL, "Delete the group on clean shutdown."},
-    {"push.timeout", 1, O_PUSH_TIMEOUT, "DURATION", "Timeout of one push (default 10s)."},
-    {"push.basic-auth-user", 1, O_PUSH_USER, "USER", "Basic auth user name."},
-    {"push.basic-auth-password-file", 1, O_PUSH_PASSWORD_FILE, "FILE",
-     "File holding the basic auth password."},
-    {"push.bearer-token-file", 1, O_PUSH_BEARER_FILE, "FILE", "File holding a bearer token."},
-    {"push.tls-ca-file", 1, O_PUSH_CA, "FILE", "CA certificates to verify the gateway."},
-    {"push.tls-cert-file", 1, O_PUSH_CERT, "FILE", "Client certificate."},
-    {"push.tls-key-file", 1, O_PUSH_KEY, "FILE", "Client certificate key."},
-    {"push.tls-insecure-skip-verify", 0, O_PUSH_INSECURE, NULL,
-     "Do not verify the gateway's certificate."},
-    {"remote-write.url", 1, O_RW_URL, "URL",
-     "Remote-write endpoint (repeatable; each has its own queue)."},
-    {"remote-write.interval", 1, O_RW_INTERVAL, "DURATION",
-     "Time between snapshots sent (default 15s)."},
-    {"remote-write.max-samples-per-send", 1, O_RW_MAX_SAMPLES, "N",
-     "Samples per request at most (default 2000)."},
-    {"remote-write.queue-max-samples", 1, O_RW_QUEUE_MAX, "N",
-     "Samples kept per endpoint while it is unreachable; the oldest are dropped beyond "
-     "(default 4000000: 10 minutes of a 10k-series state every 15s)."},
-    {"remote-write.header", 1, O_RW_HEADER, "\"NAME: VALUE\"",
-     "Extra request header, e.g. X-Scope-OrgID (repeatable)."},
-    {"remote-write.external-label", 1, O_RW_LABEL, "NAME=VALUE",
-     "Label added to every series (repeatable; job defaults to promacct, instance to the "
-     "host name)."},
-    {"remote-write.min-backoff", 1, O_RW_MIN_BACKOFF, "DURATION",
-     "First retry delay (default 30ms)."},
-    {"remote-write.max-backoff", 1, O_RW_MAX_BACKOFF, "DURATION",
-     "Largest retry delay (default 5s)."},
-    {"remote-write.timeout", 1, O_RW_TIMEOUT, "DURATION", "Timeout of one request (default 30s)."},
-    {"remote-write.basic-auth-user", 1, O_RW_USER, "USER", "Basic auth user name."},
-    {"remote-write.basic-auth-password-file", 1, O_RW_PASSWORD_FILE, "FILE",
-     "File holding the basic auth password."},
-    {"remote-write.bearer-token-file", 1, O_RW_BEARER_FILE, "FILE", "File holding a bearer token."},
-    {"remote-write.tls-ca-file", 1, O_RW_CA, "FILE", "CA certificates to verify endpoints."},
-    {"remote-write.tls-cert-file", 1, O_RW_CERT, "FILE", "Client certificate."},
-    {"remote-write.tls-key-file", 1, O_RW_KEY, "FILE", "Client certificate key."},
-    {"remote-write.tls-insecure-skip-verify", 0, O_RW_INSECURE, NULL,
-     "Do not verify the endpoints' certificates."},
-    {"help", 0, O_HELP, NULL, "Show this help and exit."},
-    {"version", 0, O_VERSION, NULL, "Show the version and exit."},
-};
-
-void config_usage(FILE *out)
-{
-	fprintf(out, "usage: promacct (-i IFACE | -R FILE)... [-r RANGE]... [options]\n\n"
-	             "Network traffic accounting for Prometheus: packet size histograms per "
-	             "interface\nand per address, served on /metrics, pushed to a Pushgateway or "
-	             "remote-written.\n\nFlags:\n");
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
-		char left[80];
-		const struct opt_doc *o = &opts[i];
-		if (o->id < 256)
-			snprintf(left, sizeof left, "-%c, --%s%s%s", o->id, o->name,
-			         o->arg ? " " : "", o->arg ? o->arg : "");
-		else
-			snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg ? " " : "",
-			         o->arg ? o->arg : "");
-		fprintf(out, "  %s\n        %s\n", left, o->help);
-	}
-	fprintf(out, "\nExamples:\n"
-	             "  promacct -i eth0 -r 192.0.2.0/24:customer=acme\n"
-	             "  promacct -R trace.pcap --once -r 0.0.0.0/0 -r ::/0\n"
-	             "  promacct -i eth0 --web.disable --push.gateway http://pushgw:9091\n"
-	             "  promacct -i eth0 --remote-write.url http://mimir:9009/api/v1/push "
-	             "--remote-write.header 'X-Scope-OrgID: acme'\n");
-}
-
-const char *config_hostname(void)
-{
-	static char host[256];
-	if (!host[0] && gethostname(host, sizeof host - 1))
-		strcpy(host, "localhost");
-	return host;
-}
-
-static int push_str(const char ***arr, size_t *n, const char *v)
-{
-	const char **na = realloc(*arr, (*n + 1) * sizeof *na);
-	if (!na)
-		return -ENOMEM;
-	na[(*n)++] = v;
-	*arr = na;
-	return 0;
-}
+#define FIELD(f)        offsetof(struct config, f)
+#define LIST(f, n)      offsetof(struct config, f), offsetof(struct config, n)
+#define TARGET(c, f, T) ((T *)((char *)(c) + (f)->off))
+#define COUNT(c, f)     ((size_t *)((char *)(c) + (f)->off_n))
 
 static int parse_size(const char *text, uint64_t max, uint64_t *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text || text[0] == '-')
+	if (errno || end == text || text[0] == '-' || text[0] == '+' || text[0] == ' ')
 		return -EINVAL;
 	uint64_t mult = 1;
 	if (*end == 'K' || *end == 'k')
@@ -220,6 +69,110 @@ static int parse_size(const char *text, uint64_t max, uint64_t *out)
 	if (*end || v > max / mult)
 		return -EINVAL;
 	*out = v * mult;
+	return 0;
+}
+
+static int flag_switch(const struct flag *f, const char *arg, struct config *c, char *err,
+                       size_t errlen)
+{
+	*TARGET(c, f, int) = 1;
+	return 0;
+}
+
+static int flag_string(const struct flag *f, const char *arg, struct config *c, char *err,
+                       size_t errlen)
+{
+	if (!*arg) {
+		snprintf(err, errlen, "--%s: must not be empty", f->name);
+		return -EINVAL;
+	}
+	*TARGET(c, f, const char *) = arg;
+	return 0;
+}
+
+static int flag_strings(const struct flag *f, const char *arg, struct config *c, char *err,
+                        size_t errlen)
+{
+	const char ***arr = TARGET(c, f, const char **);
+	size_t *n = COUNT(c, f);
+	if (!*arg) {
+		snprintf(err, errlen, "--%s: must not be empty", f->name);
+		return -EINVAL;
+	}
+	const char **na = realloc(*arr, (*n + 1) * sizeof *na);
+	if (!na) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	na[(*n)++] = arg;
+	*arr = na;
+	return 0;
+}
+
+static int flag_url(const struct flag *f, const char *arg, struct config *c, char *err,
+                    size_t errlen)
+{
+	if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8)) {
+		/* No echo of the value: it may hold a password. */
+		snprintf(err, errlen, "--%s: expected an http:// or https:// URL", f->name);
+		return -EINVAL;
+	}
+	return f->off_n ? flag_strings(f, arg, c, err, errlen)
+	                : flag_string(f, arg, c, err, errlen);
+}
+
+/* A duration within [min, max] seconds (min > 0 always). */
+static int flag_duration(const struct flag *f, const char *arg, struct config *c, char *err,
+                         size_t errlen)
+{
+	double v;
+	if (duration_parse(arg, &v) || v <= 0) {
+		snprintf(err, errlen, "--%s: invalid duration '%s' (e.g. 500ms, 15s, 1m)", f->name,
+		         arg);
+		return -EINVAL;
+	}
+	if (v < f->min || (f->max > 0 && v > f->max)) {
+		if (f->max > 0)
+			snprintf(err, errlen, "--%s: %s is out of range (%gs to %gs)", f->name, arg,
+			         f->min, f->max);
+		else
+			snprintf(err, errlen, "--%s: %s is below the minimum of %gms", f->name, arg,
+			         f->min * 1000);
+		return -EINVAL;
+	}
+	*TARGET(c, f, double) = v;
+	return 0;
+}
+
+static int parse_bounded(const struct flag *f, const char *arg, uint64_t *v, char *err,
+                         size_t errlen)
+{
+	if (parse_size(arg, (uint64_t)f->max, v) || (double)*v < f->min) {
+		snprintf(err, errlen, "--%s: invalid value '%s' (%.0f to %.0f)", f->name, arg,
+		         f->min, f->max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A count (size_t) or byte size (int) within [min, max]; K/M/G suffixes. */
+static int flag_count(const struct flag *f, const char *arg, struct config *c, char *err,
+                      size_t errlen)
+{
+	uint64_t v;
+	if (parse_bounded(f, arg, &v, err, errlen))
+		return -EINVAL;
+	*TARGET(c, f, size_t) = (size_t)v;
+	return 0;
+}
+
+static int flag_int(const struct flag *f, const char *arg, struct config *c, char *err,
+                    size_t errlen)
+{
+	uint64_t v;
+	if (parse_bounded(f, arg, &v, err, errlen))
+		return -EINVAL;
+	*TARGET(c, f, int) = (int)v;
 	return 0;
 }
 
@@ -242,6 +195,7 @@ static int add_label(struct label **arr, size_t *n, const char *text, const char
 	struct label *na = realloc(*arr, (*n + 1) * sizeof *na);
 	if (!na) {
 		labels_free(&l, 1);
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	na[(*n)++] = l;
@@ -258,6 +212,306 @@ static int set_default_label(struct label **arr, size_t *n, const char *name, co
 	char err[64];
 	snprintf(text, sizeof text, "%s=%s", name, value);
 	return add_label(arr, n, text, name, err, sizeof err);
+}
+
+static int flag_grouping(const struct flag *f, const char *arg, struct config *c, char *err,
+                         size_t errlen)
+{
+	if (!strncmp(arg, "job=", 4)) {
+		snprintf(err, errlen, "--%s: use --push.job for the job", f->name);
+		return -EINVAL;
+	}
+	char what[64];
+	snprintf(what, sizeof what, "--%s", f->name);
+	return add_label(TARGET(c, f, struct label *), COUNT(c, f), arg, what, err, errlen);
+}
+
+static int flag_external_label(const struct flag *f, const char *arg, struct config *c, char *err,
+                               size_t errlen)
+{
+	if (!strncmp(arg, "__", 2)) {
+		snprintf(err, errlen, "--%s: names starting with __ are reserved", f->name);
+		return -EINVAL;
+	}
+	char what[64];
+	snprintf(what, sizeof what, "--%s", f->name);
+	return add_label(TARGET(c, f, struct label *), COUNT(c, f), arg, what, err, errlen);
+}
+
+static int flag_header(const struct flag *f, const char *arg, struct config *c, char *err,
+                       size_t errlen)
+{
+	if (!strchr(arg, ':')) {
+		snprintf(err, errlen, "--%s: expected \"Name: value\", got '%s'", f->name, arg);
+		return -EINVAL;
+	}
+	return flag_strings(f, arg, c, err, errlen);
+}
+
+static int flag_range(const struct flag *f, const char *arg, struct config *c, char *err,
+                      size_t errlen)
+{
+	char e[512];
+	int rc = ranges_add(&c->ranges, arg, e, sizeof e);
+	if (rc) {
+		snprintf(err, errlen, "-r/--range: %s", e);
+		return rc;
+	}
+	return 0;
+}
+
+static int flag_log_level(const struct flag *f, const char *arg, struct config *c, char *err,
+                          size_t errlen)
+{
+	if (log_set_level(arg)) {
+		snprintf(err, errlen, "--%s: unknown level '%s' (debug, info, warn, error)",
+		         f->name, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int flag_log_format(const struct flag *f, const char *arg, struct config *c, char *err,
+                           size_t errlen)
+{
+	if (log_set_format(arg)) {
+		snprintf(err, errlen, "--%s: unknown format '%s' (logfmt, json)", f->name, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int flag_push_method(const struct flag *f, const char *arg, struct config *c, char *err,
+                            size_t errlen)
+{
+	if (!strcasecmp(arg, "put"))
+		c->push_post = 0;
+	else if (!strcasecmp(arg, "post"))
+		c->push_post = 1;
+	else {
+		snprintf(err, errlen, "--%s: expected put or post, got '%s'", f->name, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --help and --version are handled by config_parse itself. */
+static int flag_exit(const struct flag *f, const char *arg, struct config *c, char *err,
+                     size_t errlen)
+{
+	return 0;
+}
+
+/* Flags shared by the Pushgateway and remote-write HTTP clients. */
+#define HTTP_CLIENT_FLAGS(P, F, WHOM, TIMEOUT)                                                     \
+	{P ".timeout",     0, "DURATION", TIMEOUT, "Timeout of one request.", flag_duration,       \
+	 FIELD(F.timeout), 0, 0.001,      3600},                                                   \
+	    {P ".basic-auth-user", 0, "USER", NULL, "Basic auth user name.", flag_string,          \
+	     FIELD(F.basic_user),  0, 0,      0},                                                  \
+	    {P ".basic-auth-password-file",                                                        \
+	     0,                                                                                    \
+	     "FILE",                                                                               \
+	     NULL,                                                                                 \
+	     "File holding the basic auth password (passwords only come from files).",             \
+	     flag_string,                                                                          \
+	     FIELD(F.basic_password_file),                                                         \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0},                                                                                   \
+	    {P ".bearer-token-file",                                                               \
+	     0,                                                                                    \
+	     "FILE",                                                                               \
+	     NULL,                                                                                 \
+	     "File holding a bearer token.",                                                       \
+	     flag_string,                                                                          \
+	     FIELD(F.bearer_token_file),                                                           \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0},                                                                                   \
+	    {P ".tls-ca-file",                                                                     \
+	     0,                                                                                    \
+	     "FILE",                                                                               \
+	     NULL,                                                                                 \
+	     "CA certificates to verify " WHOM ".",                                                \
+	     flag_string,                                                                          \
+	     FIELD(F.tls_ca_file),                                                                 \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0},                                                                                   \
+	    {P ".tls-cert-file",     0, "FILE", NULL, "Client certificate (PEM).", flag_string,    \
+	     FIELD(F.tls_cert_file), 0, 0,      0},                                                \
+	    {P ".tls-key-file",                                                                    \
+	     0,                                                                                    \
+	     "FILE",                                                                               \
+	     NULL,                                                                                 \
+	     "Key of the client certificate (PEM).",                                               \
+	     flag_string,                                                                          \
+	     FIELD(F.tls_key_file),                                                                \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0},                                                                                   \
+	{                                                                                          \
+		P ".tls-insecure-skip-verify", 0, NULL, NULL,                                      \
+		    "Do not verify the certificate of " WHOM ".", flag_switch,                     \
+		    FIELD(F.tls_insecure), 0, 0, 0                                                 \
+	}
+
+static const struct flag flags[] = {
+    {"interface", 'i', "IFACE", NULL,
+     "Capture live on IFACE (repeatable; one capture thread per interface).", flag_strings,
+     LIST(interfaces, ninterfaces), 0, 0},
+    {"read", 'R', "FILE", NULL,
+     "Read a pcap or pcapng file (repeatable); its base name is the interface label.", flag_strings,
+     LIST(reads, nreads), 0, 0},
+    {"filter", 'f', "EXPR", NULL, "Only account packets matching this BPF filter.", flag_string,
+     FIELD(filter), 0, 0, 0},
+    {"once", 0, NULL, NULL,
+     "After all --read files are processed, emit once (stdout, or push) and exit.", flag_switch,
+     FIELD(once), 0, 0, 0},
+    {"range", 'r', "SPEC", NULL,
+     "Account per address in FIRST-LAST or ADDRESS/LEN, then :name=value labels "
+     "(repeatable; the first matching range wins). IPv6 FIRST-LAST in brackets.",
+     flag_range, 0, 0, 0, 0},
+    {"max-addresses", 0, "N", "100000", "Track at most N (interface, address) pairs.", flag_count,
+     FIELD(max_addresses), 0, 1, UINT32_MAX / 32},
+    {"buckets", 0, "LIST", HISTOGRAM_DEFAULT_BUCKETS,
+     "Histogram bucket bounds in bytes, strictly increasing, at most 32 (+Inf is added).",
+     flag_string, FIELD(buckets_arg), 0, 0, 0},
+    {"buffer-size", 0, "BYTES", "32M",
+     "Kernel capture ring size per thread, K/M/G suffixes (64K to 2G).", flag_int,
+     FIELD(buffer_size), 0, 65536, INT32_MAX},
+    {"promisc", 0, NULL, NULL, "Put interfaces into promiscuous mode.", flag_switch, FIELD(promisc),
+     0, 0, 0},
+    {"capture-threads", 0, "N", "1",
+     "Capture threads per interface, joined in a PACKET_FANOUT group (1 to 64).", flag_int,
+     FIELD(capture_threads), 0, 1, CONFIG_MAX_CAPTURE_THREADS},
+    {"web.listen-address", 0, "[HOST]:PORT", ":9112", "Address of the scrape page.", flag_string,
+     FIELD(listen_arg), 0, 0, 0},
+    {"port", 'p', "PORT", NULL, "Port of the scrape page (same as --web.listen-address :PORT).",
+     flag_string, FIELD(port_arg), 0, 0, 0},
+    {"web.disable", 0, NULL, NULL, "Serve no scrape page (push-only agents).", flag_switch,
+     FIELD(web_disable), 0, 0, 0},
+    {"log.level", 0, "LEVEL", "info", "debug, info, warn or error.", flag_log_level, 0, 0, 0, 0},
+    {"log.format", 0, "FORMAT", "logfmt", "logfmt or json.", flag_log_format, 0, 0, 0, 0},
+    {"push.gateway", 0, "URL", NULL, "Push to this Pushgateway (http or https).", flag_url,
+     FIELD(push_gateway), 0, 0, 0},
+    {"push.interval", 0, "DURATION", "15s",
+     "Time between pushes (at least 100ms; below 1s is logged as a warning).", flag_duration,
+     FIELD(push_interval), 0, CONFIG_MIN_INTERVAL, 0},
+    {"push.job", 0, "JOB", "promacct", "Job name of the pushed group.", flag_string,
+     FIELD(push_job), 0, 0, 0},
+    {"push.grouping", 0, "NAME=VALUE", NULL,
+     "Grouping label of the pushed group (repeatable; instance defaults to the host name).",
+     flag_grouping, LIST(push_grouping, npush_grouping), 0, 0},
+    {"push.method", 0, "put|post", "put",
+     "put replaces the whole group, post only the pushed families.", flag_push_method, 0, 0, 0, 0},
+    {"push.delete-on-exit", 0, NULL, NULL, "Delete the group on clean shutdown.", flag_switch,
+     FIELD(push_delete_on_exit), 0, 0, 0},
+    HTTP_CLIENT_FLAGS("push", push_http, "the gateway", "10s"),
+    {"remote-write.url", 0, "URL", NULL,
+     "Remote-write endpoint (repeatable; each has its own queue).", flag_url,
+     LIST(rw_urls, nrw_urls), 0, 0},
+    {"remote-write.interval", 0, "DURATION", "15s",
+     "Time between snapshots sent (at least 100ms; below 1s is logged as a warning).",
+     flag_duration, FIELD(rw_interval), 0, CONFIG_MIN_INTERVAL, 0},
+    {"remote-write.max-samples-per-send", 0, "N", "2000",
+     "Samples per request at most (1 to 1000000).", flag_count, FIELD(rw_max_samples_per_send), 0,
+     1, 1000000},
+    {"remote-write.queue-max-samples", 0, "N", "4000000",
+     "Samples kept per endpoint while it is unreachable; the oldest are dropped beyond "
+     "(the default holds 10 minutes of a 10k-series state every 15s).",
+     flag_count, FIELD(rw_queue_max_samples), 0, 1, (double)((uint64_t)1 << 40)},
+    {"remote-write.header", 0, "\"NAME: VALUE\"", NULL,
+     "Extra request header, e.g. X-Scope-OrgID (repeatable).", flag_header,
+     LIST(rw_headers, nrw_headers), 0, 0},
+    {"remote-write.external-label", 0, "NAME=VALUE", NULL,
+     "Label added to every series (repeatable; job defaults to promacct, instance to the "
+     "host name).",
+     flag_external_label, LIST(rw_labels, nrw_labels), 0, 0},
+    {"remote-write.min-backoff", 0, "DURATION", "30ms", "First retry delay.", flag_duration,
+     FIELD(rw_min_backoff), 0, 0.001, 0},
+    {"remote-write.max-backoff", 0, "DURATION", "5s", "Largest retry delay.", flag_duration,
+     FIELD(rw_max_backoff), 0, 0.001, 0},
+    HTTP_CLIENT_FLAGS("remote-write", rw_http, "the endpoints", "30s"),
+    {"help", 'h', NULL, NULL, "Show this help and exit.", flag_exit, 0, 0, 0, 0},
+    {"version", 0, NULL, NULL, "Show the version and exit.", flag_exit, 0, 0, 0, 0},
+};
+
+#define NFLAGS         ARRAY_LEN(flags)
+#define SHORT_OPT_BASE 256 /* getopt value of flags without a short name: base + index */
+
+static const struct flag *flag_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (strlen(flags[i].name) == len && !strncmp(flags[i].name, name, len))
+			return &flags[i];
+	return NULL;
+}
+
+static const struct flag *flag_by_getopt(int o)
+{
+	if (o >= SHORT_OPT_BASE && (size_t)(o - SHORT_OPT_BASE) < NFLAGS)
+		return &flags[o - SHORT_OPT_BASE];
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (flags[i].short_name && flags[i].short_name == o)
+			return &flags[i];
+	return NULL;
+}
+
+/* Prints text indented, broken at spaces before `width` columns. */
+static void print_wrapped(FILE *out, const char *text, int indent, int width)
+{
+	const char *p = text;
+	while (*p) {
+		int room = width - indent;
+		int n = (int)strlen(p);
+		if (n > room) {
+			n = room;
+			while (n > 0 && p[n] != ' ')
+				n--;
+			if (n == 0)
+				n = (int)strcspn(p, " ");
+		}
+		fprintf(out, "%*s%.*s\n", indent, "", n, p);
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out, "usage: promacct (-i IFACE | -R FILE)... [-r RANGE]... [options]\n\n"
+	             "Network traffic accounting for Prometheus: packet size histograms per "
+	             "interface\nand per address, served on /metrics, pushed to a Pushgateway or "
+	             "remote-written.\n\nFlags:\n");
+	for (size_t i = 0; i < NFLAGS; i++) {
+		const struct flag *f = &flags[i];
+		char shortn[8] = "    ";
+		if (f->short_name)
+			snprintf(shortn, sizeof shortn, "-%c, ", f->short_name);
+		char help[512];
+		snprintf(help, sizeof help, "%s%s%s%s", f->help, f->def ? " (default " : "",
+		         f->def ? f->def : "", f->def ? ")" : "");
+		fprintf(out, "  %s--%s%s%s\n", shortn, f->name, f->arg ? " " : "",
+		        f->arg ? f->arg : "");
+		print_wrapped(out, help, 8, 80);
+	}
+	fprintf(out, "\nDurations: 500ms, 15s, 1m, 1h30m. Sizes and counts take K/M/G suffixes.\n"
+	             "\nExamples:\n"
+	             "  promacct -i eth0 -r 192.0.2.0/24:customer=acme\n"
+	             "  promacct -R trace.pcap --once -r 0.0.0.0/0 -r ::/0\n"
+	             "  promacct -i eth0 --web.disable --push.gateway http://pushgw:9091\n"
+	             "  promacct -i eth0 --remote-write.url http://mimir:9009/api/v1/push "
+	             "--remote-write.header 'X-Scope-OrgID: acme'\n");
+}
+
+const char *config_hostname(void)
+{
+	static char host[256];
+	if (!host[0] && gethostname(host, sizeof host - 1))
+		strcpy(host, "localhost");
+	return host;
 }
 
 /* A grouping label name that pushed metrics carry themselves, or NULL. */
@@ -278,404 +532,98 @@ static const char *push_grouping_clash(const struct config *c)
 	return NULL;
 }
 
-static int parse_duration_opt(const char *text, const char *flag, double *out, char *err,
-                              size_t errlen)
+/* Labels of the widest series any output sends (see LABELS_MAX). */
+static int check_label_limit(const struct config *c, char *err, size_t errlen)
 {
-	if (duration_parse(text, out) || *out <= 0) {
-		snprintf(err, errlen, "--%s: invalid duration '%s' (e.g. 500ms, 15s, 1m)", flag,
-		         text);
-		return -EINVAL;
-	}
-	return 0;
+	size_t range_labels = 0, extra = 0;
+	for (size_t r = 0; r < c->ranges.n; r++)
+		if (c->ranges.v[r].nlabels > range_labels)
+			range_labels = c->ranges.v[r].nlabels;
+	if (c->push_gateway && c->npush_grouping + 1 > extra)
+		extra = c->npush_grouping + 1; /* + job */
+	if (c->nrw_urls && c->nrw_labels > extra)
+		extra = c->nrw_labels;
+	return labels_check_limit(range_labels, extra, err, errlen);
 }
 
-/* The HTTP client flags shared by --push.* and --remote-write.*, in enum
- * order from O_*_TIMEOUT. */
-enum http_flag {
-	H_TIMEOUT,
-	H_USER,
-	H_PASSWORD_FILE,
-	H_BEARER_FILE,
-	H_CA,
-	H_CERT,
-	H_KEY,
-	H_INSECURE
-};
-
-static int http_opt(struct http_client_opts *h, int which, const char *flag, const char *arg,
-                    char *err, size_t errlen)
+/* Checks that involve more than one flag, and resolves values given as text. */
+static int validate(struct config *c, const unsigned char *given, char *err, size_t errlen)
 {
-	switch ((enum http_flag)which) {
-	case H_TIMEOUT:
-		return parse_duration_opt(arg, flag, &h->timeout, err, errlen);
-	case H_USER:
-		h->basic_user = arg;
-		break;
-	case H_PASSWORD_FILE:
-		h->basic_password_file = arg;
-		break;
-	case H_BEARER_FILE:
-		h->bearer_token_file = arg;
-		break;
-	case H_CA:
-		h->tls_ca_file = arg;
-		break;
-	case H_CERT:
-		h->tls_cert_file = arg;
-		break;
-	case H_KEY:
-		h->tls_key_file = arg;
-		break;
-	case H_INSECURE:
-		h->tls_insecure = 1;
-		break;
-	}
-	return 0;
-}
-
-enum config_result config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
-{
-	struct option lopts[ARRAY_LEN(opts) + 1];
-	const char *buckets = HISTOGRAM_DEFAULT_BUCKETS;
-	const char *port = NULL, *listen = NULL;
 	char e[512];
-	int rc;
+	const struct flag *listen = flag_by_name("web.listen-address", 18);
+	const struct flag *port = flag_by_name("port", 4);
 
-	memset(c, 0, sizeof *c);
-	ranges_init(&c->ranges);
-	c->max_addresses = CONFIG_DEFAULT_MAX_ADDRESSES;
-	c->buffer_size = CONFIG_DEFAULT_BUFFER_SIZE;
-	c->capture_threads = 1;
-	c->push_interval = 15;
-	c->push_job = "promacct";
-	c->push_http.timeout = 10;
-	c->rw_interval = 15;
-	c->rw_max_samples_per_send = 2000;
-	c->rw_queue_max_samples = 4000000;
-	c->rw_min_backoff = 0.03;
-	c->rw_max_backoff = 5;
-	c->rw_http.timeout = 30;
-
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++)
-		lopts[i] =
-		    (struct option){opts[i].name, opts[i].has_arg ? required_argument : no_argument,
-		                    NULL, opts[i].id};
-	memset(&lopts[ARRAY_LEN(opts)], 0, sizeof lopts[0]);
-
-	optind = 1;
-	opterr = 0;
-	for (;;) {
-		int longidx = -1;
-		int o = getopt_long(argc, argv, ":i:R:f:r:p:h", lopts, &longidx);
-		if (o == -1)
-			break;
-		uint64_t v;
-		switch (o) {
-		case '?':
-			if (optopt && optopt < 256)
-				snprintf(err, errlen, "unknown flag -%c", optopt);
-			else
-				snprintf(err, errlen, "unknown flag %s", argv[optind - 1]);
-			return CONFIG_USAGE;
-		case ':':
-			snprintf(err, errlen, "flag %s needs a value", argv[optind - 1]);
-			return CONFIG_USAGE;
-		case O_HELP:
-			config_usage(stdout);
-			return CONFIG_EXIT_OK;
-		case O_VERSION:
-			printf("promacct, version %s\n", promacct_version);
-			return CONFIG_EXIT_OK;
-		case O_INTERFACE:
-			if (push_str(&c->interfaces, &c->ninterfaces, optarg))
-				goto oom;
-			break;
-		case O_READ:
-			if (push_str(&c->reads, &c->nreads, optarg))
-				goto oom;
-			break;
-		case O_FILTER:
-			c->filter = optarg;
-			break;
-		case O_ONCE:
-			c->once = 1;
-			break;
-		case O_RANGE:
-			rc = ranges_add(&c->ranges, optarg, e, sizeof e);
-			if (rc) {
-				snprintf(err, errlen, "-r/--range: %s", e);
-				return CONFIG_USAGE;
-			}
-			break;
-		case O_MAX_ADDRESSES:
-			if (parse_size(optarg, UINT32_MAX / 32, &v) || v == 0) {
-				snprintf(err, errlen, "--max-addresses: invalid number '%s'",
-				         optarg);
-				return CONFIG_USAGE;
-			}
-			c->max_addresses = (size_t)v;
-			break;
-		case O_BUCKETS:
-			buckets = optarg;
-			break;
-		case O_BUFFER_SIZE:
-			if (parse_size(optarg, INT32_MAX, &v) || v < 65536) {
-				snprintf(
-				    err, errlen,
-				    "--buffer-size: invalid size '%s' (at least 64K, at most 2G)",
-				    optarg);
-				return CONFIG_USAGE;
-			}
-			c->buffer_size = (int)v;
-			break;
-		case O_PROMISC:
-			c->promisc = 1;
-			break;
-		case O_CAPTURE_THREADS:
-			if (parse_size(optarg, CONFIG_MAX_CAPTURE_THREADS, &v) || v == 0) {
-				snprintf(err, errlen,
-				         "--capture-threads: must be 1 to %d, got '%s'",
-				         CONFIG_MAX_CAPTURE_THREADS, optarg);
-				return CONFIG_USAGE;
-			}
-			c->capture_threads = (int)v;
-			break;
-		case O_LISTEN:
-			listen = optarg;
-			break;
-		case O_PORT:
-			port = optarg;
-			break;
-		case O_WEB_DISABLE:
-			c->web_disable = 1;
-			break;
-		case O_LOG_LEVEL:
-			if (log_set_level(optarg)) {
-				snprintf(
-				    err, errlen,
-				    "--log.level: unknown level '%s' (debug, info, warn, error)",
-				    optarg);
-				return CONFIG_USAGE;
-			}
-			break;
-		case O_LOG_FORMAT:
-			if (log_set_format(optarg)) {
-				snprintf(err, errlen,
-				         "--log.format: unknown format '%s' (logfmt, json)",
-				         optarg);
-				return CONFIG_USAGE;
-			}
-			break;
-		case O_PUSH_GATEWAY:
-			c->push_gateway = optarg;
-			break;
-		case O_PUSH_INTERVAL:
-			if (parse_duration_opt(optarg, "push.interval", &c->push_interval, err,
-			                       errlen))
-				return CONFIG_USAGE;
-			break;
-		case O_PUSH_JOB:
-			if (!*optarg) {
-				snprintf(err, errlen, "--push.job: must not be empty");
-				return CONFIG_USAGE;
-			}
-			c->push_job = optarg;
-			break;
-		case O_PUSH_GROUPING:
-			if (add_label(&c->push_grouping, &c->npush_grouping, optarg,
-			              "--push.grouping", err, errlen))
-				return CONFIG_USAGE;
-			if (!strcmp(c->push_grouping[c->npush_grouping - 1].name, "job")) {
-				snprintf(err, errlen,
-				         "--push.grouping: use --push.job for the job");
-				return CONFIG_USAGE;
-			}
-			break;
-		case O_PUSH_METHOD:
-			if (!strcasecmp(optarg, "put"))
-				c->push_post = 0;
-			else if (!strcasecmp(optarg, "post"))
-				c->push_post = 1;
-			else {
-				snprintf(err, errlen,
-				         "--push.method: expected put or post, got '%s'", optarg);
-				return CONFIG_USAGE;
-			}
-			break;
-		case O_PUSH_DELETE:
-			c->push_delete_on_exit = 1;
-			break;
-		case O_PUSH_TIMEOUT:
-		case O_PUSH_USER:
-		case O_PUSH_PASSWORD_FILE:
-		case O_PUSH_BEARER_FILE:
-		case O_PUSH_CA:
-		case O_PUSH_CERT:
-		case O_PUSH_KEY:
-		case O_PUSH_INSECURE:
-			if (http_opt(&c->push_http, o - O_PUSH_TIMEOUT, opts[longidx].name, optarg,
-			             err, errlen))
-				return CONFIG_USAGE;
-			break;
-		case O_RW_URL:
-			if (push_str(&c->rw_urls, &c->nrw_urls, optarg))
-				goto oom;
-			break;
-		case O_RW_INTERVAL:
-			if (parse_duration_opt(optarg, "remote-write.interval", &c->rw_interval,
-			                       err, errlen))
-				return CONFIG_USAGE;
-			break;
-		case O_RW_MAX_SAMPLES:
-			if (parse_size(optarg, 1000000, &v) || v == 0) {
-				snprintf(err, errlen,
-				         "--remote-write.max-samples-per-send: invalid number '%s'",
-				         optarg);
-				return CONFIG_USAGE;
-			}
-			c->rw_max_samples_per_send = (size_t)v;
-			break;
-		case O_RW_QUEUE_MAX:
-			if (parse_size(optarg, (uint64_t)1 << 40, &v) || v == 0) {
-				snprintf(err, errlen,
-				         "--remote-write.queue-max-samples: invalid number '%s'",
-				         optarg);
-				return CONFIG_USAGE;
-			}
-			c->rw_queue_max_samples = (size_t)v;
-			break;
-		case O_RW_HEADER:
-			if (!strchr(optarg, ':')) {
-				snprintf(
-				    err, errlen,
-				    "--remote-write.header: expected \"Name: value\", got '%s'",
-				    optarg);
-				return CONFIG_USAGE;
-			}
-			if (push_str(&c->rw_headers, &c->nrw_headers, optarg))
-				goto oom;
-			break;
-		case O_RW_LABEL:
-			if (add_label(&c->rw_labels, &c->nrw_labels, optarg,
-			              "--remote-write.external-label", err, errlen))
-				return CONFIG_USAGE;
-			if (!strncmp(c->rw_labels[c->nrw_labels - 1].name, "__", 2)) {
-				snprintf(
-				    err, errlen,
-				    "--remote-write.external-label: names starting with __ are "
-				    "reserved");
-				return CONFIG_USAGE;
-			}
-			break;
-		case O_RW_MIN_BACKOFF:
-			if (parse_duration_opt(optarg, "remote-write.min-backoff",
-			                       &c->rw_min_backoff, err, errlen))
-				return CONFIG_USAGE;
-			break;
-		case O_RW_MAX_BACKOFF:
-			if (parse_duration_opt(optarg, "remote-write.max-backoff",
-			                       &c->rw_max_backoff, err, errlen))
-				return CONFIG_USAGE;
-			break;
-		case O_RW_TIMEOUT:
-		case O_RW_USER:
-		case O_RW_PASSWORD_FILE:
-		case O_RW_BEARER_FILE:
-		case O_RW_CA:
-		case O_RW_CERT:
-		case O_RW_KEY:
-		case O_RW_INSECURE:
-			if (http_opt(&c->rw_http, o - O_RW_TIMEOUT, opts[longidx].name, optarg, err,
-			             errlen))
-				return CONFIG_USAGE;
-			break;
-		default:
-			snprintf(err, errlen, "unknown flag %s", argv[optind - 1]);
-			return CONFIG_USAGE;
-		}
-	}
-	if (optind < argc) {
-		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
-		return CONFIG_USAGE;
-	}
 	if (!c->ninterfaces && !c->nreads) {
 		snprintf(err, errlen, "nothing to capture: give -i IFACE or -R FILE (see --help)");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
 	if (c->once && !c->nreads) {
 		snprintf(err, errlen, "--once needs -R FILE");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
 	if (c->once && c->ninterfaces) {
 		snprintf(err, errlen,
 		         "--once cannot be combined with -i (live capture never ends)");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
 	c->layout = malloc(sizeof *c->layout);
-	if (!c->layout)
-		goto oom;
-	if (histogram_layout_parse(c->layout, buckets, e, sizeof e)) {
-		snprintf(err, errlen, "--buckets: %s", e);
-		return CONFIG_USAGE;
+	if (!c->layout) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	if (ranges_build(&c->ranges))
-		goto oom;
+	if (histogram_layout_parse(c->layout, c->buckets_arg, e, sizeof e)) {
+		snprintf(err, errlen, "--buckets: %s", e);
+		return -EINVAL;
+	}
+	if (ranges_build(&c->ranges)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	if (c->filter && capture_check_filter(c->filter, e, sizeof e)) {
 		snprintf(err, errlen, "-f/--filter: %s", e);
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
-	if (port && listen) {
+	if (given[port - flags] && given[listen - flags]) {
 		snprintf(err, errlen, "give either -p/--port or --web.listen-address, not both");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
-	if (port)
-		snprintf(c->listen, sizeof c->listen, ":%s", port);
+	if (c->port_arg)
+		snprintf(c->listen, sizeof c->listen, ":%s", c->port_arg);
 	else
-		snprintf(c->listen, sizeof c->listen, "%s",
-		         listen ? listen : CONFIG_DEFAULT_LISTEN);
+		snprintf(c->listen, sizeof c->listen, "%s", c->listen_arg);
 	{
 		char host[256];
 		int p;
 		if (http_server_parse_listen(c->listen, host, sizeof host, &p)) {
 			snprintf(err, errlen, "invalid listen address '%s' (expected [HOST]:PORT)",
 			         c->listen);
-			return CONFIG_USAGE;
+			return -EINVAL;
 		}
 	}
-	if (c->push_gateway && strncmp(c->push_gateway, "http://", 7) &&
-	    strncmp(c->push_gateway, "https://", 8)) {
-		snprintf(err, errlen,
-		         "--push.gateway: expected an http:// or https:// URL, got '%s'",
-		         c->push_gateway);
-		return CONFIG_USAGE;
-	}
-	for (size_t i = 0; i < c->nrw_urls; i++)
-		if (strncmp(c->rw_urls[i], "http://", 7) && strncmp(c->rw_urls[i], "https://", 8)) {
-			snprintf(
-			    err, errlen,
-			    "--remote-write.url: expected an http:// or https:// URL, got '%s'",
-			    c->rw_urls[i]);
-			return CONFIG_USAGE;
-		}
 	if (c->rw_min_backoff > c->rw_max_backoff) {
 		snprintf(err, errlen, "--remote-write.min-backoff is larger than max-backoff");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
 	if (c->push_http.basic_password_file && !c->push_http.basic_user) {
 		snprintf(err, errlen,
 		         "--push.basic-auth-password-file needs --push.basic-auth-user");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
 	if (c->rw_http.basic_password_file && !c->rw_http.basic_user) {
 		snprintf(err, errlen,
 		         "--remote-write.basic-auth-password-file needs "
 		         "--remote-write.basic-auth-user");
-		return CONFIG_USAGE;
+		return -EINVAL;
 	}
-	if (!!c->push_http.tls_cert_file != !!c->push_http.tls_key_file ||
-	    !!c->rw_http.tls_cert_file != !!c->rw_http.tls_key_file) {
-		snprintf(err, errlen, "a TLS client certificate needs both its cert and key file");
-		return CONFIG_USAGE;
+	if (!!c->push_http.tls_cert_file != !!c->push_http.tls_key_file) {
+		snprintf(err, errlen, "--push.tls-cert-file and --push.tls-key-file go together");
+		return -EINVAL;
+	}
+	if (!!c->rw_http.tls_cert_file != !!c->rw_http.tls_key_file) {
+		snprintf(
+		    err, errlen,
+		    "--remote-write.tls-cert-file and --remote-write.tls-key-file go together");
+		return -EINVAL;
 	}
 	if (c->push_gateway) {
 		const char *clash = push_grouping_clash(c);
@@ -685,7 +633,7 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 			    "--push.grouping: promacct's metrics carry a label '%s' themselves; "
 			    "a grouping label must not (the Pushgateway would reject the push)",
 			    clash);
-			return CONFIG_USAGE;
+			return -EINVAL;
 		}
 		if (set_default_label(&c->push_grouping, &c->npush_grouping, "instance",
 		                      config_hostname()))
@@ -695,10 +643,112 @@ enum config_result config_parse(struct config *c, int argc, char **argv, char *e
 	    (set_default_label(&c->rw_labels, &c->nrw_labels, "job", "promacct") ||
 	     set_default_label(&c->rw_labels, &c->nrw_labels, "instance", config_hostname())))
 		goto oom;
-	return CONFIG_OK;
+	if (c->push_gateway && c->push_interval < CONFIG_WARN_INTERVAL)
+		log_warn("push interval below 1s: expect that many requests per second",
+		         "interval_seconds=%g", c->push_interval);
+	if (c->nrw_urls && c->rw_interval < CONFIG_WARN_INTERVAL)
+		log_warn("remote-write interval below 1s: expect that many requests per second",
+		         "interval_seconds=%g", c->rw_interval);
+	return check_label_limit(c, err, errlen);
 oom:
 	snprintf(err, errlen, "out of memory");
-	return CONFIG_USAGE;
+	return -ENOMEM;
+}
+
+/* The one line for a flag getopt_long refused (argv[optind - 1]). */
+static void explain_refused(const char *word, int optopt_, int missing, char *err, size_t errlen)
+{
+	if (!strncmp(word, "--", 2)) {
+		const char *name = word + 2;
+		size_t len = strcspn(name, "=");
+		const struct flag *f = flag_by_name(name, len);
+		size_t nmatch = 0;
+		for (size_t i = 0; !f && i < NFLAGS; i++)
+			if (!strncmp(flags[i].name, name, len))
+				nmatch++;
+		for (size_t i = 0; !f && nmatch == 1 && i < NFLAGS; i++)
+			if (!strncmp(flags[i].name, name, len))
+				f = &flags[i]; /* getopt takes unique abbreviations */
+		if (missing)
+			snprintf(err, errlen, "flag --%.*s needs a value", (int)len, name);
+		else if (f && !f->arg && name[len] == '=')
+			snprintf(err, errlen, "flag --%s takes no value, got '%s'", f->name, word);
+		else if (nmatch > 1)
+			snprintf(err, errlen, "ambiguous flag --%.*s (%zu flags start so)",
+			         (int)len, name, nmatch);
+		else
+			snprintf(err, errlen, "unknown flag --%.*s", (int)len, name);
+	} else if (missing) {
+		snprintf(err, errlen, "flag -%c needs a value", optopt_);
+	} else if (optopt_ > 0 && optopt_ < 256) {
+		snprintf(err, errlen, "unknown flag -%c", optopt_);
+	} else {
+		snprintf(err, errlen, "unknown flag %s", word);
+	}
+}
+
+enum config_result config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	struct option lopts[NFLAGS + 1];
+	char shortopts[2 + 2 * NFLAGS + 1];
+	unsigned char given[NFLAGS] = {0};
+	size_t sl = 0;
+
+	memset(c, 0, sizeof *c);
+	ranges_init(&c->ranges);
+	shortopts[sl++] = ':';
+	for (size_t i = 0; i < NFLAGS; i++) {
+		const struct flag *f = &flags[i];
+		lopts[i] = (struct option){f->name, f->arg ? required_argument : no_argument, NULL,
+		                           f->short_name ? f->short_name : SHORT_OPT_BASE + (int)i};
+		if (f->short_name) {
+			shortopts[sl++] = f->short_name;
+			if (f->arg)
+				shortopts[sl++] = ':';
+		}
+		if (f->def && f->parse(f, f->def, c, err, errlen)) {
+			/* A default that does not parse is a bug in the table. */
+			snprintf(err, errlen, "internal error: default of --%s", f->name);
+			return CONFIG_USAGE;
+		}
+	}
+	shortopts[sl] = '\0';
+	memset(&lopts[NFLAGS], 0, sizeof lopts[0]);
+
+	optind = 0; /* glibc: full re-initialisation, config_parse may run again */
+	opterr = 0;
+	for (;;) {
+		int o = getopt_long(argc, argv, shortopts, lopts, NULL);
+		if (o == -1)
+			break;
+		if (o == '?' || o == ':') {
+			explain_refused(argv[optind - 1], optopt, o == ':', err, errlen);
+			return CONFIG_USAGE;
+		}
+		const struct flag *f = flag_by_getopt(o);
+		if (!f) {
+			snprintf(err, errlen, "unknown flag %s", argv[optind - 1]);
+			return CONFIG_USAGE;
+		}
+		if (!strcmp(f->name, "help")) {
+			config_usage(stdout);
+			return CONFIG_EXIT_OK;
+		}
+		if (!strcmp(f->name, "version")) {
+			printf("promacct, version %s\n", promacct_version);
+			return CONFIG_EXIT_OK;
+		}
+		given[f - flags] = 1;
+		if (f->parse(f, optarg, c, err, errlen))
+			return CONFIG_USAGE;
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return CONFIG_USAGE;
+	}
+	if (validate(c, given, err, errlen))
+		return CONFIG_USAGE;
+	return CONFIG_OK;
 }
 
 void config_free(struct config *c)

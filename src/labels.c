@@ -85,6 +85,18 @@ void labels_free(struct label *l, size_t n)
 	}
 }
 
+int labels_check_limit(size_t range_labels, size_t extra_labels, char *err, size_t errlen)
+{
+	size_t total = LABELS_FIXED + range_labels + extra_labels;
+	if (total <= LABELS_MAX)
+		return 0;
+	snprintf(err, errlen,
+	         "too many labels per series: %zu range labels + %zu external/grouping labels + "
+	         "%d fixed (__name__, interface, ip, protocol, le) = %zu, at most %d",
+	         range_labels, extra_labels, LABELS_FIXED, total, LABELS_MAX);
+	return -E2BIG;
+}
+
 void labels_escape(struct buf *b, const char *v, int quotes)
 {
 	const char *run = v;

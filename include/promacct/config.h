@@ -11,10 +11,12 @@
 #include "promacct/labels.h"
 #include "promacct/ranges.h"
 
-#define CONFIG_DEFAULT_LISTEN        ":9112"
-#define CONFIG_DEFAULT_MAX_ADDRESSES 100000
-#define CONFIG_DEFAULT_BUFFER_SIZE   (32 << 20)
-#define CONFIG_MAX_CAPTURE_THREADS   64
+#define CONFIG_MAX_CAPTURE_THREADS 64
+/* --push.interval and --remote-write.interval: below the floor is a usage
+ * error (a typo like 1ms must not turn the agent into a load generator),
+ * below CONFIG_WARN_INTERVAL a warning at start-up. */
+#define CONFIG_MIN_INTERVAL  0.1
+#define CONFIG_WARN_INTERVAL 1.0
 
 enum config_result {
 	CONFIG_OK,        /* run */
@@ -35,8 +37,13 @@ struct config {
 	int buffer_size;
 	int promisc;
 	int capture_threads;
-	char listen[300];
+	char listen[300]; /* resolved from --web.listen-address or -p */
 	int web_disable;
+
+	/* Values as given, resolved by config_parse's validation. */
+	const char *buckets_arg;
+	const char *listen_arg;
+	const char *port_arg;
 
 	/* Pushgateway */
 	const char *push_gateway;
@@ -62,8 +69,10 @@ struct config {
 	struct http_client_opts rw_http;
 };
 
-/* Parses argv. On CONFIG_USAGE, err holds one line naming the problem.
- * Caller frees with config_free in every case. */
+/* Parses argv: every flag is defined once, in the flag table of config.c,
+ * which drives getopt_long, the defaults, --help and per-flag validation.
+ * On CONFIG_USAGE, err holds one line naming the problem. Caller frees with
+ * config_free in every case. */
 enum config_result config_parse(struct config *c, int argc, char **argv, char *err,
                                 size_t errlen) MUST_CHECK;
 void config_free(struct config *c);

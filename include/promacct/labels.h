@@ -7,6 +7,16 @@
 #include "promacct/buf.h"
 #include "promacct/common.h"
 
+/* One limit on the labels of a series, the same for every output (scrape
+ * page, Pushgateway, remote write), counting every label a series carries on
+ * the wire: __name__, interface, ip, protocol and le (LABELS_FIXED), the
+ * range's labels, and the Pushgateway grouping labels (job included) or the
+ * remote-write external labels (job and instance included). Checked once at
+ * start-up (and on reload) with labels_check_limit: a usage error, never a
+ * silent drop. */
+#define LABELS_MAX   64
+#define LABELS_FIXED 5
+
 struct label {
 	char *name;
 	char *value;
@@ -24,6 +34,12 @@ int labels_name_reserved(const char *name);
  * Checks the name is valid. Returns 0 or -EINVAL with a reason in err. */
 int labels_parse_pair(const char *text, struct label *out, char *err, size_t errlen) MUST_CHECK;
 void labels_free(struct label *l, size_t n);
+
+/* 0 when a series with `range_labels` range labels and `extra_labels`
+ * output labels (grouping or external, whichever is larger) fits in
+ * LABELS_MAX; else -E2BIG with one line in err naming the counts. */
+int labels_check_limit(size_t range_labels, size_t extra_labels, char *err,
+                       size_t errlen) MUST_CHECK;
 
 /* Text-format escaping: backslash and newline, and double quotes when
  * `quotes` (label values yes, HELP texts no). */

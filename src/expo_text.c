@@ -1,21 +1,29 @@
 /* DESIGN: text exposition renderer.
  *
- * A collector (see registry.h) that writes the 0.0.4 text format into a
- * caller-owned buffer. Runs on the reader thread that asked (scrape or push
- * timer); holds no state between calls. The label part of a series is
- * rendered once per series and reused for each of its bucket, sum and count
- * lines; numbers are formatted without printf. */
+ * A collector (see registry.h) that writes the 0.0.4 text format into one
+ * chunk of EXPO_TEXT_CHUNK bytes and hands each full chunk to a sink (the
+ * scrape stream, stdout, a test's buffer), so a render holds one chunk
+ * whatever the size of the page. Runs on the thread that asked (a render
+ * thread of the scrape page, the push thread, main for --once); holds no
+ * state between calls. The label part of a series is rendered once per
+ * series and reused for each of its bucket, sum and count lines; numbers are
+ * formatted without printf. A sample line is never split across a check of
+ * the chunk: lines are appended whole, and the chunk is flushed after a
+ * line once it holds EXPO_TEXT_CHUNK bytes. */
 #include "promacct/expo_text.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PREFIX_MAX 8192 /* one series' rendered labels; longer is an error */
 
 struct text_collector {
 	struct collector c;
 	struct buf *out;
+	struct expo_sink *sink; /* NULL: render into out as a whole */
+	uint64_t flushed;       /* bytes handed to the sink */
 	const char *name;
 	size_t name_len;
 	char prefix[PREFIX_MAX]; /* {a="x",b="y" without the closing brace */
@@ -25,6 +33,21 @@ struct text_collector {
 void expo_text_escape_help(struct buf *b, const char *help)
 {
 	labels_escape(b, help, 0);
+}
+
+/* Hands the chunk to the sink once it is full (always when last). */
+static void text_flush(struct text_collector *t, int last)
+{
+	struct buf *o = t->out;
+	if (!t->sink || o->err || (!last && o->len < EXPO_TEXT_CHUNK) || o->len == 0)
+		return;
+	int rc = t->sink->write(t->sink, o->data, o->len);
+	t->flushed += o->len;
+	buf_reset(o);
+	if (rc) {
+		o->err = rc;
+		t->c.stop = 1;
+	}
 }
 
 static void text_family(struct collector *c, const char *name, const char *help,
@@ -45,6 +68,7 @@ static void text_family(struct collector *c, const char *name, const char *help,
 	buf_append_char(t->out, '\n');
 	if (t->out->err)
 		c->stop = 1;
+	text_flush(t, 0);
 }
 
 static void text_series(struct collector *c, const struct series_labels *l)
@@ -127,9 +151,10 @@ static void text_sample(struct collector *c, enum sample_kind kind, const char *
 	buf_append_char(o, '\n');
 	if (o->err)
 		c->stop = 1;
+	text_flush(t, 0);
 }
 
-int expo_text_render(struct registry *r, struct buf *out)
+static int render(struct registry *r, struct buf *out, struct expo_sink *sink, uint64_t *bytes)
 {
 	struct text_collector t;
 	memset(&t.c, 0, sizeof t.c);
@@ -137,11 +162,61 @@ int expo_text_render(struct registry *r, struct buf *out)
 	t.c.series = text_series;
 	t.c.sample = text_sample;
 	t.out = out;
+	t.sink = sink;
+	t.flushed = 0;
 	t.name = "";
 	t.name_len = 0;
 	t.prefix_len = 0;
 	int rc = registry_collect(r, &t.c);
-	if (rc)
-		return rc;
-	return out->err;
+	if (!rc)
+		text_flush(&t, 1);
+	if (bytes)
+		*bytes = sink ? t.flushed : out->len;
+	return rc ? rc : out->err;
+}
+
+int expo_text_render(struct registry *r, struct buf *out)
+{
+	return render(r, out, NULL, NULL);
+}
+
+int expo_text_write(struct registry *r, struct expo_sink *sink, uint64_t *bytes)
+{
+	struct buf chunk;
+	buf_init(&chunk, EXPO_TEXT_CHUNK_MAX);
+	if (buf_reserve(&chunk, EXPO_TEXT_CHUNK_MAX)) {
+		if (bytes)
+			*bytes = 0;
+		return -ENOMEM;
+	}
+	int rc = render(r, &chunk, sink, bytes);
+	buf_free(&chunk);
+	return rc;
+}
+
+struct fd_sink {
+	struct expo_sink s;
+	int fd;
+};
+
+static int fd_write(struct expo_sink *s, const char *data, size_t len)
+{
+	int fd = ((struct fd_sink *)s)->fd;
+	while (len) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int expo_text_write_fd(struct registry *r, int fd, uint64_t *bytes)
+{
+	struct fd_sink s = {{fd_write}, fd};
+	return expo_text_write(r, &s.s, bytes);
 }

@@ -47,21 +47,6 @@ static void *signal_thread(void *arg)
 	return NULL;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -170,15 +155,12 @@ int main(int argc, char **argv)
 		if (rw && remote_write_send_once(rw))
 			status = 1;
 		if (!push && !rw) {
-			struct buf b;
-			buf_init(&b, BUF_DEFAULT_MAX);
-			int rc = expo_text_render(&reg, &b);
-			if (rc || write_all(STDOUT_FILENO, b.data, b.len)) {
-				log_error("writing metrics failed", "err=\"%s\"",
-				          strerror(rc ? -rc : errno));
+			/* streamed: written as it renders, one chunk held */
+			int rc = expo_text_write_fd(&reg, STDOUT_FILENO, NULL);
+			if (rc) {
+				log_error("writing metrics failed", "err=\"%s\"", strerror(-rc));
 				status = 1;
 			}
-			buf_free(&b);
 		}
 		goto out;
 	}

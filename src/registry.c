@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Refs per pass of the sorted read-out of address histograms (48 bytes
+ * each: 3 MiB per concurrent reader). */
+#define COLLECT_BATCH 65536
+
 /* Histogram slots per address: 2 directions x PROTO_COUNT classes. */
 #define HISTS_PER_ADDRESS (2 * PROTO_COUNT)
 
@@ -26,6 +30,7 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 	r->ranges = ranges;
 	r->max_addresses = max_addresses;
 	r->start_time = time_now();
+	r->collect_batch = COLLECT_BATCH;
 	return 0;
 }
 
@@ -142,28 +147,33 @@ static inline int fam_dir(const struct addr_key *k)
 	return (k->family == 4 ? 0 : 2) + k->dir;
 }
 
-static uint64_t be_bytes(const uint8_t *p, int n)
+static inline uint64_t load_be64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return __builtin_bswap64(v);
 }
 
-static void ref_fill(struct ref *r, const struct addr_key *k, const counter_t *h, uint32_t src)
+static inline uint32_t load_be32(const uint8_t *p)
 {
-	r->k0 =
-	    (uint64_t)fam_dir(k) << 56 | (uint64_t)(src & 0xffffff) << 32 | be_bytes(k->addr, 4);
-	r->k1 = be_bytes(k->addr + 4, 8);
-	r->k2 = be_bytes(k->addr + 12, 4) << 8 | k->proto;
+	uint32_t v;
+	memcpy(&v, p, sizeof v);
+	return __builtin_bswap32(v);
+}
+
+static inline void ref_fill(struct ref *r, const struct addr_key *k, const counter_t *h,
+                            uint32_t src)
+{
+	r->k0 = (uint64_t)fam_dir(k) << 56 | (uint64_t)(src & 0xffffff) << 32 | load_be32(k->addr);
+	r->k1 = load_be64(k->addr + 4);
+	r->k2 = (uint64_t)load_be32(k->addr + 12) << 8 | k->proto;
 	r->key = k;
 	r->hist = h;
 	r->src = src;
 }
 
-static int ref_cmp(const void *a, const void *b)
+static inline int ref_cmp(const struct ref *x, const struct ref *y)
 {
-	const struct ref *x = a, *y = b;
 	if (x->k0 != y->k0)
 		return x->k0 < y->k0 ? -1 : 1;
 	if (x->k1 != y->k1)
@@ -171,6 +181,49 @@ static int ref_cmp(const void *a, const void *b)
 	if (x->k2 != y->k2)
 		return x->k2 < y->k2 ? -1 : 1;
 	return 0;
+}
+
+/* A max-heap of refs (the batch of the sorted walk, see collect_addresses). */
+static void heap_sift_down(struct ref *h, size_t n, size_t i)
+{
+	struct ref v = h[i];
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && ref_cmp(&h[c + 1], &h[c]) > 0)
+			c++;
+		if (ref_cmp(&h[c], &v) <= 0)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	h[i] = v;
+}
+
+static void heap_push(struct ref *h, size_t n, const struct ref *v)
+{
+	size_t i = n;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (ref_cmp(&h[p], v) >= 0)
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = *v;
+}
+
+/* Heap to ascending order, in place. */
+static void heap_sort(struct ref *h, size_t n)
+{
+	while (n > 1) {
+		struct ref t = h[0];
+		h[0] = h[n - 1];
+		h[n - 1] = t;
+		n--;
+		heap_sift_down(h, n, 0);
+	}
 }
 
 /* inet_ntop without its sprintf for IPv4 (one call per series). */
@@ -236,59 +289,143 @@ static int selected(const struct registry *r, size_t i, int only)
 	return !atomic_load_explicit(&r->sources[i].gone, memory_order_acquire);
 }
 
+/* The shards of one walk, with their entry counts taken once at its start
+ * (entries added during the walk wait for the next one). */
+struct walk_table {
+	const struct addrtable *t;
+	size_t count;
+	uint32_t src;
+};
+
+/* One pass of the sorted walk: the (up to) COLLECT_BATCH smallest refs
+ * greater than *last (all refs when last is NULL) into the max-heap h.
+ * Returns how many. */
+static size_t collect_pass(const struct walk_table *wt, size_t nwt, const struct ref *last,
+                           struct ref *h, size_t batch)
+{
+	size_t n = 0;
+	struct ref r;
+	for (size_t w = 0; w < nwt; w++) {
+		const struct addrtable *t = wt[w].t;
+		for (size_t c0 = 0; c0 < wt[w].count; c0 += ADDRTABLE_CHUNK) {
+			/* one chunk: its keys are contiguous after its counters */
+			const unsigned char *base = addrtable_chunk(t, c0);
+			const struct addr_key *keys =
+			    (const struct addr_key *)(base + (size_t)ADDRTABLE_CHUNK * t->stride);
+			size_t ce =
+			    wt[w].count - c0 < ADDRTABLE_CHUNK ? wt[w].count - c0 : ADDRTABLE_CHUNK;
+			for (size_t e = 0; e < ce; e++) {
+				ref_fill(&r, &keys[e], (const counter_t *)(base + e * t->stride),
+				         wt[w].src);
+				if (last && ref_cmp(&r, last) <= 0)
+					continue;
+				if (n < batch) {
+					heap_push(h, n++, &r);
+				} else if (ref_cmp(&r, &h[0]) < 0) {
+					h[0] = r;
+					heap_sift_down(h, n, 0);
+				}
+			}
+		}
+	}
+	return n;
+}
+
+/* The address histograms in sorted order with bounded memory: instead of
+ * sorting one ref per histogram (48 bytes each: 54 MB per read-out of a
+ * 1.13M-histogram state, per concurrent reader), each pass over the keys
+ * keeps the COLLECT_BATCH smallest refs above the last one emitted in a
+ * max-heap, sorts and emits them. Passes = histograms / COLLECT_BATCH; a
+ * pass reads only the keys (24 bytes per histogram, sequentially). Equal
+ * keys (one address in several shards of a source) are merged into one
+ * series; a full batch holds back its largest key so that all of that key's
+ * copies land in the same (next) batch. */
 static int collect_addresses(struct registry *r, struct collector *c, int only)
 {
 	const struct histogram_layout *l = r->layout;
-	size_t cap = 0, n = 0;
-	struct ref *refs;
+	size_t nwt = 0, total = 0;
+	struct walk_table *wt;
+	struct ref *refs = NULL, last;
+	int have_last = 0, rc = 0;
 	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
 
 	for (size_t i = 0; i < r->nsources; i++)
-		for (size_t j = 0; selected(r, i, only) && j < r->sources[i].nshards; j++)
-			cap += addrtable_count(&r->sources[i].shards[j]->table);
-	if (cap == 0)
+		nwt += r->sources[i].nshards;
+	if (nwt == 0)
 		return 0;
-	refs = malloc(cap * sizeof *refs);
-	if (!refs)
+	wt = calloc(nwt, sizeof *wt);
+	if (!wt)
 		return -ENOMEM;
+	nwt = 0;
 	for (size_t i = 0; i < r->nsources; i++)
 		for (size_t j = 0; selected(r, i, only) && j < r->sources[i].nshards; j++) {
 			const struct addrtable *t = &r->sources[i].shards[j]->table;
 			size_t cnt = addrtable_count(t);
-			for (size_t e = 0; e < cnt && n < cap; e++)
-				ref_fill(&refs[n++], addrtable_key(t, e), addrtable_hist(t, e),
-				         (uint32_t)i);
+			if (!cnt)
+				continue;
+			wt[nwt++] = (struct walk_table){t, cnt, (uint32_t)i};
+			total += cnt;
 		}
-	qsort(refs, n, sizeof *refs, ref_cmp);
+	if (total == 0)
+		goto out;
+	size_t batch = r->collect_batch >= 64 ? r->collect_batch : 64;
+	refs = malloc((total < batch ? total : batch) * sizeof *refs);
+	if (!refs) {
+		rc = -ENOMEM;
+		goto out;
+	}
 
 	char iptext[INET6_ADDRSTRLEN];
 	struct label fixed[3] = {{"interface", NULL}, {"ip", iptext}, {"protocol", NULL}};
 	int cur_fd = -1;
-	for (size_t i = 0; i < n && !c->stop;) {
-		const struct addr_key *k = refs[i].key;
-		int fd = fam_dir(k);
-		if (fd != cur_fd) {
-			c->family(c, addr_family_names[fd], addr_family_help[fd], METRIC_HISTOGRAM);
-			cur_fd = fd;
+	while (!c->stop) {
+		size_t n = collect_pass(wt, nwt, have_last ? &last : NULL, refs, batch);
+		if (n == 0)
+			break;
+		heap_sort(refs, n);
+		size_t m = n;
+		int full = n == batch;
+		if (full) {
+			/* hold back the largest key: some of its copies may not
+			 * have fit (at most one per shard, far fewer than a batch) */
+			while (m > 0 && !ref_cmp(&refs[m - 1], &refs[n - 1]))
+				m--;
+			if (m == 0)
+				m = n;
 		}
-		histogram_read(refs[i].hist, l, acc, &accsum);
-		size_t e = i + 1;
-		while (e < n && !ref_cmp(&refs[i], &refs[e])) {
-			histogram_read(refs[e].hist, l, cum, &sum);
-			histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
-			e++;
+		for (size_t i = 0; i < m && !c->stop;) {
+			const struct addr_key *k = refs[i].key;
+			int fd = fam_dir(k);
+			if (fd != cur_fd) {
+				c->family(c, addr_family_names[fd], addr_family_help[fd],
+				          METRIC_HISTOGRAM);
+				cur_fd = fd;
+			}
+			histogram_read(refs[i].hist, l, acc, &accsum);
+			size_t e = i + 1;
+			while (e < m && !ref_cmp(&refs[i], &refs[e])) {
+				histogram_read(refs[e].hist, l, cum, &sum);
+				histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
+				e++;
+			}
+			addr_text(k, iptext, sizeof iptext);
+			fixed[0].value = r->sources[refs[i].src].name;
+			fixed[2].value = (char *)parse_proto_name(k->proto);
+			const struct range *rg = &r->ranges->v[k->range];
+			struct series_labels sl = {fixed, 3, rg->labels, rg->nlabels, rg->text};
+			c->series(c, &sl);
+			emit_hist(c, l, acc, accsum);
+			i = e;
 		}
-		addr_text(k, iptext, sizeof iptext);
-		fixed[0].value = r->sources[refs[i].src].name;
-		fixed[2].value = (char *)parse_proto_name(k->proto);
-		const struct range *rg = &r->ranges->v[k->range];
-		struct series_labels sl = {fixed, 3, rg->labels, rg->nlabels, rg->text};
-		c->series(c, &sl);
-		emit_hist(c, l, acc, accsum);
-		i = e;
+		if (!full)
+			break;
+		last = refs[m - 1];
+		have_last = 1;
 	}
+out:
 	free(refs);
-	return 0;
+	free(wt);
+	return rc;
 }
 
 static void collect_counter_per_source(struct registry *r, struct collector *c, int only,

@@ -131,6 +131,71 @@ static void test_page_cap_is_an_error(void **state)
 	fixture_free(f);
 }
 
+struct collect_sink {
+	struct expo_sink s;
+	struct buf all;
+	size_t calls, max_chunk;
+	size_t fail_after; /* calls before returning -EPIPE, 0: never */
+};
+
+static int collect_write(struct expo_sink *s, const char *data, size_t len)
+{
+	struct collect_sink *c = (struct collect_sink *)s;
+	if (c->fail_after && c->calls == c->fail_after)
+		return -EPIPE;
+	c->calls++;
+	if (len > c->max_chunk)
+		c->max_chunk = len;
+	buf_append(&c->all, data, len);
+	return 0;
+}
+
+static struct fixture *big_state(void)
+{
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 100000);
+	char a[32];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(a, sizeof a, "10.0.%d.%d", i >> 8, i & 255);
+		fixture_ip(f, NULL, a, "10.9.9.9", 6, 100 + (uint32_t)i);
+	}
+	return f;
+}
+
+/* A streamed page is the same bytes as the page rendered whole, handed over
+ * in chunks no larger than EXPO_TEXT_CHUNK_MAX (a render holds one chunk). */
+static void test_streamed_page_equals_whole_page_in_bounded_chunks(void **state)
+{
+	(void)state;
+	struct fixture *f = big_state();
+	char *whole = fixture_render(&f->reg);
+	struct collect_sink c = {{collect_write}, {0}, 0, 0, 0};
+	buf_init(&c.all, 0);
+	uint64_t bytes = 0;
+	assert_int_equal(expo_text_write(&f->reg, &c.s, &bytes), 0);
+	assert_int_equal(bytes, strlen(whole));
+	assert_int_equal(c.all.len, strlen(whole));
+	assert_memory_equal(c.all.data, whole, c.all.len);
+	assert_true(c.calls > 5); /* ~1.3 MB page */
+	assert_true(c.max_chunk <= EXPO_TEXT_CHUNK_MAX);
+	buf_free(&c.all);
+	free(whole);
+	fixture_free(f);
+}
+
+/* A sink error (a client gone, a full disk) stops the walk and is returned. */
+static void test_sink_error_stops_the_render(void **state)
+{
+	(void)state;
+	struct fixture *f = big_state();
+	struct collect_sink c = {{collect_write}, {0}, 0, 0, 2};
+	buf_init(&c.all, 0);
+	assert_int_equal(expo_text_write(&f->reg, &c.s, NULL), -EPIPE);
+	assert_int_equal(c.calls, 2);
+	buf_free(&c.all);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +203,8 @@ int main(void)
 	    cmocka_unit_test(test_every_family_has_help_and_type_once_and_contiguous),
 	    cmocka_unit_test(test_label_values_and_help_are_escaped),
 	    cmocka_unit_test(test_page_cap_is_an_error),
+	    cmocka_unit_test(test_streamed_page_equals_whole_page_in_bounded_chunks),
+	    cmocka_unit_test(test_sink_error_stops_the_render),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,6 +116,42 @@ static void test_shards_of_one_source_merge_into_one_series(void **state)
 	fixture_free(f);
 }
 
+/* The read-out holds a bounded batch of histograms at a time (passes over
+ * the keys): with a batch far smaller than the state, over two shards of a
+ * source holding many of the same addresses, the page is the same as the
+ * one-pass page: every series once, in order, merged across shards. */
+static void test_batched_read_out_equals_one_pass(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"0.0.0.0/0", "::/0"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 2, 100000);
+	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
+	assert_non_null(s2);
+	char a[64];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(a, sizeof a, "10.0.%d.%d", (i * 7 >> 8) & 255, i * 7 & 255);
+		/* every third address on both shards, others on one of them */
+		fixture_ip(f, i % 2 ? s2 : NULL, a, "192.0.2.1", 6 + 11 * (i % 2), 100);
+		if (i % 3 == 0)
+			fixture_ip(f, i % 2 ? NULL : s2, a, "192.0.2.1", 6 + 11 * (i % 2), 300);
+		snprintf(a, sizeof a, "2001:db8::%x", i * 13);
+		fixture_ip(f, i % 3 == 0 ? s2 : NULL, a, "2001:db8::ffff", 17, 200);
+	}
+	f->reg.collect_batch = 1u << 20;
+	char *one = fixture_render(&f->reg);
+	for (size_t batch = 64; batch <= 4096; batch *= 4) {
+		f->reg.collect_batch = batch;
+		char *many = fixture_render(&f->reg);
+		assert_string_equal(one, many);
+		free(many);
+	}
+	/* merged: 10.0.0.0 (i = 0) is on both shards */
+	assert_non_null(strstr(one, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                            "ip=\"10.0.0.0\",protocol=\"tcp\"} 2\n"));
+	free(one);
+	fixture_free(f);
+}
+
 struct writer_arg {
 	struct fixture *f;
 	_Atomic int done;
@@ -180,6 +216,7 @@ int main(void)
 	    cmocka_unit_test(test_max_addresses_caps_and_counts_untracked),
 	    cmocka_unit_test(test_many_addresses_grow_the_table),
 	    cmocka_unit_test(test_shards_of_one_source_merge_into_one_series),
+	    cmocka_unit_test(test_batched_read_out_equals_one_pass),
 	    cmocka_unit_test(test_scrape_while_capturing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,20 @@
  * minus the link-layer header actually present (Ethernet 14 + 4 per VLAN tag
  * + 8 for PPPoE session, Linux cooked 16 or 20, BSD null 4, raw IP 0). When
  * the header cannot be fully seen, the minimal header length of the link type
- * is subtracted; a frame shorter than that counts as size 0. */
+ * is subtracted.
+ *
+ * Bounds (a record's wire length comes from a file or a peer, and one
+ * forged record must not add gigabytes to a bill): a record is invalid,
+ * PARSE_BAD_LENGTH, when its wire length is
+ *   - above PARSE_MAX_WIRELEN (262144, libpcap's MAXIMUM_SNAPLEN),
+ *   - below its captured length,
+ *   - below the link-layer header, or
+ *   - for IP, more than PARSE_IP_LEN_SLACK (64) bytes above link header +
+ *     the IP header's length (IPv4 total length, IPv6 payload length + 40;
+ *     a length field of 0, as GSO/BIG TCP aggregates carry, is not checked).
+ * Such a record is counted in the interface histogram with the bytes that
+ * certainly existed (min(caplen, wirelen) minus the link-layer header) and
+ * is never accounted per address. */
 #include "promacct/parse.h"
 
 #include <pcap/dlt.h>
@@ -141,6 +154,40 @@ static inline uint32_t sub_hdr(uint32_t wirelen, uint32_t hlen)
 	return wirelen > hlen ? wirelen - hlen : 0;
 }
 
+/* A record whose wire length no real frame has (see DESIGN). */
+static enum parse_status bad_length(uint32_t caplen, uint32_t wirelen, uint32_t hlen,
+                                    struct parsed_packet *out)
+{
+	uint32_t seen = caplen < wirelen ? caplen : wirelen;
+	if (seen > PARSE_MAX_WIRELEN)
+		seen = PARSE_MAX_WIRELEN;
+	out->size = sub_hdr(seen, hlen);
+	out->family = 0;
+	out->src = out->dst = NULL;
+	return PARSE_BAD_LENGTH;
+}
+
+static inline int wire_impossible(uint32_t caplen, uint32_t wirelen)
+{
+	return wirelen > PARSE_MAX_WIRELEN || caplen > wirelen;
+}
+
+/* Nonzero when a parsed IP packet's own length field says it is far
+ * shorter than size (the wire length minus the link-layer header). The
+ * parser checked the IP header is captured. */
+static inline int ip_len_exceeded(const struct parsed_packet *out, uint32_t size)
+{
+	uint32_t iplen;
+	if (out->family == 4) {
+		iplen = rd16(out->src - 12 + 2); /* total length */
+	} else {
+		iplen = rd16(out->src - 8 + 4); /* payload length */
+		if (iplen)
+			iplen += 40;
+	}
+	return iplen != 0 && size > iplen + PARSE_IP_LEN_SLACK;
+}
+
 /* From an ethertype at p[off-2..off): VLAN tags, PPPoE, then IP.
  * *hlen accumulates the link header length. */
 static enum parse_status parse_ethertype(const uint8_t *p, uint32_t caplen, uint32_t off,
@@ -213,12 +260,18 @@ static inline void parse_reset(struct parsed_packet *out)
 	out->src = out->dst = NULL;
 }
 
-static inline enum parse_status parse_done(enum parse_status st, uint32_t wirelen, uint32_t hlen,
-                                           struct parsed_packet *out)
+static inline enum parse_status parse_done(enum parse_status st, uint32_t caplen, uint32_t wirelen,
+                                           uint32_t hlen, struct parsed_packet *out)
 {
-	out->size = sub_hdr(wirelen, hlen);
-	if (st != PARSE_OK)
+	if (UNLIKELY(wirelen < hlen))
+		return bad_length(caplen, wirelen, hlen, out);
+	out->size = wirelen - hlen;
+	if (st != PARSE_OK) {
 		out->family = 0;
+		return st;
+	}
+	if (UNLIKELY(ip_len_exceeded(out, out->size)))
+		return bad_length(caplen, wirelen, hlen, out);
 	return st;
 }
 
@@ -227,14 +280,14 @@ static inline enum parse_status parse_cooked(const uint8_t *p, uint32_t caplen, 
                                              struct parsed_packet *out, uint32_t hlen,
                                              uint32_t type_off)
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
 	parse_reset(out);
+	if (UNLIKELY(wire_impossible(caplen, wirelen)))
+		return bad_length(caplen, wirelen, hlen, out);
 	uint32_t h = hlen;
 	enum parse_status st = caplen < hlen
 	                           ? PARSE_TRUNCATED
 	                           : parse_ethertype(p, caplen, hlen, rd16(p + type_off), &h, out);
-	return parse_done(st, wirelen, h, out);
+	return parse_done(st, caplen, wirelen, h, out);
 }
 
 /* Ethernet. The common case (untagged IPv4 without options) is checked
@@ -242,14 +295,17 @@ static inline enum parse_status parse_cooked(const uint8_t *p, uint32_t caplen, 
 static enum parse_status parse_en10mb(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
                                       struct parsed_packet *out)
 {
-	if (LIKELY(caplen <= wirelen && caplen >= ETH_HLEN + 20 && p[12] == 0x08 && p[13] == 0x00 &&
-	           p[14] == 0x45)) {
-		out->family = 4;
-		out->proto = class_v4[p[ETH_HLEN + 9]];
-		out->src = p + ETH_HLEN + 12;
-		out->dst = p + ETH_HLEN + 16;
-		out->size = wirelen - ETH_HLEN;
-		return PARSE_OK;
+	if (LIKELY(caplen <= wirelen && wirelen <= PARSE_MAX_WIRELEN && caplen >= ETH_HLEN + 20 &&
+	           p[12] == 0x08 && p[13] == 0x00 && p[14] == 0x45)) {
+		uint32_t size = wirelen - ETH_HLEN, tot = rd16(p + ETH_HLEN + 2);
+		if (LIKELY(size <= tot + PARSE_IP_LEN_SLACK || tot == 0)) {
+			out->family = 4;
+			out->proto = class_v4[p[ETH_HLEN + 9]];
+			out->src = p + ETH_HLEN + 12;
+			out->dst = p + ETH_HLEN + 16;
+			out->size = size;
+			return PARSE_OK;
+		}
 	}
 	return parse_cooked(p, caplen, wirelen, out, ETH_HLEN, 12);
 }
@@ -273,10 +329,10 @@ static inline enum parse_status parse_fixed(const uint8_t *p, uint32_t caplen, u
                                             enum parse_status (*inner)(const uint8_t *, uint32_t,
                                                                        struct parsed_packet *))
 {
-	if (caplen > wirelen)
-		caplen = wirelen;
 	parse_reset(out);
-	return parse_done(inner(p, caplen, out), wirelen, hlen, out);
+	if (UNLIKELY(wire_impossible(caplen, wirelen)))
+		return bad_length(caplen, wirelen, hlen, out);
+	return parse_done(inner(p, caplen, out), caplen, wirelen, hlen, out);
 }
 
 static enum parse_status parse_raw(const uint8_t *p, uint32_t caplen, uint32_t wirelen,
@@ -373,7 +429,7 @@ const char *parse_proto_name(enum proto_class p)
 }
 
 static const char *const status_names[PARSE_STATUS_COUNT] = {
-    "ok", "non_ip", "truncated", "bad_link", "bad_ipv4", "bad_ipv6",
+    "ok", "non_ip", "truncated", "bad_link", "bad_ipv4", "bad_ipv6", "bad_length",
 };
 
 const char *parse_status_name(enum parse_status s)

@@ -101,13 +101,110 @@ static void test_arp_is_non_ip_but_sized(void **state)
 	assert_int_equal(p.family, 0);
 }
 
-static void test_runt_frame_counts_as_truncated_size_zero(void **state)
+/* A frame cut by the snapshot length inside the link header is truncated
+ * (the wire length is real); a wire length below the link header is not a
+ * frame at all. */
+static void test_capture_cut_in_link_header_is_truncated(void **state)
 {
 	(void)state;
 	struct parsed_packet p;
-	assert_int_equal(parse_packet(DLT_EN10MB, buf, 10, 10, &p), PARSE_TRUNCATED);
-	assert_int_equal(p.size, 0);
-	assert_int_equal(parse_packet(DLT_EN10MB, buf, 0, 0, &p), PARSE_TRUNCATED);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, 10, 60, &p), PARSE_TRUNCATED);
+	assert_int_equal(p.size, 46);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, 0, 60, &p), PARSE_TRUNCATED);
+}
+
+static void test_wire_length_below_link_header_is_bad_length_size_zero(void **state)
+{
+	(void)state;
+	struct parsed_packet p;
+	int dlts[] = {DLT_EN10MB, DLT_LINUX_SLL, 276, DLT_NULL, DLT_LOOP};
+	uint32_t hlens[] = {14, 16, 20, 4, 4};
+	for (size_t i = 0; i < sizeof dlts / sizeof dlts[0]; i++) {
+		assert_int_equal(parse_packet(dlts[i], buf, hlens[i] - 1, hlens[i] - 1, &p),
+		                 PARSE_BAD_LENGTH);
+		assert_int_equal(p.size, 0);
+		assert_int_equal(p.family, 0);
+		assert_int_equal(parse_packet(dlts[i], buf, 0, 0, &p), PARSE_BAD_LENGTH);
+	}
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, 10, 10, &p), PARSE_BAD_LENGTH);
+	assert_int_equal(parse_packet(DLT_RAW, buf, 0, 0, &p), PARSE_TRUNCATED); /* no header */
+}
+
+/* An IPv4/TCP frame of 134 bytes on the wire, IP total length 120. */
+static size_t frame134(uint8_t *b, int dlt)
+{
+	size_t off = 0;
+	memset(b, 0, 200);
+	if (dlt == DLT_EN10MB)
+		off = fr_eth(b, 0x0800);
+	else if (dlt == DLT_LINUX_SLL) {
+		fr_put16(b + 14, 0x0800);
+		off = 16;
+	} else if (dlt == DLT_NULL) {
+		b[0] = 2; /* AF_INET, host order */
+		off = 4;
+	}
+	fr_ipv4(b + off, "10.0.0.1", "10.0.0.2", 6);
+	fr_put16(b + off + 2, 120);
+	return off + 120;
+}
+
+/* Issue 13 item 3: a record's wire length is bounded by what a frame can
+ * be; beyond that it is invalid, counted with the bytes that existed and
+ * never accounted per address. */
+static void test_absurd_wire_lengths_are_bad_length(void **state)
+{
+	(void)state;
+	struct parsed_packet p;
+	int dlts[] = {DLT_EN10MB, DLT_LINUX_SLL, DLT_NULL, DLT_RAW};
+	uint32_t wires[] = {0xffffffffu, 0x80000000u, 300000, PARSE_MAX_WIRELEN + 1};
+	for (size_t d = 0; d < sizeof dlts / sizeof dlts[0]; d++) {
+		uint32_t n = (uint32_t)frame134(buf, dlts[d]);
+		uint32_t hlen = n - 120;
+		assert_int_equal(parse_packet(dlts[d], buf, n, n, &p), PARSE_OK);
+		assert_int_equal(p.size, 120);
+		for (size_t w = 0; w < sizeof wires / sizeof wires[0]; w++) {
+			assert_int_equal(parse_packet(dlts[d], buf, n, wires[w], &p),
+			                 PARSE_BAD_LENGTH);
+			assert_int_equal(p.size, n - hlen); /* what was captured */
+			assert_int_equal(p.family, 0);
+		}
+		/* far more than the IP header says, though below the maximum */
+		assert_int_equal(parse_packet(dlts[d], buf, n, n + PARSE_IP_LEN_SLACK + 1, &p),
+		                 PARSE_BAD_LENGTH);
+		assert_int_equal(p.size, 120);
+		/* padding, a frame check sequence, a trailer: still the frame */
+		assert_int_equal(parse_packet(dlts[d], buf, n, n + PARSE_IP_LEN_SLACK, &p),
+		                 PARSE_OK);
+		assert_int_equal(p.size, 120 + PARSE_IP_LEN_SLACK);
+		/* cut by the snapshot length: the wire length is believed */
+		assert_int_equal(parse_packet(dlts[d], buf, hlen + 20, n, &p), PARSE_OK);
+		assert_int_equal(p.size, 120);
+	}
+}
+
+/* The largest real frames: a GRO aggregate (IP length up to 65535) and a
+ * BIG TCP one (IP length 0), up to libpcap's maximum. */
+static void test_large_aggregates_are_accounted(void **state)
+{
+	(void)state;
+	struct parsed_packet p;
+	uint32_t n = (uint32_t)frame134(buf, DLT_EN10MB);
+	fr_put16(buf + 14 + 2, 65535);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, n, 14 + 65535, &p), PARSE_OK);
+	assert_int_equal(p.size, 65535);
+	fr_put16(buf + 14 + 2, 0);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, n, PARSE_MAX_WIRELEN, &p), PARSE_OK);
+	assert_int_equal(p.size, PARSE_MAX_WIRELEN - 14);
+	/* IPv6: payload length + 40 */
+	size_t m = fr_eth(buf, 0x86dd);
+	m += fr_ipv6(buf + m, "2001:db8::1", "2001:db8::2", 17);
+	fr_put16(buf + 14 + 4, 100);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, (uint32_t)m, 14 + 140, &p), PARSE_OK);
+	assert_int_equal(p.size, 140);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, (uint32_t)m, 14 + 140 + 65, &p),
+	                 PARSE_BAD_LENGTH);
+	assert_string_equal(parse_status_name(PARSE_BAD_LENGTH), "bad_length");
 }
 
 static void test_linux_cooked_v1_and_v2(void **state)
@@ -288,14 +385,16 @@ static void test_truncation_at_every_byte(void **state)
 	}
 }
 
-static void test_caplen_larger_than_wirelen_is_not_trusted(void **state)
+static void test_caplen_larger_than_wirelen_is_bad_length(void **state)
 {
 	(void)state;
 	struct parsed_packet p;
 	size_t n = fr_eth(buf, 0x0800);
 	n += fr_ipv4(buf + n, "10.0.0.1", "10.0.0.2", 6);
-	assert_int_equal(parse_packet(DLT_EN10MB, buf, (uint32_t)n, 20, &p), PARSE_TRUNCATED);
+	assert_int_equal(parse_packet(DLT_EN10MB, buf, (uint32_t)n, 20, &p), PARSE_BAD_LENGTH);
 	assert_int_equal(p.size, 6);
+	assert_int_equal(parse_packet(DLT_RAW, buf + 14, 20, 19, &p), PARSE_BAD_LENGTH);
+	assert_int_equal(p.size, 19);
 }
 
 static void test_unsupported_link_type(void **state)
@@ -317,7 +416,10 @@ int main(void)
 	    cmocka_unit_test(test_too_many_vlan_tags_is_bad_link),
 	    cmocka_unit_test(test_pppoe_session),
 	    cmocka_unit_test(test_arp_is_non_ip_but_sized),
-	    cmocka_unit_test(test_runt_frame_counts_as_truncated_size_zero),
+	    cmocka_unit_test(test_capture_cut_in_link_header_is_truncated),
+	    cmocka_unit_test(test_wire_length_below_link_header_is_bad_length_size_zero),
+	    cmocka_unit_test(test_absurd_wire_lengths_are_bad_length),
+	    cmocka_unit_test(test_large_aggregates_are_accounted),
 	    cmocka_unit_test(test_linux_cooked_v1_and_v2),
 	    cmocka_unit_test(test_raw_ip_links),
 	    cmocka_unit_test(test_bsd_null_all_af_inet6_values_both_orders),
@@ -325,7 +427,7 @@ int main(void)
 	    cmocka_unit_test(test_ipv4_validation),
 	    cmocka_unit_test(test_protocol_classes),
 	    cmocka_unit_test(test_truncation_at_every_byte),
-	    cmocka_unit_test(test_caplen_larger_than_wirelen_is_not_trusted),
+	    cmocka_unit_test(test_caplen_larger_than_wirelen_is_bad_length),
 	    cmocka_unit_test(test_unsupported_link_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

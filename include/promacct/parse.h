@@ -13,6 +13,10 @@ enum parse_status {
 	PARSE_BAD_LINK,  /* malformed link-layer header */
 	PARSE_BAD_IPV4,  /* wrong version or header length */
 	PARSE_BAD_IPV6,  /* wrong version or broken extension header chain */
+	/* a wire length no real frame has: above PARSE_MAX_WIRELEN, below the
+	 * captured length or the link-layer header, or far above the IP
+	 * header's own length (see parse.c) */
+	PARSE_BAD_LENGTH,
 	PARSE_STATUS_COUNT
 };
 
@@ -32,6 +36,15 @@ enum proto_class {
 	PROTO_OTHER,
 	PROTO_COUNT
 };
+
+/* The largest wire length accounted: libpcap's MAXIMUM_SNAPLEN, the
+ * largest frame any link it captures carries (GRO/GSO aggregates
+ * included). */
+#define PARSE_MAX_WIRELEN 262144
+/* How far the wire length may exceed link header + IP length: Ethernet
+ * padding to its 60-byte minimum, a frame check sequence, a capture
+ * trailer. */
+#define PARSE_IP_LEN_SLACK 64
 
 struct parsed_packet {
 	uint32_t size;      /* wire length minus the link-layer header */
@@ -55,7 +68,9 @@ int parse_linktype_supported(int dlt);
  * plus IP and extension headers. */
 int parse_snaplen(int dlt);
 /* Parses one frame. Never reads outside bytes[0, caplen). out->size is
- * always set (also for failures) so the frame can still be counted.
+ * always set (also for failures) so the frame can still be counted; for
+ * PARSE_BAD_LENGTH it is the bytes that certainly existed: the smaller of
+ * caplen and wirelen, minus the link-layer header.
  * Same as parse_for_linktype(dlt)(...); unsupported types: PARSE_BAD_LINK. */
 enum parse_status parse_packet(int dlt, const uint8_t *bytes, uint32_t caplen, uint32_t wirelen,
                                struct parsed_packet *out);

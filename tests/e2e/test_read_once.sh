@@ -44,6 +44,19 @@ for lt in en10mb linux_sll linux_sll2 raw ipv4 ipv6 null loop; do
 	done
 done
 
+# Wire lengths no real frame has (issue 13 item 3), in every savefile
+# format: the pcapng EPB with original length 0xFFFFFFFF around a 134-byte
+# frame, pcap records with 2^31 and 300000, lengths far above the IP
+# header's, below the captured length and below the link-layer header are
+# all bad_length, counted with the bytes captured, never per address.
+for fmt in pcap pcap-swapped pcapng pcapng-swapped; do
+	f="$WORK/len.$fmt"
+	"$PCAPGEN" en10mb "$f" "$fmt" <"$DATA/lengths.spec"
+	"$PROMACCT" -R "$f" --once -r 10.0.0.0/8 >"$WORK/len-$fmt.out" 2>"$WORK/len-$fmt.log"
+	sed -i "s/interface=\"len.$fmt\"/interface=\"FILE\"/" "$WORK/len-$fmt.out"
+	check_page "lengths-$fmt" "$WORK/len-$fmt.out" "$DATA/lengths.expected"
+done
+
 # Two files with the same base name are one interface; two different names
 # are two interfaces.
 mkdir -p "$WORK/a" "$WORK/b"

@@ -2,16 +2,16 @@
  * tests. Reads one packet description per line from stdin:
  *
  *   ip4|ip6 SRC DST PROTO WIRELEN [count N] [vlan N] [pppoe] [ext LIST]
- *           [caplen N] [badver] [ihl N]
+ *           [caplen N] [badver] [ihl N] [wire N]
  *   arp WIRELEN [count N]
  *   runt WIRELEN                        (a frame cut inside the link header)
  *
  * WIRELEN is the length on the wire including the link-layer header; the
- * IP payload is zero-filled. `ext 0,43,44,60` puts IPv6 extension headers
- * before PROTO. Usage: pcapgen LINKTYPE OUT [FORMAT] < spec
- * with LINKTYPE one of en10mb, linux_sll, linux_sll2, raw, ipv4, ipv6, null,
- * loop, or dlt=N (any number, the frames are then Ethernet-built), and
- * FORMAT pcap (default, written by pcap_dump), pcap-swapped (big-endian
+ * IP payload is zero-filled. `wire N` writes N (0 to 4294967295) as the
+ * record's wire length instead, around the same frame (a forged record). `ext 0,43,44,60` puts IPv6
+ * extension headers before PROTO. Usage: pcapgen LINKTYPE OUT [FORMAT] < spec with LINKTYPE one of
+ * en10mb, linux_sll, linux_sll2, raw, ipv4, ipv6, null, loop, or dlt=N (any number, the frames are
+ * then Ethernet-built), and FORMAT pcap (default, written by pcap_dump), pcap-swapped (big-endian
  * headers), pcapng or pcapng-swapped (written here block by block). */
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 			continue;
 		memset(pkt, 0, sizeof pkt);
 		int family = 0, proto = 0, count = 1, vlans = 0, pppoe = 0, badver = 0, ihl = 5;
-		long caplen = -1, wirelen;
+		long caplen = -1, wirelen, wire = -1;
 		int ext[16], next = 0;
 		unsigned char src[16] = {0}, dst[16] = {0};
 		int i = 0;
@@ -219,6 +219,8 @@ int main(int argc, char **argv)
 				ihl = atoi(tok[++i]);
 			else if (!strcmp(tok[i], "caplen") && i + 1 < nt)
 				caplen = atol(tok[++i]);
+			else if (!strcmp(tok[i], "wire") && i + 1 < nt)
+				wire = strtol(tok[++i], NULL, 0);
 			else if (!strcmp(tok[i], "ext") && i + 1 < nt) {
 				for (char *e = strtok(tok[++i], ","); e && next < 16;
 				     e = strtok(NULL, ","))
@@ -308,6 +310,11 @@ int main(int argc, char **argv)
 		struct pcap_pkthdr h;
 		h.len = (bpf_u_int32)wirelen;
 		h.caplen = (bpf_u_int32)(caplen >= 0 && caplen < wirelen ? caplen : wirelen);
+		if (wire >= 0) {
+			if (wire > 0xffffffffL)
+				goto bad;
+			h.len = (bpf_u_int32)wire;
+		}
 		for (int c = 0; c < count; c++) {
 			h.ts.tv_sec = (long)ts++;
 			h.ts.tv_usec = 0;

@@ -16,8 +16,10 @@
 #  4. remote-write encode + snappy throughput of the same state;
 #  5. live capture over a veth pair at tcpreplay's top speed: packets sent,
 #     counted, dropped, agent CPU per packet, with 1 and 2 capture threads,
-#     against a bare libpcap reader over the same replay.
-# PARTS (default "1 2 3 5") picks parts; 3 includes 4.
+#     against a bare libpcap reader over the same replay;
+#  6. ranges: load time and ns/packet with 1 range against 100,000 ranges
+#     over the same traffic (bench/bench_ranges.c).
+# PARTS (default "1 2 3 5 6") picks parts; 3 includes 4.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-5}
@@ -40,7 +42,7 @@ wall() { "$RUNSTAT" "$@" 2>&1 >/dev/null | tail -n1 | awk '{ print $1 }'; }
 
 echo "machine: $(nproc) cores, $(awk '/model name/ { $1 = $2 = $3 = ""; print; exit }' /proc/cpuinfo | sed 's/^ *//'), $(free -g | awk '/Mem:/ { print $2 }') GiB"
 echo "promacct $("$P" --version | awk '{ print $3 }'), $RUNS runs per figure (medians)"
-want() { case " ${PARTS:-1 2 3 5} " in *" $1 "*) return 0 ;; esac; return 1; }
+want() { case " ${PARTS:-1 2 3 5 6} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---- 1. offline accounting vs the libpcap floor --------------------------
 if want 1; then
@@ -103,6 +105,11 @@ fi
 # ---- 3, 4. read-out throughput of a 600k-histogram state -----------------
 if want 3; then
 "$B/bench/bench_render" 200000 "$RUNS" | sed 's/^/3-4. /'
+fi
+
+# ---- 6. ranges: 1 against 100,000 ------------------------------------------
+if want 6; then
+"$B/bench/bench_ranges" 100000 "$RUNS" | sed 's/^/6. /'
 fi
 
 # ---- 5. live capture over veth ---------------------------------------------

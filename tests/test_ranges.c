@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 
 #include "promacct/ranges.h"
@@ -189,6 +190,215 @@ static void test_hinted_lookup_matches_plain_lookup(void **state)
 	ranges_free(&r);
 }
 
+/* The reference answer: the first range in the order given that holds a. */
+static int naive4(const uint32_t *first, const uint32_t *last, int n, uint32_t a)
+{
+	for (int i = 0; i < n; i++)
+		if (first[i] <= a && a <= last[i])
+			return i;
+	return -1;
+}
+
+static uint32_t rnd32(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/* Random overlapping ranges (nested, crossing, repeated, touching the top
+ * and bottom of the space): every lookup, at and around every boundary and
+ * at random, answers like the first-match scan, with and without a hint. */
+static void test_overlaps_answer_like_a_first_match_scan(void **state)
+{
+	(void)state;
+	enum { N = 300 };
+	uint32_t first[N], last[N], x = 2463534242u;
+	for (int round = 0; round < 20; round++) {
+		struct ranges r;
+		ranges_init(&r);
+		for (int i = 0; i < N; i++) {
+			uint32_t a = rnd32(&x), b;
+			switch (rnd32(&x) % 5) {
+			case 0:
+				b = a;
+				break; /* one address */
+			case 1:
+				b = a + rnd32(&x) % 64;
+				break; /* small */
+			case 2:
+				a &= 0xffff0000u;
+				b = a + 0xffffu;
+				break; /* a /16 */
+			case 3:
+				a = 0;
+				b = rnd32(&x);
+				break; /* from the bottom */
+			default:
+				b = 0xffffffffu - rnd32(&x) % 1024;
+				break; /* to the top */
+			}
+			if (b < a)
+				b = 0xffffffffu;
+			if (i > 0 && rnd32(&x) % 10 == 0) { /* a repeat of an earlier one */
+				int j = (int)(rnd32(&x) % (uint32_t)i);
+				a = first[j];
+				b = last[j];
+			}
+			first[i] = a;
+			last[i] = b;
+			struct range_entry e = {.family = 4};
+			uint32_t fa = htonl(a), la = htonl(b);
+			memcpy(e.first, &fa, 4);
+			memcpy(e.last, &la, 4);
+			assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+		}
+		assert_int_equal(ranges_build(&r), 0);
+		struct ranges_hint4 hint;
+		ranges_hint4_init(&hint, &r);
+		for (int i = 0; i < N; i++) {
+			uint32_t probes[6] = {first[i], first[i] - 1, first[i] + 1,
+			                      last[i],  last[i] + 1,  last[i] - 1};
+			for (int k = 0; k < 6; k++) {
+				int want = naive4(first, last, N, probes[k]);
+				assert_int_equal(ranges_lookup4(&r, probes[k]), want);
+				assert_int_equal(ranges_lookup4_hint(&r, probes[k], &hint), want);
+			}
+		}
+		for (int i = 0; i < 2000; i++) {
+			uint32_t a = rnd32(&x);
+			assert_int_equal(ranges_lookup4(&r, a), naive4(first, last, N, a));
+		}
+		ranges_free(&r);
+	}
+}
+
+/* The same for IPv6, with ranges differing in high and low words. */
+static void test_ipv6_overlaps_answer_like_a_first_match_scan(void **state)
+{
+	(void)state;
+	enum { N = 200 };
+	uint8_t first[N][16], last[N][16];
+	uint32_t x = 88172645u;
+	struct ranges r;
+	ranges_init(&r);
+	for (int i = 0; i < N; i++) {
+		memset(first[i], 0, 16);
+		first[i][0] = 0x20;
+		first[i][1] = 0x01;
+		first[i][4] = (uint8_t)(rnd32(&x) % 4); /* few /40s: overlaps */
+		first[i][7] = (uint8_t)(rnd32(&x) % 3);
+		first[i][15] = (uint8_t)(rnd32(&x) % 200);
+		memcpy(last[i], first[i], 16);
+		if (rnd32(&x) % 2)
+			memset(last[i] + 8, 0xff, 8); /* to the end of a /64 */
+		else
+			last[i][15] = (uint8_t)(first[i][15] + rnd32(&x) % 50);
+		struct range_entry e = {.family = 6};
+		memcpy(e.first, first[i], 16);
+		memcpy(e.last, last[i], 16);
+		assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_build(&r), 0);
+	for (int t = 0; t < 5000; t++) {
+		uint8_t a[16];
+		memcpy(a, first[rnd32(&x) % N], 16);
+		a[15] = (uint8_t)(a[15] + rnd32(&x) % 64 - 8);
+		if (rnd32(&x) % 4 == 0)
+			memcpy(a, last[rnd32(&x) % N], 16);
+		int want = -1;
+		for (int i = 0; i < N && want < 0; i++)
+			if (memcmp(first[i], a, 16) <= 0 && memcmp(a, last[i], 16) <= 0)
+				want = i;
+		assert_int_equal(ranges_lookup6(&r, a), want);
+	}
+	ranges_free(&r);
+}
+
+/* ISP scale: 100,000 ranges (a /26 each, in reverse order, under a /8 that
+ * comes last) build and resolve; timing is the benchmark's job. */
+static void test_hundred_thousand_ranges(void **state)
+{
+	(void)state;
+	struct ranges r;
+	ranges_init(&r);
+	for (uint32_t i = 0; i < 100000; i++) {
+		struct range_entry e = {.family = 4};
+		uint32_t a = htonl((10u << 24) + (99999u - i) * 64), b = htonl(ntohl(a) + 63);
+		memcpy(e.first, &a, 4);
+		memcpy(e.last, &b, 4);
+		assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8:who=rest", err, sizeof err), 0);
+	assert_int_equal(ranges_build(&r), 0);
+	for (uint32_t i = 0; i < 100000; i += 7) {
+		uint32_t a = (10u << 24) + i * 64;
+		assert_int_equal(ranges_lookup4(&r, a), (int)(99999u - i));
+		assert_int_equal(ranges_lookup4(&r, a + 63), (int)(99999u - i));
+	}
+	assert_int_equal(ranges_lookup4(&r, (10u << 24) + 100000u * 64), 100000);
+	assert_int_equal(ranges_lookup4(&r, 0x0affffffu), 100000);
+	assert_int_equal(ranges_lookup4(&r, 0x0b000000u), -1);
+	ranges_free(&r);
+}
+
+/* Entries from a config source: labels are copied, granularity defaults to
+ * the address length, and what is invalid is refused with a reason. */
+static void test_entries_are_copied_and_checked(void **state)
+{
+	(void)state;
+	struct ranges r;
+	char n1[] = "customer", v1[] = "acme", n2[] = "plan", v2[] = "gold \"x\"";
+	struct label l[2] = {{n1, v1}, {n2, v2}};
+	struct range_entry e = {.family = 4, .labels = l, .nlabels = 2, .max_addresses = 1000};
+	inet_pton(AF_INET, "198.51.100.0", e.first);
+	inet_pton(AF_INET, "198.51.100.255", e.last);
+	ranges_init(&r);
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+	e.granularity = 24;
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+	v1[0] = 'X'; /* copied: the caller's strings may go */
+	assert_string_equal(r.v[0].labels[0].value, "acme");
+	assert_string_equal(r.v[0].text, ",customer=\"acme\",plan=\"gold \\\"x\\\"\"");
+	assert_int_equal(r.v[0].granularity, 32);
+	assert_int_equal(r.v[1].granularity, 24);
+	assert_int_equal(r.v[0].max_addresses, 1000);
+
+	struct range_entry e6 = {.family = 6, .granularity = 64};
+	inet_pton(AF_INET6, "2001:db8:100::", e6.first);
+	inet_pton(AF_INET6, "2001:db8:1ff:ffff:ffff:ffff:ffff:ffff", e6.last);
+	assert_int_equal(ranges_add_entry(&r, &e6, err, sizeof err), 0);
+	assert_int_equal(r.v[2].granularity, 64);
+	e6.granularity = 0;
+	assert_int_equal(ranges_add_entry(&r, &e6, err, sizeof err), 0);
+	assert_int_equal(r.v[3].granularity, 128);
+
+	e.granularity = 33;
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "granularity 33"));
+	e6.granularity = 129;
+	assert_int_equal(ranges_add_entry(&r, &e6, err, sizeof err), -EINVAL);
+	e.granularity = 0;
+	char bad[] = "ip";
+	l[1].name = bad;
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "reserved"));
+	char dup[] = "customer";
+	l[1].name = dup;
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	char inval[] = "1x";
+	l[1].name = inval;
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), -EINVAL);
+	e.nlabels = 0;
+	inet_pton(AF_INET, "198.51.100.9", e.first);
+	inet_pton(AF_INET, "198.51.100.8", e.last);
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), -EINVAL);
+	assert_int_equal(r.n, 4);
+	ranges_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +409,10 @@ int main(void)
 	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
 	    cmocka_unit_test(test_host_bits_are_cleared),
 	    cmocka_unit_test(test_hinted_lookup_matches_plain_lookup),
+	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
+	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),
+	    cmocka_unit_test(test_hundred_thousand_ranges),
+	    cmocka_unit_test(test_entries_are_copied_and_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,33 +9,46 @@
 #include "promacct/labels.h"
 
 struct range {
-	uint8_t family; /* 4 or 6 */
+	uint8_t family;      /* 4 or 6 */
+	uint8_t granularity; /* rollup prefix length; 32 (IPv4) or 128 (IPv6): per address */
 	uint8_t first[16], last[16];
 	struct label *labels; /* in the order given */
 	size_t nlabels;
-	char *text; /* the labels rendered for the text format: ,a="x",b="y" */
+	char *text;           /* the labels rendered for the text format: ,a="x",b="y" */
+	size_t max_addresses; /* cap of this range's tracked keys; 0: none of its own */
 };
 
-struct range_seg4 {
-	uint32_t first, last;
-	uint32_t index;
+/* One range as a configuration source gives it (the -r parser, the config
+ * file loader): ranges_add_entry copies everything. */
+struct range_entry {
+	uint8_t family;              /* 4 or 6 */
+	uint8_t first[16], last[16]; /* network byte order, unused bytes zero */
+	const struct label *labels;
+	size_t nlabels;
+	int granularity;      /* 0: the address length (per address) */
+	size_t max_addresses; /* 0: no cap of its own */
 };
 
-struct range_seg6 {
-	unsigned __int128 first, last;
-	uint32_t index;
-};
-
+/* The lookup tables, built by ranges_build. The address space of each family
+ * is cut into pieces that cover it completely: piece i is [first[i],
+ * first[i + 1] - 1] (the last piece ends at the top of the space) and owner[i]
+ * is the index of the first range given that holds it, or -1. first[0] is
+ * 0. For IPv4, idx4[h] is the piece holding address h << 16 (65537 entries:
+ * idx4[65536] is the last piece), so a lookup searches only the pieces that
+ * meet the address's /16. */
 struct ranges {
 	struct range *v;
-	size_t n;
-	/* Disjoint sorted segments with the winning range index, built by
-	 * ranges_build for O(log n) lookups. */
-	struct range_seg4 *seg4;
-	size_t nseg4;
-	struct range_seg6 *seg6;
-	size_t nseg6;
+	size_t n, cap;
+	uint32_t *p4_first;
+	int32_t *p4_owner;
+	size_t np4;
+	uint32_t *idx4;
+	unsigned __int128 *p6_first;
+	int32_t *p6_owner;
+	size_t np6;
 };
+
+#define RANGES_IDX4_SHIFT 16
 
 void ranges_init(struct ranges *r);
 void ranges_free(struct ranges *r);
@@ -43,36 +56,37 @@ void ranges_free(struct ranges *r);
  * FIRST-LAST), then any number of :name=value. Returns 0 or -EINVAL/-ENOMEM
  * with a reason in err. */
 int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen) MUST_CHECK;
-/* Builds the lookup segments; call once after the last ranges_add. */
+/* Adds a range from its parts (copied): validates first <= last, the label
+ * names (valid, not reserved, not twice) and the granularity. Returns 0 or
+ * -EINVAL/-ENOMEM with a reason in err. Amortised O(1). */
+int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err,
+                     size_t errlen) MUST_CHECK;
+/* Builds the lookup tables; call after the last ranges_add. O(n log n) in
+ * the number of ranges. Returns 0 or -ENOMEM. */
 int ranges_build(struct ranges *r) MUST_CHECK;
 
-/* Index of the first range (command-line order) holding the address, or -1;
- * on a hit *seg is the segment that holds it. */
-static inline int ranges_lookup4_slow(const struct ranges *r, uint32_t addr_host, size_t *seg)
+/* The piece of p4_first holding addr_host (host byte order). */
+static inline size_t ranges_piece4(const struct ranges *r, uint32_t addr_host)
 {
-	size_t lo = 0, hi = r->nseg4;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (r->seg4[mid].last < addr_host)
-			lo = mid + 1;
-		else
-			hi = mid;
+	uint32_t h = addr_host >> RANGES_IDX4_SHIFT;
+	size_t base = r->idx4[h], n = (size_t)r->idx4[h + 1] - base + 1;
+	/* branchless: the last piece in [base, base + n) starting <= addr */
+	while (n > 1) {
+		size_t half = n / 2;
+		base = r->p4_first[base + half] <= addr_host ? base + half : base;
+		n -= half;
 	}
-	if (lo < r->nseg4 && r->seg4[lo].first <= addr_host) {
-		*seg = lo;
-		return (int)r->seg4[lo].index;
-	}
-	return -1;
+	return base;
 }
 
+/* Index of the first range (in the order given) holding the address, or -1. */
 static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
 {
-	size_t seg;
-	return ranges_lookup4_slow(r, addr_host, &seg);
+	return r->p4_owner[ranges_piece4(r, addr_host)];
 }
 
-/* A capture thread's copy of the segment of its previous IPv4 hit: while
- * traffic stays within one segment, a lookup is one subtraction and one
+/* A capture thread's copy of the piece of its previous IPv4 lookup: while
+ * traffic stays within one piece, a lookup is one subtraction and one
  * compare against the thread's own memory. It always holds an interval of
  * addresses that all map to `index` (at first [0, 0]). */
 struct ranges_hint4 {
@@ -87,27 +101,25 @@ static inline void ranges_hint4_init(struct ranges_hint4 *h, const struct ranges
 	h->index = ranges_lookup4(r, 0);
 }
 
-/* ranges_lookup4 through the hint, which a hit elsewhere updates. */
+/* ranges_lookup4 through the hint, which a lookup elsewhere updates. */
 static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host,
                                       struct ranges_hint4 *h)
 {
 	if (LIKELY(addr_host - h->first <= h->span))
 		return h->index;
-	size_t seg;
-	int idx = ranges_lookup4_slow(r, addr_host, &seg);
-	if (idx >= 0) {
-		h->first = r->seg4[seg].first;
-		h->span = r->seg4[seg].last - r->seg4[seg].first;
-		h->index = idx;
-	}
-	return idx;
+	size_t p = ranges_piece4(r, addr_host);
+	h->first = r->p4_first[p];
+	h->span = (p + 1 < r->np4 ? r->p4_first[p + 1] - 1 : 0xffffffffu) - h->first;
+	h->index = r->p4_owner[p];
+	return h->index;
 }
 
 int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr);
 
+/* IPv6: the address in network byte order (16 bytes). */
 static inline int ranges_lookup6(const struct ranges *r, const uint8_t *addr)
 {
-	return r->nseg6 ? ranges_lookup6_slow(r, addr) : -1;
+	return r->np6 == 1 && r->p6_owner[0] < 0 ? -1 : ranges_lookup6_slow(r, addr);
 }
 
 #endif

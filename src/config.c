@@ -687,7 +687,36 @@ static void explain_refused(const char *word, int optopt_, int missing, char *er
 	}
 }
 
+static enum config_result parse_argv(struct config *c, int argc, char **argv, char *err,
+                                     size_t errlen);
+
+/* Usage errors echo values as given: control bytes are shown as \xNN so the
+ * message stays one line. */
+static void one_line(char *err, size_t errlen)
+{
+	char tmp[1024];
+	size_t o = 0;
+	for (const char *p = err; *p && o + 5 < sizeof tmp; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(tmp + o, sizeof tmp - o, "\\x%02x", ch);
+		else
+			tmp[o++] = (char)ch;
+	}
+	tmp[o] = '\0';
+	snprintf(err, errlen, "%s", tmp);
+}
+
 enum config_result config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	enum config_result r = parse_argv(c, argc, argv, err, errlen);
+	if (r == CONFIG_USAGE)
+		one_line(err, errlen);
+	return r;
+}
+
+static enum config_result parse_argv(struct config *c, int argc, char **argv, char *err,
+                                     size_t errlen)
 {
 	struct option lopts[NFLAGS + 1];
 	char shortopts[2 + 2 * NFLAGS + 1];

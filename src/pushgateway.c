@@ -159,29 +159,37 @@ fail:
 	return NULL;
 }
 
-static void note_result(struct pushgateway *p, int ok, const char *what)
+/* Logs a failed request: the transport error, or the status and body. */
+static void log_failure(enum log_level level, const char *msg, const char *url,
+                        const struct http_response *r)
+{
+	char b[600];
+	if (r->status == 0)
+		log_write(level, msg, "url=%s err=%s", url, r->error);
+	else
+		log_write(level, msg, "url=%s status=%ld body=%s", url, r->status,
+		          log_bytes(b, sizeof b, r->body, r->body_len));
+}
+
+/* r: the failed request's response, or NULL with the reason in `what`. */
+static void note_result(struct pushgateway *p, int ok, const struct http_response *r,
+                        const char *what)
 {
 	if (ok) {
 		self_inc(p->ok, 1);
 		gauge_set(p->last_success, time_now());
 		if (p->last_ok != 1)
-			log_info("push succeeded", "url=\"%s\"", p->url);
+			log_info("push succeeded", "url=%s", p->url);
 	} else {
 		self_inc(p->failed, 1);
-		if (p->last_ok != 0)
-			log_error("push failed", "url=\"%s\" %s", p->url, what);
+		if (p->last_ok != 0) {
+			if (r)
+				log_failure(LOG_ERROR, "push failed", p->url, r);
+			else
+				log_error("push failed", "url=%s err=%s", p->url, what);
+		}
 	}
 	p->last_ok = ok;
-}
-
-static void describe_failure(const struct http_response *r, char *out, size_t len)
-{
-	char q[600];
-	if (r->status == 0)
-		snprintf(out, len, "err=%s", log_quote(q, sizeof q, r->error, strlen(r->error)));
-	else
-		snprintf(out, len, "status=%ld body=%s", r->status,
-		         log_quote(q, sizeof q, r->body, r->body_len));
 }
 
 /* One push; failures are logged and counted (the caller may ignore them). */
@@ -189,7 +197,7 @@ static int push_once(struct pushgateway *p)
 {
 	struct buf text, gz;
 	struct http_response resp;
-	char what[800];
+	char what[300];
 	int rc;
 
 	buf_init(&text, BUF_DEFAULT_MAX);
@@ -198,8 +206,8 @@ static int push_once(struct pushgateway *p)
 		buf_reset(&text);
 	rc = expo_text_render(p->reg, &text);
 	if (rc) {
-		snprintf(what, sizeof what, "err=\"rendering failed: %s\"", strerror(-rc));
-		note_result(p, 0, what);
+		snprintf(what, sizeof what, "rendering failed: %s", strerror(-rc));
+		note_result(p, 0, NULL, what);
 		rc = -1;
 		goto out;
 	}
@@ -216,11 +224,10 @@ static int push_once(struct pushgateway *p)
 	                         &resp);
 	gauge_set(p->duration, resp.seconds);
 	if (rc == 0 && resp.status >= 200 && resp.status < 300) {
-		note_result(p, 1, NULL);
+		note_result(p, 1, NULL, NULL);
 		rc = 0;
 	} else {
-		describe_failure(&resp, what, sizeof what);
-		note_result(p, 0, what);
+		note_result(p, 0, &resp, NULL);
 		rc = -1;
 	}
 out:
@@ -274,12 +281,9 @@ void pushgateway_stop(struct pushgateway *p)
 		struct http_response resp;
 		int rc = http_client_request(p->http, "DELETE", p->url, NULL, 0, NULL, &resp);
 		if (rc == 0 && resp.status >= 200 && resp.status < 300) {
-			log_info("deleted the pushed group", "url=\"%s\"", p->url);
+			log_info("deleted the pushed group", "url=%s", p->url);
 		} else {
-			char what[800];
-			describe_failure(&resp, what, sizeof what);
-			log_error("deleting the pushed group failed", "url=\"%s\" %s", p->url,
-			          what);
+			log_failure(LOG_ERROR, "deleting the pushed group failed", p->url, &resp);
 		}
 		p->delete_on_exit = 0;
 	}

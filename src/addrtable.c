@@ -200,25 +200,27 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 		return NULL;
 	if ((t->aused + 1) * 2 > t->amask + 1 && grow_aslots(t))
 		return NULL;
-	uint64_t aid = addr_id(k);
-	aslot = aset_find(t, k, aid, &found);
-	if (!found) {
-		size_t cur = atomic_load_explicit(t->tracked, memory_order_relaxed);
-		do {
-			if (cur >= t->max_tracked)
-				return NULL;
-		} while (!atomic_compare_exchange_weak_explicit(
-		    t->tracked, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
-	}
 	size_t chunk = n >> ADDRTABLE_CHUNK_SHIFT;
 	if (!atomic_load_explicit(&t->chunks[chunk], memory_order_relaxed)) {
 		unsigned char *c = big_alloc(chunk_bytes(t)); /* zeroed */
-		if (!c) {
-			if (!found)
-				atomic_fetch_sub_explicit(t->tracked, 1, memory_order_relaxed);
+		if (!c)
 			return NULL;
-		}
 		atomic_store_explicit(&t->chunks[chunk], c, memory_order_release);
+	}
+	uint64_t aid = addr_id(k);
+	aslot = aset_find(t, k, aid, &found);
+	if (!found) {
+		if (t->admit) {
+			if (!t->admit->admit(t->admit, k))
+				return NULL;
+		} else {
+			size_t cur = atomic_load_explicit(t->tracked, memory_order_relaxed);
+			do {
+				if (cur >= t->max_tracked)
+					return NULL;
+			} while (!atomic_compare_exchange_weak_explicit(
+			    t->tracked, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
+		}
 	}
 	*addrtable_key(t, n) = *k;
 	atomic_store_explicit(&t->count, n + 1, memory_order_release);
@@ -233,4 +235,143 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 		t->aused++;
 	}
 	return addrtable_hist(t, n);
+}
+
+/* ---- the shared address set ---------------------------------------------- */
+
+#define ASET_CHUNK_SHIFT 12
+#define ASET_CHUNK       (1u << ASET_CHUNK_SHIFT)
+
+static struct addrset_index *aset_index_new(size_t slots)
+{
+	struct addrset_index *x = calloc(1, sizeof *x + slots * sizeof x->slot[0]);
+	if (x)
+		x->mask = slots - 1;
+	return x;
+}
+
+static uint64_t aset_hash(const struct addr_key *k)
+{
+	return addrtable_hash_words(k->aw[0], k->aw[1], k->family);
+}
+
+static const struct addrset_key *aset_entry(const struct addrset *s, size_t i)
+{
+	return &atomic_load_explicit(&s->chunks[i >> ASET_CHUNK_SHIFT],
+	                             memory_order_acquire)[i & (ASET_CHUNK - 1)];
+}
+
+int addrset_init(struct addrset *s, size_t max_entries)
+{
+	memset(s, 0, sizeof *s);
+	s->max_entries = max_entries;
+	s->max_chunks = max_entries / ASET_CHUNK + 1;
+	s->chunks = calloc(s->max_chunks, sizeof *s->chunks);
+	struct addrset_index *x = aset_index_new(64);
+	if (!s->chunks || !x) {
+		free(s->chunks);
+		free(x);
+		return -ENOMEM;
+	}
+	atomic_store_explicit(&s->index, x, memory_order_relaxed);
+	return 0;
+}
+
+void addrset_free(struct addrset *s)
+{
+	struct addrset_index *x = atomic_load_explicit(&s->index, memory_order_relaxed);
+	while (x) {
+		struct addrset_index *r = x->retired;
+		free(x);
+		x = r;
+	}
+	if (s->chunks)
+		for (size_t i = 0; i < s->max_chunks; i++)
+			free(atomic_load_explicit(&s->chunks[i], memory_order_relaxed));
+	free(s->chunks);
+	memset(s, 0, sizeof *s);
+}
+
+static int aset_key_eq(const struct addrset_key *e, const struct addr_key *k)
+{
+	return e->family == k->family && e->aw[0] == k->aw[0] && e->aw[1] == k->aw[1];
+}
+
+/* The slot of the key in index x, or of the empty slot where it would go. */
+static size_t aset_probe(const struct addrset *s, const struct addrset_index *x, uint64_t h,
+                         const struct addr_key *k, int *found)
+{
+	uint64_t tag = h & 0xffffffffu;
+	for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask) {
+		uint64_t v = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+		if (!v) {
+			*found = 0;
+			return i;
+		}
+		if ((v >> 32) == tag &&
+		    aset_key_eq(aset_entry(s, (size_t)(v & 0xffffffffu) - 1), k)) {
+			*found = 1;
+			return i;
+		}
+	}
+}
+
+int addrset_contains(const struct addrset *s, const struct addr_key *k)
+{
+	int found;
+	const struct addrset_index *x = atomic_load_explicit(&s->index, memory_order_acquire);
+	(void)aset_probe(s, x, aset_hash(k), k, &found);
+	return found;
+}
+
+int addrset_add(struct addrset *s, const struct addr_key *k)
+{
+	int found;
+	uint64_t h = aset_hash(k);
+	struct addrset_index *x = atomic_load_explicit(&s->index, memory_order_relaxed);
+	size_t n = atomic_load_explicit(&s->count, memory_order_relaxed);
+	size_t pos = aset_probe(s, x, h, k, &found);
+	if (found)
+		return 1;
+	if (n >= s->max_entries)
+		return -ENOSPC;
+	if ((n + 1) * 2 > x->mask + 1) {
+		/* Grow: a new index, published whole; readers of the old one
+		 * still find every entry it had, so it is only retired. */
+		struct addrset_index *nx = aset_index_new((x->mask + 1) * 2);
+		if (!nx)
+			return -ENOMEM;
+		for (size_t j = 0; j <= x->mask; j++) {
+			uint64_t v = atomic_load_explicit(&x->slot[j], memory_order_relaxed);
+			if (!v)
+				continue;
+			const struct addrset_key *e = aset_entry(s, (size_t)(v & 0xffffffffu) - 1);
+			struct addr_key ek = {.aw = {e->aw[0], e->aw[1]}};
+			ek.family = (uint8_t)e->family;
+			size_t i = (size_t)aset_hash(&ek) & nx->mask;
+			while (atomic_load_explicit(&nx->slot[i], memory_order_relaxed))
+				i = (i + 1) & nx->mask;
+			atomic_store_explicit(&nx->slot[i], v, memory_order_relaxed);
+		}
+		nx->retired = x;
+		atomic_store_explicit(&s->index, nx, memory_order_release);
+		x = nx;
+		pos = aset_probe(s, x, h, k, &found);
+	}
+	size_t c = n >> ASET_CHUNK_SHIFT;
+	struct addrset_key *chunk = atomic_load_explicit(&s->chunks[c], memory_order_relaxed);
+	if (!chunk) {
+		chunk = calloc(ASET_CHUNK, sizeof *chunk);
+		if (!chunk)
+			return -ENOMEM;
+		atomic_store_explicit(&s->chunks[c], chunk, memory_order_release);
+	}
+	struct addrset_key *e = &chunk[n & (ASET_CHUNK - 1)];
+	e->aw[0] = k->aw[0];
+	e->aw[1] = k->aw[1];
+	e->family = k->family;
+	atomic_store_explicit(&s->count, n + 1, memory_order_release);
+	atomic_store_explicit(&x->slot[pos], (h & 0xffffffffu) << 32 | (uint64_t)(n + 1),
+	                      memory_order_release);
+	return 0;
 }

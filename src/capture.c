@@ -149,9 +149,9 @@ static struct worker *worker_add(struct capture *c)
 	c->w = nw;
 	memset(&c->w[c->nw], 0, sizeof c->w[c->nw]);
 	c->w[c->nw].cap = c;
-	c->w[c->nw].ranges = c->reg->ranges;
-	c->w[c->nw].layout = c->reg->layout;
-	account_batch_init(&c->w[c->nw].batch, c->reg->ranges);
+	c->w[c->nw].ranges = registry_ranges(c->reg);
+	c->w[c->nw].layout = registry_layout(c->reg);
+	account_batch_init(&c->w[c->nw].batch, c->w[c->nw].ranges);
 	return &c->w[c->nw++];
 }
 
@@ -221,16 +221,16 @@ int capture_add_interface(struct capture *c, const char *ifname, char *err, size
 	int rc, src;
 	int guess = parse_snaplen(DLT_EN10MB);
 
-	for (size_t i = 0; i < c->reg->nsources; i++)
-		if (!strcmp(c->reg->sources[i].name, ifname)) {
-			snprintf(err, errlen, "interface %s given twice", ifname);
-			return -EINVAL;
-		}
+	if (registry_source_find(c->reg, ifname) >= 0) {
+		snprintf(err, errlen, "interface %s given twice", ifname);
+		return -EINVAL;
+	}
 	src = registry_add_source(c->reg, ifname);
 	if (src < 0) {
 		snprintf(err, errlen, "out of memory");
 		return src;
 	}
+	registry_source_set_live(c->reg, src);
 	int group = (int)((getpid() * 31 + ++c->fanout_seq) & 0xffff);
 	for (int t = 0; t < c->opts.threads; t++) {
 		pcap_t *p = NULL;
@@ -401,8 +401,7 @@ static void *live_thread(void *arg)
 			 * the agent goes on with its other sources. */
 			log_error("capture failed, the interface's series end",
 			          "interface=%s err=\"%s\"", w->name, pcap_geterr(w->pcap));
-			atomic_store_explicit(&w->cap->reg->sources[w->src].gone, 1,
-			                      memory_order_release);
+			(void)registry_source_set_up(w->cap->reg, w->src, 0);
 			break;
 		}
 		double now = time_monotonic();

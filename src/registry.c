@@ -6,12 +6,24 @@
  * write) and may run on several at once: it only loads published counts and
  * relaxed counters, allocates its own scratch, and takes no lock a capture
  * thread could wait on. Shards of one source (fanout threads) are merged
- * here, key by key, so each series is emitted once. */
+ * here, key by key, so each series is emitted once.
+ *
+ * The address cap (--max-addresses) counts distinct (interface, address)
+ * pairs held by interfaces that are up. A source with one shard counts
+ * its table's new addresses with a compare-and-swap on `tracked`. A source
+ * with several shards (fanout threads, files with one base name) shares a
+ * set of its distinct addresses (struct addrset): a shard's slow path (an
+ * address new to that shard) looks it up without a lock; only an address
+ * new to the whole source takes the source's lock to be counted and added.
+ * Over the cap, a refusal takes no lock either. The per-packet path never
+ * gets here. When an interface goes away its addresses leave the count;
+ * when it comes back they rejoin it (its state is kept: series continue). */
 #include "promacct/registry.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +46,163 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 	return 0;
 }
 
+struct source_cap {
+	struct registry *reg;
+	pthread_mutex_t lock; /* shared-set admissions, up/down transitions */
+	int shared;           /* more than one shard: `set` is in use */
+	struct addrset set;   /* distinct addresses over the shards */
+	_Atomic size_t held;  /* distinct addresses of the source */
+	_Atomic int down;     /* held is not in reg->tracked */
+};
+
+/* One more pair against the cap; 0 when it is reached. */
+static int tracked_inc(struct registry *r)
+{
+	size_t cur = atomic_load_explicit(&r->tracked, memory_order_relaxed);
+	do {
+		if (cur >= r->max_addresses)
+			return 0;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &r->tracked, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
+	return 1;
+}
+
+/* Admission of an address new to one shard (its writer's slow path). */
+static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
+{
+	struct acct_shard *sh =
+	    (struct acct_shard *)((char *)a - offsetof(struct acct_shard, admit));
+	struct source_cap *sc = sh->cap;
+	struct registry *r = sc->reg;
+	int ok = 0;
+
+	if (!sc->shared) {
+		/* The only writer, which also makes the transitions. */
+		if (!atomic_load_explicit(&sc->down, memory_order_relaxed) && !tracked_inc(r))
+			return 0;
+		atomic_fetch_add_explicit(&sc->held, 1, memory_order_relaxed);
+		return 1;
+	}
+	if (addrset_contains(&sc->set, k))
+		return 1; /* another shard holds it: counted once */
+	if (atomic_load_explicit(&r->tracked, memory_order_relaxed) >= r->max_addresses &&
+	    !atomic_load_explicit(&sc->down, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&sc->lock);
+	int down = atomic_load_explicit(&sc->down, memory_order_relaxed);
+	if (addrset_contains(&sc->set, k)) {
+		ok = 1;
+	} else if (down || tracked_inc(r)) {
+		if (addrset_add(&sc->set, k) == 0) {
+			atomic_fetch_add_explicit(&sc->held, 1, memory_order_relaxed);
+			ok = 1;
+		} else if (!down) {
+			atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
+		}
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return ok;
+}
+
+static struct source_cap *source_cap_new(struct registry *r)
+{
+	struct source_cap *sc = calloc(1, sizeof *sc);
+	if (!sc)
+		return NULL;
+	sc->reg = r;
+	pthread_mutex_init(&sc->lock, NULL);
+	return sc;
+}
+
+static void source_cap_free(struct source_cap *sc)
+{
+	if (!sc)
+		return;
+	if (sc->shared)
+		addrset_free(&sc->set);
+	pthread_mutex_destroy(&sc->lock);
+	free(sc);
+}
+
+/* A second shard: the source's distinct addresses go into a shared set,
+ * starting with what its first shard holds. */
+static int source_cap_share(struct source_cap *sc, const struct acct_shard *first)
+{
+	if (addrset_init(&sc->set, sc->reg->max_addresses))
+		return -ENOMEM;
+	const struct addrtable *t = &first->table;
+	for (size_t i = 0, n = addrtable_count(t); i < n; i++)
+		if (addrset_add(&sc->set, addrtable_key(t, i)) < 0) {
+			addrset_free(&sc->set);
+			return -ENOMEM;
+		}
+	sc->shared = 1;
+	return 0;
+}
+
+int registry_source_set_up(struct registry *r, size_t src, int up)
+{
+	struct source *s = &r->sources[src];
+	struct source_cap *sc = s->cap;
+	int changed;
+	pthread_mutex_lock(&sc->lock);
+	changed = atomic_load_explicit(&sc->down, memory_order_relaxed) == !!up;
+	if (changed) {
+		size_t held = atomic_load_explicit(&sc->held, memory_order_relaxed);
+		if (up)
+			atomic_fetch_add_explicit(&r->tracked, held, memory_order_relaxed);
+		else
+			atomic_fetch_sub_explicit(&r->tracked, held, memory_order_relaxed);
+		atomic_store_explicit(&sc->down, !up, memory_order_relaxed);
+		atomic_store_explicit(&s->gone, !up, memory_order_release);
+	}
+	pthread_mutex_unlock(&sc->lock);
+	return changed;
+}
+
+int registry_source_is_up(const struct registry *r, size_t src)
+{
+	return !atomic_load_explicit(&r->sources[src].gone, memory_order_acquire);
+}
+
+void registry_source_set_live(struct registry *r, int src)
+{
+	r->sources[src].live = 1;
+}
+
+int registry_source_find(const struct registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->nsources; i++)
+		if (!strcmp(r->sources[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+size_t registry_nsources(const struct registry *r)
+{
+	return r->nsources;
+}
+
+const char *registry_source_name(const struct registry *r, size_t src)
+{
+	return r->sources[src].name;
+}
+
+size_t registry_tracked(const struct registry *r)
+{
+	return atomic_load_explicit((_Atomic size_t *)&r->tracked, memory_order_relaxed);
+}
+
+const struct ranges *registry_ranges(const struct registry *r)
+{
+	return r->ranges;
+}
+
+const struct histogram_layout *registry_layout(const struct registry *r)
+{
+	return r->layout;
+}
+
 static void shard_free(struct acct_shard *s)
 {
 	if (!s)
@@ -50,6 +219,7 @@ void registry_free(struct registry *r)
 			shard_free(r->sources[i].shards[j]);
 		free(r->sources[i].shards);
 		free(r->sources[i].name);
+		source_cap_free(r->sources[i].cap);
 	}
 	free(r->sources);
 	for (size_t i = 0; i < r->nself; i++)
@@ -64,9 +234,9 @@ void registry_free(struct registry *r)
 
 int registry_add_source(struct registry *r, const char *name)
 {
-	for (size_t i = 0; i < r->nsources; i++)
-		if (!strcmp(r->sources[i].name, name))
-			return (int)i;
+	int found = registry_source_find(r, name);
+	if (found >= 0)
+		return found;
 	struct source *ns = realloc(r->sources, (r->nsources + 1) * sizeof *ns);
 	if (!ns)
 		return -ENOMEM;
@@ -74,8 +244,12 @@ int registry_add_source(struct registry *r, const char *name)
 	struct source *s = &r->sources[r->nsources];
 	memset(s, 0, sizeof *s);
 	s->name = strdup(name);
-	if (!s->name)
+	s->cap = source_cap_new(r);
+	if (!s->name || !s->cap) {
+		free(s->name);
+		source_cap_free(s->cap);
 		return -ENOMEM;
+	}
 	return (int)r->nsources++;
 }
 
@@ -86,9 +260,13 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 	if (!ns)
 		return NULL;
 	s->shards = ns;
+	if (s->nshards == 1 && !s->cap->shared && source_cap_share(s->cap, s->shards[0]))
+		return NULL;
 	struct acct_shard *sh = calloc(1, sizeof *sh);
 	if (!sh)
 		return NULL;
+	sh->cap = s->cap;
+	sh->admit.admit = shard_admit;
 	sh->all = calloc(r->layout->words, sizeof *sh->all);
 	if (!sh->all ||
 	    addrtable_init(&sh->table, r->layout->words, r->max_addresses * HISTS_PER_ADDRESS,
@@ -97,6 +275,7 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 		free(sh);
 		return NULL;
 	}
+	sh->table.admit = &sh->admit;
 	s->shards[s->nshards++] = sh;
 	return sh;
 }
@@ -557,8 +736,24 @@ static int collect(struct registry *r, struct collector *c, int only)
 	if (only >= 0)
 		return 0; /* the rest is process-wide */
 	collect_gauge(c, "promacct_tracked_addresses",
-	              "Distinct (interface, address) pairs with histograms.",
+	              "Distinct (interface, address) pairs with histograms, held by interfaces "
+	              "that are up (what --max-addresses caps).",
 	              (double)atomic_load_explicit(&r->tracked, memory_order_relaxed));
+	int have_live = 0;
+	for (size_t i = 0; i < r->nsources; i++)
+		have_live |= r->sources[i].live;
+	if (have_live)
+		c->family(c, "promacct_interface_up",
+		          "1 while the captured interface is there, 0 after it disappeared.",
+		          METRIC_GAUGE);
+	for (size_t i = 0; i < r->nsources; i++) {
+		if (!r->sources[i].live)
+			continue;
+		struct label ul = {"interface", r->sources[i].name};
+		struct series_labels usl = {&ul, 1, NULL, 0, NULL};
+		c->series(c, &usl);
+		c->sample(c, SAMPLE_PLAIN, NULL, registry_source_is_up(r, i));
+	}
 	collect_gauge(c, "promacct_max_addresses",
 	              "The --max-addresses limit of tracked (interface, address) pairs.",
 	              (double)r->max_addresses);

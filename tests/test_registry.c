@@ -152,6 +152,163 @@ static void test_batched_read_out_equals_one_pass(void **state)
 	fixture_free(f);
 }
 
+/* Issue 13 item 4: the cap counts distinct (interface, address) pairs. Two
+ * shards of one source (fanout threads, files with one base name) seeing
+ * the same address hold one pair. */
+static void test_an_address_on_two_shards_of_one_source_counts_once(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"0.0.0.0/0", "::/0"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 2, 4);
+	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
+	assert_non_null(s2);
+	fixture_ip(f, NULL, "10.0.0.1", "10.9.9.9", 6, 100);
+	fixture_ip(f, s2, "10.0.0.1", "10.9.9.9", 6, 100);
+	fixture_ip(f, s2, "10.9.9.9", "10.0.0.1", 17, 100);
+	assert_int_equal(registry_tracked(&f->reg), 2);
+	fixture_ip(f, s2, "2001:db8::1", "2001:db8::2", 6, 100);
+	fixture_ip(f, NULL, "2001:db8::2", "2001:db8::1", 6, 100);
+	assert_int_equal(registry_tracked(&f->reg), 4);
+	/* the cap is reached: a new address is refused on either shard, a held
+	 * one is still accounted on both */
+	fixture_ip(f, NULL, "10.0.0.3", "10.0.0.1", 6, 100);
+	fixture_ip(f, s2, "10.0.0.4", "10.0.0.1", 6, 100);
+	assert_int_equal(registry_tracked(&f->reg), 4);
+	assert_int_equal(counter_read(&f->shard->untracked) + counter_read(&s2->untracked), 2);
+	char *page = fixture_render(&f->reg);
+	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_rx_count{interface=\"eth0\","
+	                             "ip=\"10.0.0.1\",protocol=\"tcp\"} 2\n"));
+	assert_non_null(strstr(page, "\npromacct_tracked_addresses 4\n"));
+	free(page);
+	fixture_free(f);
+}
+
+/* A second shard added after the first holds addresses starts from them. */
+static void test_a_second_shard_knows_the_first_ones_addresses(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 10);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
+	assert_non_null(s2);
+	fixture_ip(f, s2, "10.0.0.2", "10.0.0.1", 6, 100);
+	assert_int_equal(registry_tracked(&f->reg), 2);
+	fixture_free(f);
+}
+
+/* An interface that goes away leaves the cap (its pairs are not held for
+ * the read-out), so other interfaces can use it; when it comes back its
+ * pairs count again (its series continue). */
+static void test_a_gone_interface_leaves_the_cap(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 2);
+	registry_source_set_live(&f->reg, 0);
+	int src1 = registry_add_source(&f->reg, "eth1");
+	assert_int_equal(src1, 1);
+	registry_source_set_live(&f->reg, src1);
+	struct acct_shard *e1 = registry_add_shard(&f->reg, src1);
+	assert_non_null(e1);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_ip(f, e1, "10.0.0.3", "10.0.0.4", 6, 100);
+	assert_int_equal(registry_tracked(&f->reg), 2);
+	assert_int_equal(counter_read(&e1->untracked), 2);
+
+	assert_int_equal(registry_source_set_up(&f->reg, 0, 0), 1);
+	assert_int_equal(registry_source_set_up(&f->reg, 0, 0), 0); /* once */
+	assert_false(registry_source_is_up(&f->reg, 0));
+	assert_int_equal(registry_tracked(&f->reg), 0);
+	fixture_ip(f, e1, "10.0.0.3", "10.0.0.4", 6, 100);
+	assert_int_equal(registry_tracked(&f->reg), 2);
+	char *page = fixture_render(&f->reg);
+	assert_null(strstr(page, "interface=\"eth0\",ip="));
+	assert_non_null(strstr(page, "promacct_interface_up{interface=\"eth0\"} 0\n"));
+	assert_non_null(strstr(page, "promacct_interface_up{interface=\"eth1\"} 1\n"));
+	free(page);
+
+	assert_int_equal(registry_source_set_up(&f->reg, 0, 1), 1);
+	assert_true(registry_source_is_up(&f->reg, 0));
+	assert_int_equal(registry_tracked(&f->reg), 4); /* over the cap until some go */
+	page = fixture_render(&f->reg);
+	assert_non_null(strstr(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                             "ip=\"10.0.0.1\",protocol=\"tcp\"} 1\n"));
+	assert_non_null(strstr(page, "promacct_interface_up{interface=\"eth0\"} 1\n"));
+	free(page);
+	fixture_free(f);
+}
+
+/* Capture files are not interfaces: no promacct_interface_up family. */
+static void test_interface_up_only_for_live_interfaces(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 2);
+	char *page = fixture_render(&f->reg);
+	assert_null(strstr(page, "promacct_interface_up"));
+	free(page);
+	fixture_free(f);
+}
+
+struct shard_writer {
+	struct fixture *f;
+	struct acct_shard *s;
+	int salt;
+};
+
+static void *overlapping_writer(void *arg)
+{
+	struct shard_writer *w = arg;
+	char a[32];
+	for (int i = 0; i < 6000; i++) {
+		int k = (i * 7 + w->salt) % 6000;
+		snprintf(a, sizeof a, "10.%d.%d.%d", k % 3, (k >> 8) & 255, k & 255);
+		fixture_ip(w->f, w->s, a, "192.0.2.1", 6, 100);
+	}
+	return NULL;
+}
+
+/* Distinct addresses over the tables of source src. */
+static size_t distinct_addresses(struct fixture *f, size_t nshards, struct acct_shard **sh)
+{
+	struct addrset u;
+	assert_int_equal(addrset_init(&u, 1u << 20), 0);
+	for (size_t j = 0; j < nshards; j++)
+		for (size_t i = 0; i < addrtable_count(&sh[j]->table); i++)
+			assert_true(addrset_add(&u, addrtable_key(&sh[j]->table, i)) >= 0);
+	size_t n = addrset_count(&u);
+	addrset_free(&u);
+	(void)f;
+	return n;
+}
+
+/* Two capture threads on two shards of one source insert the same 6000
+ * addresses in different orders, racing on every new address: the count is
+ * exactly the distinct pairs held, below and at the cap. (This one can
+ * fail: a lost or double count shows in the numbers; it also drives TSan.) */
+static void test_concurrent_shards_count_each_address_once(void **state)
+{
+	(void)state;
+	const char *ranges[] = {"10.0.0.0/8"};
+	size_t caps[] = {100000, 2500};
+	for (size_t c = 0; c < 2; c++) {
+		struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, caps[c]);
+		struct acct_shard *sh[2] = {f->shard, registry_add_shard(&f->reg, 0)};
+		assert_non_null(sh[1]);
+		struct shard_writer w[2] = {{f, sh[0], 0}, {f, sh[1], 3001}};
+		pthread_t t[2];
+		for (int i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, overlapping_writer, &w[i]);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		size_t want = c == 0 ? 6000 : caps[c]; /* 192.0.2.1 is in no range */
+		assert_int_equal(registry_tracked(&f->reg), want);
+		assert_int_equal(distinct_addresses(f, 2, sh), want);
+		fixture_free(f);
+	}
+}
+
 struct writer_arg {
 	struct fixture *f;
 	_Atomic int done;
@@ -217,6 +374,11 @@ int main(void)
 	    cmocka_unit_test(test_many_addresses_grow_the_table),
 	    cmocka_unit_test(test_shards_of_one_source_merge_into_one_series),
 	    cmocka_unit_test(test_batched_read_out_equals_one_pass),
+	    cmocka_unit_test(test_an_address_on_two_shards_of_one_source_counts_once),
+	    cmocka_unit_test(test_a_second_shard_knows_the_first_ones_addresses),
+	    cmocka_unit_test(test_a_gone_interface_leaves_the_cap),
+	    cmocka_unit_test(test_interface_up_only_for_live_interfaces),
+	    cmocka_unit_test(test_concurrent_shards_count_each_address_once),
 	    cmocka_unit_test(test_scrape_while_capturing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,9 +57,17 @@ static inline uint32_t addr_key_meta(uint8_t family, uint8_t dir, uint8_t proto)
 	return (uint32_t)family | (uint32_t)dir << 8 | (uint32_t)proto << 16;
 }
 
+/* Admission of an address new to a table (slow path only, called by the
+ * table's writer): the process-wide --max-addresses cap. Nonzero admits.
+ * When a table has none, it counts in `tracked` against `max_tracked`. */
+struct addrtable_admit {
+	int (*admit)(struct addrtable_admit *self, const struct addr_key *k);
+};
+
 struct addrtable {
-	unsigned words;     /* counter words per histogram */
-	size_t max_entries; /* histograms this table may hold */
+	unsigned words;                /* counter words per histogram */
+	struct addrtable_admit *admit; /* or NULL, see above */
+	size_t max_entries;            /* histograms this table may hold */
 	size_t max_chunks;
 	/* Shared by all tables of the process: addresses tracked so far and
 	 * the cap (--max-addresses). */
@@ -90,6 +98,41 @@ struct addrtable {
 int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Atomic size_t *tracked,
                    size_t max_tracked) MUST_CHECK;
 void addrtable_free(struct addrtable *t);
+/* Distinct addresses in the table (writer only). */
+static inline size_t addrtable_addresses(const struct addrtable *t)
+{
+	return t->aused;
+}
+
+/* A set of distinct addresses shared by several writers (the shards of
+ * one source): lookups are lock-free from any thread; inserts are made
+ * under the owner's lock. Append-only, bounded by max entries; retired
+ * index arrays are kept until addrset_free (at most the current size). */
+struct addrset_key {
+	uint64_t aw[2];
+	uint32_t family;
+};
+struct addrset_index {
+	size_t mask;
+	struct addrset_index *retired; /* the index this one replaced */
+	_Atomic uint64_t slot[];       /* hash tag << 32 | (entry + 1), 0 empty */
+};
+struct addrset {
+	_Atomic(struct addrset_index *) index;
+	struct addrset_key *_Atomic *chunks;
+	size_t max_entries, max_chunks;
+	_Atomic size_t count;
+};
+int addrset_init(struct addrset *s, size_t max_entries) MUST_CHECK;
+void addrset_free(struct addrset *s);
+/* Any thread. Nonzero when the key's address is in the set. */
+int addrset_contains(const struct addrset *s, const struct addr_key *k);
+/* Owner's lock held. 0 added, 1 present already, -ENOSPC full, -ENOMEM. */
+int addrset_add(struct addrset *s, const struct addr_key *k) MUST_CHECK;
+static inline size_t addrset_count(const struct addrset *s)
+{
+	return atomic_load_explicit((_Atomic size_t *)&s->count, memory_order_acquire);
+}
 
 static inline uint64_t addrtable_hash_words(uint64_t a, uint64_t b, uint32_t meta)
 {

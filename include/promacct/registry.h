@@ -14,10 +14,14 @@
 
 enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
 
+struct source_cap;
+
 /* The state one capture thread writes (it is the only writer). */
 struct acct_shard {
 	struct addrtable table;
-	counter_t *all; /* the interface histogram, layout->words words */
+	struct addrtable_admit admit; /* the cap, for table (see registry.c) */
+	struct source_cap *cap;       /* its source's cap bookkeeping */
+	counter_t *all;               /* the interface histogram, layout->words words */
 	counter_t parse[PARSE_STATUS_COUNT];
 	counter_t untracked;
 	/* pcap_stats totals, stored (not added) by the capture thread */
@@ -29,9 +33,12 @@ struct source {
 	char *name;
 	struct acct_shard **shards;
 	size_t nshards;
-	/* Set (release) by a capture thread when its interface disappeared:
-	 * the source's series are no longer exported (they end). */
+	/* Set (release) by registry_source_set_up when the interface
+	 * disappeared: the source's series are not exported meanwhile. Read it
+	 * with registry_source_is_up. */
 	_Atomic int gone;
+	int live;               /* a live interface (promacct_interface_up) */
+	struct source_cap *cap; /* owned; see registry.c */
 };
 
 /* A self-metric: one series with a double value, written by one thread. */
@@ -67,7 +74,29 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 void registry_free(struct registry *r);
 /* Finds or adds the source with this name; returns its index or -ENOMEM. */
 int registry_add_source(struct registry *r, const char *name) MUST_CHECK;
-/* Adds an empty shard (one capture thread's state) to source src. NULL on
+/* Marks source src a live interface: it gets promacct_interface_up. */
+void registry_source_set_live(struct registry *r, int src);
+/* The index of the source with this name, or -1. */
+int registry_source_find(const struct registry *r, const char *name);
+size_t registry_nsources(const struct registry *r);
+const char *registry_source_name(const struct registry *r, size_t src);
+/* Whether the source's series are exported (its interface is there). */
+int registry_source_is_up(const struct registry *r, size_t src);
+/* Records that the source's interface went away (up = 0) or came back
+ * (up = 1): its series leave or rejoin the read-out, and its distinct
+ * addresses leave or rejoin the --max-addresses count (the cap counts the
+ * (interface, address) pairs currently held by interfaces that are up).
+ * Called by the source's capture threads, never while they count (any
+ * thread for a source with more than one shard). Returns 1 when the state
+ * changed, 0 when it was so already. */
+int registry_source_set_up(struct registry *r, size_t src, int up);
+/* Distinct (interface, address) pairs counted against --max-addresses. */
+size_t registry_tracked(const struct registry *r);
+const struct ranges *registry_ranges(const struct registry *r);
+const struct histogram_layout *registry_layout(const struct registry *r);
+/* Adds an empty shard (one capture thread's state) to source src, at
+ * start-up (before the capture threads run). The shards of one source
+ * share its address cap: an address seen by several counts once. NULL on
  * out of memory. */
 struct acct_shard *registry_add_shard(struct registry *r, int src) MUST_CHECK;
 /* Registers a self-metric (start-up only: before any thread that reads the

@@ -55,6 +55,12 @@ run_case() { # THREADS
 	[ "$(value_of "$WORK/live$threads.out" "$le")" = 200 ] || fail "threads=$threads: buckets"
 	[ "$(value_of "$WORK/live$threads.out" "promacct_pcap_dropped_packets_total{interface=\"$HOST_IF\"}")" = 0 ] ||
 		fail "threads=$threads: kernel drops"
+	# Both addresses were seen by every fanout thread (each datagram is a
+	# new flow): still two (interface, address) pairs against the cap.
+	[ "$(value_of "$WORK/live$threads.out" promacct_tracked_addresses)" = 2 ] ||
+		fail "threads=$threads: $(value_of "$WORK/live$threads.out" promacct_tracked_addresses) tracked addresses, want 2"
+	[ "$(value_of "$WORK/live$threads.out" "promacct_interface_up{interface=\"$HOST_IF\"}")" = 1 ] ||
+		fail "threads=$threads: interface_up"
 	promtool check metrics <"$WORK/live$threads.out" || fail "promtool on the live page"
 	stop_agent "agent$threads"
 	ok "live capture, $threads thread(s): 250 datagrams, 160000 bytes, no drops"
@@ -89,7 +95,12 @@ grep -q 'msg="capture failed, the interface.s series end"' "$WORK/agent_gone.log
 	fail "interface removal not noticed"
 sleep 0.6
 curl -fsS "$url" >"$WORK/after.out" || fail "scrape page down after the interface went away"
-grep -q "interface=\"$HOST_IF\"" "$WORK/after.out" && fail "series of the removed interface still exported"
+grep -v '^promacct_interface_up{' "$WORK/after.out" | grep -q "interface=\"$HOST_IF\"" &&
+	fail "series of the removed interface still exported"
+[ "$(value_of "$WORK/after.out" "promacct_interface_up{interface=\"$HOST_IF\"}")" = 0 ] ||
+	fail "interface_up of the removed interface is not 0"
+[ "$(value_of "$WORK/after.out" promacct_tracked_addresses)" = 0 ] ||
+	fail "the removed interface's addresses still count against the cap"
 S="__name__=promacct_packet_size_bytes_all_count,instance=$(hostname),interface=$HOST_IF,job=promacct"
 awk -F'\t' -v s="$S" '$1 == "S" && $2 == s && $4 == "stale" { f = 1 } END { exit !f }' \
 	"$WORK/recv.events" || fail "no stale marker for the removed interface"

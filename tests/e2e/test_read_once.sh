@@ -74,6 +74,17 @@ mkdir -p "$WORK/a" "$WORK/b"
 promtool check metrics <"$WORK/multi.out" || fail "multi: lint"
 ok "files with the same base name merge"
 
+# Two files with one base name hold each address once against the cap
+# (issue 13 item 4): 4 distinct addresses fit in --max-addresses 4.
+"$PROMACCT" -R "$WORK/a/x.pcap" -R "$WORK/b/x.pcap" --once -r 0.0.0.0/0 -r ::/0 \
+	--max-addresses 4 >"$WORK/cap.out" 2>"$WORK/cap.log"
+[ "$(value_of "$WORK/cap.out" promacct_tracked_addresses)" = 4 ] || fail "cap: tracked"
+[ "$(value_of "$WORK/cap.out" 'promacct_untracked_packets_total{interface="x.pcap"}')" = 0 ] ||
+	fail "cap: an address held by the other file was refused"
+[ "$(value_of "$WORK/cap.out" 'promacct_packet_size_bytes_ipv6_rx_count{interface="x.pcap",ip="2001:db8::1",protocol="tcp"}')" = 2 ] ||
+	fail "cap: merged IPv6 histogram"
+ok "files with the same base name count each address once against the cap"
+
 # A BPF filter, custom buckets and the address cap.
 "$PROMACCT" -R "$WORK/eth.pcap" --once -f 'tcp' --buckets 100,1000 -r 10.0.0.0/8 \
 	--max-addresses 1 >"$WORK/filter.out" 2>"$WORK/filter.log"

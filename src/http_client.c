@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,9 +191,25 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
+/* libcurl's progress callback: a nonzero return abandons the transfer. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	const atomic_int *abort = arg;
+	return atomic_load(abort) != 0;
+}
+
 int http_client_request(http_client *c, const char *method, const char *url, const char *body,
                         size_t body_len, const char *const *extra_headers,
                         struct http_response *resp)
+{
+	return http_client_request_until(c, method, url, body, body_len, extra_headers, INFINITY,
+	                                 NULL, resp);
+}
+
+int http_client_request_until(http_client *c, const char *method, const char *url, const char *body,
+                              size_t body_len, const char *const *extra_headers, double deadline,
+                              const atomic_int *abort, struct http_response *resp)
 {
 	struct curl_slist *hdrs = NULL, *n;
 	int rc = 0;
@@ -200,6 +217,18 @@ int http_client_request(http_client *c, const char *method, const char *url, con
 
 	memset(resp, 0, sizeof *resp);
 	resp->retry_after = -1;
+	double timeout = c->o.timeout;
+	if (deadline - time_monotonic() < timeout)
+		timeout = deadline - time_monotonic();
+	if (timeout < 0.001) {
+		snprintf(resp->error, sizeof resp->error,
+		         "no time left before the shutdown deadline");
+		return -ETIMEDOUT;
+	}
+	if (abort && atomic_load(abort)) {
+		snprintf(resp->error, sizeof resp->error, "abandoned: shutting down");
+		return -ECANCELED;
+	}
 	curl_easy_reset(h);
 	for (size_t i = 0; extra_headers && extra_headers[i]; i++) {
 		if (!(n = curl_slist_append(hdrs, extra_headers[i])))
@@ -224,8 +253,13 @@ int http_client_request(http_client *c, const char *method, const char *url, con
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->o.timeout * 1000));
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->o.timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout * 1000));
+	if (abort) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)abort);
+	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -259,7 +293,10 @@ int http_client_request(http_client *c, const char *method, const char *url, con
 	double t0 = time_monotonic();
 	CURLcode cc = curl_easy_perform(h);
 	resp->seconds = time_monotonic() - t0;
-	if (cc != CURLE_OK) {
+	if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(resp->error, sizeof resp->error, "abandoned: shutting down");
+		rc = -ECANCELED;
+	} else if (cc != CURLE_OK) {
 		snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
 		rc = -EIO;
 	} else {

@@ -2,6 +2,7 @@
 #ifndef PROMACCT_HTTP_CLIENT_H
 #define PROMACCT_HTTP_CLIENT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "promacct/buf.h"
@@ -51,5 +52,14 @@ int http_client_add_header(http_client *c, const char *header, const char *const
 int http_client_request(http_client *c, const char *method, const char *url, const char *body,
                         size_t body_len, const char *const *extra_headers,
                         struct http_response *resp) MUST_CHECK;
+
+/* The same request, bounded further for shutdown: it gets at most the time
+ * left until the monotonic `deadline` (when less than the client's timeout;
+ * none left: no request, -ETIMEDOUT), and is abandoned within about a
+ * second once *abort is nonzero (abort may be NULL; -ECANCELED). Returns
+ * like http_client_request otherwise. */
+int http_client_request_until(http_client *c, const char *method, const char *url, const char *body,
+                              size_t body_len, const char *const *extra_headers, double deadline,
+                              const atomic_int *abort, struct http_response *resp) MUST_CHECK;
 
 #endif

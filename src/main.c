@@ -1,12 +1,23 @@
 /* DESIGN: process start-up, signal handling and shutdown.
  *
- * The main thread parses the command line, opens every capture source and
- * the listening socket before any thread starts (so all start-up errors are
- * reported with exit status 1 before the agent claims to run), then starts
- * the capture threads, the scrape server and the push/remote-write timers.
- * SIGINT and SIGTERM are blocked in every thread and taken by sigwait on a
- * dedicated thread, which records the request and wakes the main thread;
- * shutdown is then ordinary code, not signal-handler code. */
+ * main() runs in two phases.
+ *  (a) Make and start everything: parse the command line, map it to each
+ *      module's options struct (modules never see struct config), create
+ *      every module (X_new: validation, allocation, self-metrics; no thread,
+ *      no traffic), then start them in an order where the start-ups that
+ *      can fail for outside reasons (the listening socket, capture handles)
+ *      come before the ones with outside effects (pushes, remote writes).
+ *      If anything fails, what was made is freed (X_free) with no graceful
+ *      side effects: no final push, no DELETE, no stale markers. Exit 1.
+ *  (b) Run: wait for a signal; then shut every module down with one
+ *      monotonic deadline (X_shutdown: graceful work only in modules whose
+ *      start succeeded, every wait bounded by the deadline), then free.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP are blocked in every thread (the mask
+ * is set before the first thread starts) and taken by sigwait on a
+ * dedicated thread, which posts the request to the main thread; shutdown
+ * and reload are ordinary code, not signal-handler code. SIGHUP never ends
+ * the agent: it asks for a reload (agent_reload, on the main thread). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,185 +35,364 @@
 #include "promacct/pushgateway.h"
 #include "promacct/registry.h"
 #include "promacct/remote_write.h"
+#include "promacct/timer.h"
 
 #define ERR_MAX 1024
+/* The shutdown deadline is the longest timeout of the outputs in use, and
+ * at least this long (capture threads and the scrape page stop in well
+ * under a second). */
+#define SHUTDOWN_MIN_SECONDS 1.0
 
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static int shutdown_signal;
+/* Requests from the signal thread (or any other thread) to the main
+ * thread, under req_lock. */
+static pthread_mutex_t req_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t req_cond = PTHREAD_COND_INITIALIZER;
+static int req_shutdown_signal; /* SIGINT / SIGTERM received */
+static int req_reload;          /* reloads asked for and not yet done */
 static struct capture *the_capture;
 
+/* Everything the agent made; zeroed means "not made". */
+struct agent {
+	struct config cfg;
+	struct registry reg;
+	int reg_ok;
+	struct capture *cap;
+	struct http_server *http;
+	struct pushgateway *push;
+	struct remote_write *rw;
+};
+
+/* Asks the main thread for a configuration reload. Callable from any
+ * thread, at any time (the scrape server's POST /-/reload can call it). */
+static void request_reload(void)
+{
+	pthread_mutex_lock(&req_lock);
+	req_reload++;
+	pthread_cond_broadcast(&req_cond);
+	pthread_mutex_unlock(&req_lock);
+}
+
+static void request_shutdown(int sig)
+{
+	pthread_mutex_lock(&req_lock);
+	if (!req_shutdown_signal)
+		req_shutdown_signal = sig;
+	pthread_cond_broadcast(&req_cond);
+	pthread_mutex_unlock(&req_lock);
+	struct capture *cap = __atomic_load_n(&the_capture, __ATOMIC_ACQUIRE);
+	if (cap)
+		capture_request_stop(cap); /* wakes --once's wait for the files */
+}
+
+static int shutdown_requested(void)
+{
+	pthread_mutex_lock(&req_lock);
+	int sig = req_shutdown_signal;
+	pthread_mutex_unlock(&req_lock);
+	return sig;
+}
+
+/* Takes SIGHUP (any number) until SIGINT or SIGTERM, then returns. */
 static void *signal_thread(void *arg)
 {
-	sigset_t *set = arg;
-	int sig = 0;
-	while (sigwait(set, &sig) != 0)
-		;
-	pthread_mutex_lock(&wake_lock);
-	shutdown_signal = sig;
-	pthread_cond_broadcast(&wake_cond);
-	pthread_mutex_unlock(&wake_lock);
-	if (the_capture)
-		capture_request_stop(the_capture);
+	const sigset_t *set = arg;
+	for (;;) {
+		int sig = 0;
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			request_reload();
+			continue;
+		}
+		request_shutdown(sig);
+		return NULL;
+	}
+}
+
+/* The reload hook, run on the main thread between waits (never while the
+ * agent starts or stops). Config reload goes here: re-read what can change
+ * at run time and apply it to the running modules. */
+static void agent_reload(struct agent *a)
+{
+	(void)a;
+	log_info("reload requested", "%s", "");
+}
+
+/* Usage rules across outputs and modes. */
+static int check_usage(const struct config *c, char *err, size_t errlen)
+{
+	if (c->once && c->push_delete_on_exit) {
+		snprintf(err, errlen,
+		         "--push.delete-on-exit cannot be used with --once (the group would be "
+		         "deleted as soon as it was pushed)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void map_push_opts(const struct config *c, struct pushgateway_opts *o)
+{
+	*o = (struct pushgateway_opts){
+	    .gateway = c->push_gateway,
+	    .job = c->push_job,
+	    .grouping = c->push_grouping,
+	    .ngrouping = c->npush_grouping,
+	    .interval = c->push_interval,
+	    .post = c->push_post,
+	    .delete_on_exit = c->push_delete_on_exit,
+	    .http = c->push_http,
+	};
+}
+
+/* Phase (a), first half: every module made, none started. 0 or -1
+ * (logged). */
+static int agent_create(struct agent *a)
+{
+	struct config *cfg = &a->cfg;
+	char err[ERR_MAX] = "";
+
+	if (registry_init(&a->reg, cfg->layout, &cfg->ranges, cfg->max_addresses)) {
+		log_error("out of memory", "%s", "");
+		return -1;
+	}
+	a->reg_ok = 1;
+	struct capture_opts copts = {cfg->promisc, cfg->buffer_size, cfg->filter,
+	                             cfg->capture_threads};
+	a->cap = capture_new(&a->reg, &copts);
+	if (!a->cap) {
+		log_error("out of memory", "%s", "");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->ninterfaces; i++)
+		if (capture_add_interface(a->cap, cfg->interfaces[i], err, sizeof err)) {
+			log_error("cannot capture", "err=\"%s\"", err);
+			return -1;
+		}
+	for (size_t i = 0; i < cfg->nreads; i++)
+		if (capture_add_file(a->cap, cfg->reads[i], err, sizeof err)) {
+			log_error("cannot read capture file", "err=\"%s\"", err);
+			return -1;
+		}
+	if (cfg->push_gateway) {
+		struct pushgateway_opts popts;
+		map_push_opts(cfg, &popts);
+		a->push = pushgateway_new(&popts, &a->reg, err, sizeof err);
+		if (!a->push) {
+			log_error("cannot set up pushing", "err=\"%s\"", err);
+			return -1;
+		}
+	}
+	if (cfg->nrw_urls) {
+		a->rw = remote_write_new(cfg, &a->reg, err, sizeof err);
+		if (!a->rw) {
+			log_error("cannot set up remote write", "err=\"%s\"", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Phase (a), second half: start in order. 0 or -1 (logged); on failure the
+ * caller frees everything without graceful work. */
+static int agent_start(struct agent *a)
+{
+	struct config *cfg = &a->cfg;
+	char err[ERR_MAX] = "";
+
+	/* The scrape page first: binding is the start-up most likely to fail
+	 * (address in use), and it must fail before anything reaches outside.
+	 * Every self-metric is registered by now (the modules' _new). */
+	if (!cfg->web_disable && !cfg->once) {
+		a->http = http_server_start(cfg->listen, &a->reg, err, sizeof err);
+		if (!a->http) {
+			log_error("cannot start the scrape page", "err=\"%s\"", err);
+			return -1;
+		}
+	}
+	if (capture_start(a->cap, err, sizeof err)) {
+		log_error("cannot start capture", "err=\"%s\"", err);
+		return -1;
+	}
+	if (cfg->once)
+		return 0; /* --once delivers on the main thread, no timers */
+	/* Last, the outputs with effects outside: a push or a remote write is
+	 * only sent by an agent that runs. */
+	if (a->push && pushgateway_start(a->push, err, sizeof err)) {
+		log_error("cannot start pushing", "err=\"%s\"", err);
+		return -1;
+	}
+	if (a->rw && remote_write_start(a->rw)) {
+		log_error("cannot start remote write", "%s", "");
+		remote_write_stop(a->rw);
+		return -1;
+	}
+	return 0;
+}
+
+/* --once: waits for the files, then delivers once. Exit status. */
+static int agent_run_once(struct agent *a)
+{
+	int failed = capture_wait_files(a->cap);
+	int sig = shutdown_requested();
+	if (sig) {
+		log_warn("interrupted before the files were read", "signal=%d", sig);
+		return 1;
+	}
+	if (failed) {
+		log_error("reading capture files failed", "files=%d", failed);
+		return 1;
+	}
+	int status = 0;
+	if (a->push && pushgateway_push_now(a->push))
+		status = 1;
+	if (a->rw && remote_write_send_once(a->rw))
+		status = 1;
+	if (!a->push && !a->rw) {
+		/* streamed: written as it renders, one chunk held */
+		int rc = expo_text_write_fd(&a->reg, STDOUT_FILENO, NULL);
+		if (rc) {
+			log_error("writing metrics failed", "err=\"%s\"", strerror(-rc));
+			status = 1;
+		}
+	}
+	return status;
+}
+
+/* Phase (b): serves until SIGINT or SIGTERM, doing reloads in between. */
+static int agent_run(struct agent *a)
+{
+	for (;;) {
+		pthread_mutex_lock(&req_lock);
+		while (!req_shutdown_signal && !req_reload)
+			pthread_cond_wait(&req_cond, &req_lock);
+		int sig = req_shutdown_signal;
+		int reload = req_reload;
+		req_reload = 0;
+		pthread_mutex_unlock(&req_lock);
+		if (sig) {
+			log_info("shutting down", "signal=%s",
+			         sig == SIGINT ? "SIGINT" : "SIGTERM");
+			return 0;
+		}
+		if (reload)
+			agent_reload(a);
+	}
+}
+
+static double shutdown_budget(const struct config *c)
+{
+	double b = SHUTDOWN_MIN_SECONDS;
+	if (c->push_gateway && c->push_http.timeout > b)
+		b = c->push_http.timeout;
+	if (c->nrw_urls && c->rw_http.timeout > b)
+		b = c->rw_http.timeout;
+	return b;
+}
+
+struct push_shutdown {
+	struct pushgateway *p;
+	double deadline;
+};
+
+static void *push_shutdown_thread(void *arg)
+{
+	struct push_shutdown *ps = arg;
+	pushgateway_shutdown(ps->p, ps->deadline);
 	return NULL;
+}
+
+/* Phase (b) end: one deadline for everything. Capture stops first, so the
+ * final push and remote write carry the last counts; the pusher and remote
+ * write then finish side by side (a hanging gateway does not eat the remote
+ * write's time), each bounded by the deadline. */
+static void agent_shutdown(struct agent *a, double deadline)
+{
+	if (a->cap)
+		capture_stop(a->cap);
+	pthread_t pt;
+	struct push_shutdown ps = {a->push, deadline};
+	int side = a->push && a->rw && pthread_create(&pt, NULL, push_shutdown_thread, &ps) == 0;
+	if (!side)
+		pushgateway_shutdown(a->push, deadline);
+	if (a->rw)
+		remote_write_stop(a->rw);
+	if (side)
+		pthread_join(pt, NULL);
+	http_server_stop(a->http);
+	a->http = NULL;
+}
+
+/* Frees what was made. Threads still running are stopped without graceful
+ * work (after a failed start-up). */
+static void agent_free(struct agent *a)
+{
+	if (a->cap)
+		capture_stop(a->cap);
+	http_server_stop(a->http);
+	pushgateway_free(a->push);
+	remote_write_free(a->rw);
+	capture_free(a->cap);
+	if (a->reg_ok)
+		registry_free(&a->reg);
+	config_free(&a->cfg);
 }
 
 int main(int argc, char **argv)
 {
-	struct config cfg;
-	struct registry reg;
-	char err[ERR_MAX] = "";
-	int status = 1;
-	struct capture *cap = NULL;
-	struct http_server *http = NULL;
-	struct pushgateway *push = NULL;
-	struct remote_write *rw = NULL;
-	pthread_t sigthr;
-	int reg_ok = 0, sig_started = 0;
+	static struct agent a;
 	static sigset_t sigs;
+	char err[ERR_MAX] = "";
+	pthread_t sigthr;
+	int sig_started = 0, status = 1;
 
-	enum config_result cr = config_parse(&cfg, argc, argv, err, sizeof err);
+	enum config_result cr = config_parse(&a.cfg, argc, argv, err, sizeof err);
+	if (cr == CONFIG_OK && check_usage(&a.cfg, err, sizeof err))
+		cr = CONFIG_USAGE;
 	if (cr == CONFIG_EXIT_OK) {
-		config_free(&cfg);
+		config_free(&a.cfg);
 		return 0;
 	}
 	if (cr != CONFIG_OK) {
 		fprintf(stderr, "promacct: error: %s\n", err);
-		config_free(&cfg);
+		config_free(&a.cfg);
 		return 2;
 	}
 
+	/* Before any thread exists, so every thread inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	if (registry_init(&reg, cfg.layout, &cfg.ranges, cfg.max_addresses)) {
-		log_error("out of memory", "%s", "");
+	/* Phase (a): make and start everything, or free what was made. */
+	if (agent_create(&a))
 		goto out;
-	}
-	reg_ok = 1;
-	struct capture_opts copts = {cfg.promisc, cfg.buffer_size, cfg.filter, cfg.capture_threads};
-	cap = capture_new(&reg, &copts);
-	if (!cap) {
-		log_error("out of memory", "%s", "");
-		goto out;
-	}
-	for (size_t i = 0; i < cfg.ninterfaces; i++)
-		if (capture_add_interface(cap, cfg.interfaces[i], err, sizeof err)) {
-			log_error("cannot capture", "err=\"%s\"", err);
-			goto out;
-		}
-	for (size_t i = 0; i < cfg.nreads; i++)
-		if (capture_add_file(cap, cfg.reads[i], err, sizeof err)) {
-			log_error("cannot read capture file", "err=\"%s\"", err);
-			goto out;
-		}
-	if (cfg.push_gateway) {
-		push = pushgateway_new(&cfg, &reg, err, sizeof err);
-		if (!push) {
-			log_error("cannot set up pushing", "err=\"%s\"", err);
-			goto out;
-		}
-	}
-	if (cfg.nrw_urls) {
-		rw = remote_write_new(&cfg, &reg, err, sizeof err);
-		if (!rw) {
-			log_error("cannot set up remote write", "err=\"%s\"", err);
-			goto out;
-		}
-	}
-
-	/* Last: its threads may serve scrapes at once, and every self-metric
-	 * (push, remote write) must be registered before anything reads. */
-	if (!cfg.web_disable && !cfg.once) {
-		http = http_server_start(cfg.listen, &reg, err, sizeof err);
-		if (!http) {
-			log_error("cannot start the scrape page", "err=\"%s\"", err);
-			goto out;
-		}
-	}
-
-	the_capture = cap;
+	__atomic_store_n(&the_capture, a.cap, __ATOMIC_RELEASE);
 	if (pthread_create(&sigthr, NULL, signal_thread, &sigs) == 0)
 		sig_started = 1;
-	if (capture_start(cap, err, sizeof err)) {
-		log_error("cannot start capture", "err=\"%s\"", err);
+	if (agent_start(&a))
 		goto out;
-	}
 	log_info("promacct started",
 	         "version=%s interfaces=%zu files=%zu ranges=%zu listen=%s port=%d",
-	         promacct_version, cfg.ninterfaces, cfg.nreads, cfg.ranges.n,
-	         http ? cfg.listen : "disabled", http ? http_server_port(http) : 0);
+	         promacct_version, a.cfg.ninterfaces, a.cfg.nreads, a.cfg.ranges.n,
+	         a.http ? a.cfg.listen : "disabled", a.http ? http_server_port(a.http) : 0);
 
-	if (cfg.once) {
-		int failed = capture_wait_files(cap);
-		pthread_mutex_lock(&wake_lock);
-		int sig = shutdown_signal;
-		pthread_mutex_unlock(&wake_lock);
-		if (sig) {
-			log_warn("interrupted before the files were read", "signal=%d", sig);
-			goto out;
-		}
-		if (failed) {
-			log_error("reading capture files failed", "files=%d", failed);
-			goto out;
-		}
-		status = 0;
-		if (push && pushgateway_push_now(push))
-			status = 1;
-		if (rw && remote_write_send_once(rw))
-			status = 1;
-		if (!push && !rw) {
-			/* streamed: written as it renders, one chunk held */
-			int rc = expo_text_write_fd(&reg, STDOUT_FILENO, NULL);
-			if (rc) {
-				log_error("writing metrics failed", "err=\"%s\"", strerror(-rc));
-				status = 1;
-			}
-		}
-		goto out;
-	}
-
-	if (push && pushgateway_start(push)) {
-		log_error("cannot start the push thread", "%s", "");
-		goto out;
-	}
-	if (rw && remote_write_start(rw)) {
-		log_error("cannot start remote write", "%s", "");
-		goto out;
-	}
-	pthread_mutex_lock(&wake_lock);
-	while (!shutdown_signal)
-		pthread_cond_wait(&wake_cond, &wake_lock);
-	int sig = shutdown_signal;
-	pthread_mutex_unlock(&wake_lock);
-	log_info("shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	status = 0;
+	/* Phase (b): run, then shut down with one deadline. */
+	if (a.cfg.once)
+		status = agent_run_once(&a);
+	else
+		status = agent_run(&a);
+	agent_shutdown(&a, time_monotonic() + shutdown_budget(&a.cfg));
 
 out:
-	if (cap)
-		capture_stop(cap);
-	if (push)
-		pushgateway_stop(push);
-	if (rw)
-		remote_write_stop(rw);
-	http_server_stop(http);
 	if (sig_started) {
-		pthread_mutex_lock(&wake_lock);
-		int pending = !shutdown_signal;
-		pthread_mutex_unlock(&wake_lock);
-		if (pending)
-			pthread_kill(sigthr, SIGTERM); /* blocked: sigwait takes it */
+		if (!shutdown_requested())
+			pthread_kill(sigthr, SIGTERM); /* blocked: its sigwait takes it */
 		pthread_join(sigthr, NULL);
 	}
-	the_capture = NULL;
-	pushgateway_free(push);
-	remote_write_free(rw);
-	capture_free(cap);
-	if (reg_ok)
-		registry_free(&reg);
-	config_free(&cfg);
+	__atomic_store_n(&the_capture, NULL, __ATOMIC_RELEASE);
+	agent_free(&a);
 	return status;
 }

@@ -1,26 +1,35 @@
 /* DESIGN: the Pushgateway pusher.
  *
- * A timer thread wakes every --push.interval (a condition variable wait on
- * CLOCK_MONOTONIC, so a stop request wakes it at once), renders the registry
- * into a text-format body with the same renderer as the scrape page, and
- * PUTs or POSTs it to the group URL. Rendering reads counters without
- * stopping capture; the HTTP request blocks only this thread, bounded by
- * --push.timeout. Counters are cumulative, so a failed push loses nothing:
- * the next interval sends the current state. Failures are logged once per
- * change of state (not every interval) and counted. pushgateway_stop pushes
- * a final time and optionally DELETEs the group. */
+ * Lifecycle: pushgateway_new (validates, builds the URL and the HTTP client;
+ * no thread, no traffic) / pushgateway_start (the timer thread) /
+ * pushgateway_shutdown(deadline) / pushgateway_free. The one stop flag is
+ * `stop`: the timer's wait and a push in flight both watch it.
+ *
+ * The timer thread (timer.c) wakes every interval, renders the registry into
+ * a text-format body with the same renderer as the scrape page, and PUTs or
+ * POSTs it to the group URL. Rendering reads counters without stopping
+ * capture; the HTTP request blocks only this thread, bounded by the timeout
+ * and abandoned when stop is set. Counters are cumulative, so a failed push
+ * loses nothing: the next interval sends the current state. Failures are
+ * logged once per change of state (not every interval) and counted.
+ *
+ * Graceful work (the final push, DELETE with delete_on_exit) happens in
+ * pushgateway_shutdown, on the caller's thread after the timer thread has
+ * ended, only if pushgateway_start succeeded, each request bounded by the
+ * shutdown deadline. A pusher that never started (say, another module failed
+ * to start) sends nothing: it must not touch the group of an agent that is
+ * running with the same grouping. */
 #include "promacct/pushgateway.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "promacct/expo_text.h"
-#include "promacct/http_client.h"
 #include "promacct/log.h"
+#include "promacct/timer.h"
 
 #define GZIP_MIN_BYTES 1024 /* smaller bodies go uncompressed */
 #define GZIP_LEVEL     6
@@ -32,14 +41,10 @@ struct pushgateway {
 	char *url;
 	int post;
 	int delete_on_exit;
-	double interval;
-	size_t last_size;
+	size_t last_size; /* timer thread, then the shutdown caller */
 
-	pthread_t thread;
-	int started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int stop;
+	struct timer timer;
+	atomic_int stop; /* the one stop flag */
 
 	int last_ok; /* -1 unknown, 0 failing, 1 ok: log on change only */
 	gauge_t *ok, *failed, *last_success, *duration;
@@ -103,37 +108,70 @@ void pushgateway_group_path(struct buf *out, const char *job, const struct label
 		append_segment(out, grouping[i].name, grouping[i].value);
 }
 
-struct pushgateway *pushgateway_new(const struct config *cfg, struct registry *reg, char *err,
-                                    size_t errlen)
+int pushgateway_url(struct buf *out, const char *gateway, const char *job,
+                    const struct label *grouping, size_t n, char *err, size_t errlen)
 {
-	struct pushgateway *p = calloc(1, sizeof *p);
+	if (strncmp(gateway, "http://", 7) && strncmp(gateway, "https://", 8)) {
+		snprintf(err, errlen, "expected an http:// or https:// URL");
+		return -EINVAL;
+	}
+	if (strchr(gateway, '#')) {
+		snprintf(err, errlen, "a URL fragment ('#') has no meaning here");
+		return -EINVAL;
+	}
+	/* The path part ends at the query; the group path goes between. */
+	size_t pl = strcspn(gateway, "?");
+	size_t gl = pl;
+	while (gl > 0 && gateway[gl - 1] == '/')
+		gl--;
+	buf_append(out, gateway, gl);
+	pushgateway_group_path(out, job, grouping, n);
+	buf_append_str(out, gateway + pl);
+	buf_append_char(out, '\0');
+	if (out->err) {
+		snprintf(err, errlen, "push URL too long");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void push_tick(void *arg);
+
+struct pushgateway *pushgateway_new(const struct pushgateway_opts *o, struct registry *reg,
+                                    char *err, size_t errlen)
+{
 	struct buf u;
+	char why[256];
+	if (!o->gateway || !o->job || !*o->job) {
+		snprintf(err, errlen, "a gateway URL and a job name are needed");
+		return NULL;
+	}
+	if (!(o->interval > 0)) {
+		snprintf(err, errlen, "push interval must be positive");
+		return NULL;
+	}
+	struct pushgateway *p = calloc(1, sizeof *p);
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	p->reg = reg;
-	p->post = cfg->push_post;
-	p->delete_on_exit = cfg->push_delete_on_exit;
-	p->interval = cfg->push_interval;
+	p->post = o->post;
+	p->delete_on_exit = o->delete_on_exit;
 	p->last_ok = -1;
-	pthread_mutex_init(&p->lock, NULL);
-	cond_init_monotonic(&p->cond);
+	atomic_init(&p->stop, 0);
+	timer_init(&p->timer,
+	           &(struct timer_opts){
+	               .interval = o->interval, .tick = push_tick, .arg = p, .stop = &p->stop});
 
 	buf_init(&u, URL_MAX);
-	size_t gl = strlen(cfg->push_gateway);
-	while (gl > 0 && cfg->push_gateway[gl - 1] == '/')
-		gl--;
-	buf_append(&u, cfg->push_gateway, gl);
-	pushgateway_group_path(&u, cfg->push_job, cfg->push_grouping, cfg->npush_grouping);
-	buf_append_char(&u, '\0');
-	if (u.err) {
-		snprintf(err, errlen, "push URL too long");
+	if (pushgateway_url(&u, o->gateway, o->job, o->grouping, o->ngrouping, why, sizeof why)) {
+		snprintf(err, errlen, "gateway URL '%s': %s", o->gateway, why);
 		buf_free(&u);
 		goto fail;
 	}
 	p->url = u.data;
-	p->http = http_client_new(&cfg->push_http, err, errlen);
+	p->http = http_client_new(&o->http, err, errlen);
 	if (!p->http)
 		goto fail;
 	p->ok = registry_self_add(reg, "promacct_push_requests_total",
@@ -192,8 +230,10 @@ static void note_result(struct pushgateway *p, int ok, const struct http_respons
 	p->last_ok = ok;
 }
 
-/* One push; failures are logged and counted (the caller may ignore them). */
-static int push_once(struct pushgateway *p)
+/* One push, bounded by the client's timeout, the deadline and (when not
+ * NULL) the abort flag. Failures are logged and counted; an abandoned push
+ * (shutting down) is neither. 0 on success, -1 if not. */
+static int push_once(struct pushgateway *p, double deadline, const atomic_int *abort)
 {
 	struct buf text, gz;
 	struct http_response resp;
@@ -220,10 +260,13 @@ static int push_once(struct pushgateway *p)
 		body_len = gz.len;
 		headers[1] = "Content-Encoding: gzip";
 	}
-	rc = http_client_request(p->http, p->post ? "POST" : "PUT", p->url, body, body_len, headers,
-	                         &resp);
+	rc = http_client_request_until(p->http, p->post ? "POST" : "PUT", p->url, body, body_len,
+	                               headers, deadline, abort, &resp);
 	gauge_set(p->duration, resp.seconds);
-	if (rc == 0 && resp.status >= 200 && resp.status < 300) {
+	if (rc == -ECANCELED) {
+		log_debug("push abandoned: shutting down", "url=%s", p->url);
+		rc = -1;
+	} else if (rc == 0 && resp.status >= 200 && resp.status < 300) {
 		note_result(p, 1, NULL, NULL);
 		rc = 0;
 	} else {
@@ -236,55 +279,55 @@ out:
 	return rc;
 }
 
-int pushgateway_push_now(struct pushgateway *p)
-{
-	return push_once(p);
-}
-
-static void *push_thread(void *arg)
+static void push_tick(void *arg)
 {
 	struct pushgateway *p = arg;
-	double next = time_monotonic();
-	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
-		pthread_mutex_unlock(&p->lock);
-		push_once(p);
-		pthread_mutex_lock(&p->lock);
-		next = tick_next(next, p->interval, time_monotonic());
-		cond_wait_until(&p->cond, &p->lock, next, &p->stop);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
+	(void)push_once(p, INFINITY, &p->stop);
 }
 
-int pushgateway_start(struct pushgateway *p)
+int pushgateway_push_now(struct pushgateway *p)
 {
-	if (pthread_create(&p->thread, NULL, push_thread, p))
-		return -EAGAIN;
-	p->started = 1;
-	return 0;
+	return push_once(p, INFINITY, &p->stop);
 }
 
-void pushgateway_stop(struct pushgateway *p)
+int pushgateway_start(struct pushgateway *p, char *err, size_t errlen)
 {
-	if (p->started) {
-		pthread_mutex_lock(&p->lock);
-		p->stop = 1;
-		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->lock);
-		pthread_join(p->thread, NULL);
-		p->started = 0;
-		/* The final state, bounded by --push.timeout. */
-		push_once(p);
+	int rc = timer_start(&p->timer);
+	if (rc)
+		snprintf(err, errlen, "cannot start the push thread: %s", strerror(-rc));
+	return rc;
+}
+
+static void delete_group(struct pushgateway *p, double deadline)
+{
+	struct http_response resp;
+	int rc = http_client_request_until(p->http, "DELETE", p->url, NULL, 0, NULL, deadline, NULL,
+	                                   &resp);
+	if (rc == 0 && resp.status >= 200 && resp.status < 300) {
+		log_info("deleted the pushed group", "url=%s", p->url);
+	} else {
+		log_failure(LOG_ERROR, "deleting the pushed group failed", p->url, &resp);
 	}
+}
+
+void pushgateway_shutdown(struct pushgateway *p, double deadline)
+{
+	if (!p)
+		return;
+	atomic_store(&p->stop, 1);
+	timer_stop(&p->timer);
+	if (!timer_started(&p->timer))
+		return; /* never started: no graceful work */
+	/* The final state, then the group's end; each bounded by the deadline. */
+	if (deadline_left(deadline) > 0)
+		(void)push_once(p, deadline, NULL);
+	else
+		log_warn("no time left for the final push", "url=%s", p->url);
 	if (p->delete_on_exit) {
-		struct http_response resp;
-		int rc = http_client_request(p->http, "DELETE", p->url, NULL, 0, NULL, &resp);
-		if (rc == 0 && resp.status >= 200 && resp.status < 300) {
-			log_info("deleted the pushed group", "url=%s", p->url);
-		} else {
-			log_failure(LOG_ERROR, "deleting the pushed group failed", p->url, &resp);
-		}
+		if (deadline_left(deadline) > 0)
+			delete_group(p, deadline);
+		else
+			log_error("no time left to delete the pushed group", "url=%s", p->url);
 		p->delete_on_exit = 0;
 	}
 }
@@ -293,9 +336,9 @@ void pushgateway_free(struct pushgateway *p)
 {
 	if (!p)
 		return;
+	atomic_store(&p->stop, 1);
+	timer_destroy(&p->timer);
 	http_client_free(p->http);
 	free(p->url);
-	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->cond);
 	free(p);
 }

@@ -2,22 +2,43 @@
 #ifndef PROMACCT_PUSHGATEWAY_H
 #define PROMACCT_PUSHGATEWAY_H
 
-#include "promacct/config.h"
+#include "promacct/buf.h"
+#include "promacct/http_client.h"
+#include "promacct/labels.h"
 #include "promacct/registry.h"
+
+/* What the pusher needs from the command line (main.c maps the config).
+ * Pointers are borrowed and must outlive the pusher. */
+struct pushgateway_opts {
+	const char *gateway; /* http(s)://host:port[/prefix][?query] */
+	const char *job;
+	const struct label *grouping; /* instance included */
+	size_t ngrouping;
+	double interval; /* seconds between pushes, > 0 */
+	int post;        /* 0: PUT (replace the group), 1: POST */
+	int delete_on_exit;
+	struct http_client_opts http;
+};
 
 struct pushgateway;
 
-/* Builds the group URL and the HTTP client, registers self-metrics. NULL
- * with a message in err. Caller frees with pushgateway_free. */
-struct pushgateway *pushgateway_new(const struct config *cfg, struct registry *reg, char *err,
-                                    size_t errlen);
-/* Starts the timer thread (a push every --push.interval). */
-int pushgateway_start(struct pushgateway *p) MUST_CHECK;
-/* One push now, on the calling thread. 0 on success, -1 (logged) if not. */
+/* Validates the options, builds the group URL and the HTTP client,
+ * registers self-metrics. No thread, no network traffic. NULL with a message
+ * in err. Caller frees with pushgateway_free. */
+struct pushgateway *pushgateway_new(const struct pushgateway_opts *opts, struct registry *reg,
+                                    char *err, size_t errlen);
+/* Starts the timer thread: a push at once, then every interval. Only after
+ * this succeeded does pushgateway_shutdown do its graceful work. */
+int pushgateway_start(struct pushgateway *p, char *err, size_t errlen) MUST_CHECK;
+/* One push now on the calling thread (--once, no timer thread), bounded by
+ * the timeout. 0 on success, -1 (logged) if not. */
 int pushgateway_push_now(struct pushgateway *p) MUST_CHECK;
-/* Stops the timer thread; pushes a final time, then deletes the group if
- * --push.delete-on-exit. */
-void pushgateway_stop(struct pushgateway *p);
+/* Stops the timer thread (a push in flight is abandoned within about a
+ * second); then, only if pushgateway_start had succeeded, pushes the final
+ * state and DELETEs the group if delete_on_exit, each bounded by the
+ * monotonic deadline (what has no time left is skipped and logged). */
+void pushgateway_shutdown(struct pushgateway *p, double deadline);
+/* Stops the thread if still running (no graceful work) and frees. NULL ok. */
 void pushgateway_free(struct pushgateway *p);
 
 /* Builds the group path /metrics/job/<JOB>{/<NAME>/<VALUE>} (base64url for
@@ -25,5 +46,11 @@ void pushgateway_free(struct pushgateway *p);
  * out. Exposed for tests. */
 void pushgateway_group_path(struct buf *out, const char *job, const struct label *grouping,
                             size_t n);
+/* The whole group URL: the gateway URL's path (trailing slashes dropped),
+ * then the group path, then the gateway URL's query string if any. Writes
+ * a NUL-terminated string to out. 0, or -EINVAL with a message in err (not
+ * http(s), a fragment, too long). Exposed for tests. */
+int pushgateway_url(struct buf *out, const char *gateway, const char *job,
+                    const struct label *grouping, size_t n, char *err, size_t errlen) MUST_CHECK;
 
 #endif

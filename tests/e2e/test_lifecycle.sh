@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# End-to-end: the agent's lifecycle as an operator sees it.
+#  - A start-up that fails (port in use) has no graceful side effects: it
+#    neither pushes nor DELETEs, so it cannot wipe the group of the agent
+#    that is running (issue 13 item 2), with the real Pushgateway.
+#  - --once with --push.delete-on-exit is a usage error.
+#  - SIGTERM to exit is bounded by --push.timeout even when the gateway
+#    hangs (issue 13 item 8, push side).
+#  - SIGHUP never ends the agent: it asks for a reload.
+#  - A gateway URL with a query string keeps it after the group path (item 11).
+. "$(dirname "$0")/lib.sh"
+command -v prometheus-pushgateway >/dev/null || fail "prometheus-pushgateway not installed"
+: "${STALL_SERVER:?STALL_SERVER must point to the stall_server tool}"
+
+"$PCAPGEN" en10mb "$WORK/eth.pcap" <"$TESTDATA/ethernet.spec"
+GWPORT=$(free_port)
+GW="http://127.0.0.1:$GWPORT"
+start_pushgateway gw "$GWPORT"
+wait_http "$GW/-/ready"
+
+# The push_time_seconds of group dc=$1 on the gateway (empty: no group).
+push_time() {
+	curl -fsS "$GW/metrics" | awk -v g="dc=\"$1\"" 'index($0, g) && /^push_time_seconds/ { print $2 }'
+}
+
+# 1. A second agent that fails to start touches nothing on the gateway.
+APORT=$(free_port)
+start agentA "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --web.listen-address "127.0.0.1:$APORT" \
+	--push.gateway "$GW" --push.grouping dc=dup --push.interval 1h --push.delete-on-exit
+wait_http "http://127.0.0.1:$APORT/metrics"
+for _ in $(seq 1 50); do [ -n "$(push_time dup)" ] && break; sleep 0.1; done
+T_A=$(push_time dup)
+[ -n "$T_A" ] || fail "agent A's group never reached the gateway"
+rc=0
+timeout 20 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --web.listen-address "127.0.0.1:$APORT" \
+	--push.gateway "$GW" --push.grouping dc=dup --push.interval 1h --push.delete-on-exit \
+	>"$WORK/agentB.out" 2>"$WORK/agentB.log" || rc=$?
+[ "$rc" = 1 ] || fail "agent B on a used port exited $rc, expected 1"
+grep -q "Address already in use" "$WORK/agentB.log" || fail "agent B does not say why it failed"
+grep -q 'msg="deleted the pushed group"' "$WORK/agentB.log" && fail "agent B deleted the group"
+[ "$(push_time dup)" = "$T_A" ] || fail "agent A's group was changed by agent B: '$T_A' -> '$(push_time dup)'"
+ok "a start-up that fails neither pushes nor deletes: agent A's group is intact"
+stop_agent agentA
+[ -z "$(push_time dup)" ] || fail "agent A did not delete its group on exit"
+ok "the agent that ran deletes its group on SIGTERM"
+
+# 2. --once with --push.delete-on-exit: a usage error, nothing sent.
+rc=0
+"$PROMACCT" -R "$WORK/eth.pcap" --once --push.gateway "$GW" --push.grouping dc=once \
+	--push.delete-on-exit >/dev/null 2>"$WORK/once.log" || rc=$?
+[ "$rc" = 2 ] || fail "--once --push.delete-on-exit exited $rc, expected 2 (usage)"
+grep -q -- "--push.delete-on-exit cannot be used with --once" "$WORK/once.log" ||
+	fail "the usage error does not name the flags"
+[ -z "$(push_time once)" ] || fail "--once with a usage error pushed"
+ok "--once with --push.delete-on-exit is a usage error"
+
+# 3. A gateway that hangs: SIGTERM to exit within --push.timeout (2s), even
+#    with a push in flight and a final push and DELETE to do.
+STALL_PORT=$(free_port)
+start stall "$STALL_SERVER" "$STALL_PORT" "$WORK/stall.requests"
+for _ in $(seq 1 50); do [ -s "$WORK/stall.log" ] && break; sleep 0.1; done
+SPORT=$(free_port)
+start hang "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --web.listen-address "127.0.0.1:$SPORT" \
+	--push.gateway "http://127.0.0.1:$STALL_PORT" --push.timeout 2s --push.interval 100ms \
+	--push.delete-on-exit
+wait_http "http://127.0.0.1:$SPORT/metrics"
+for _ in $(seq 1 50); do grep -q '^PUT ' "$WORK/stall.requests" 2>/dev/null && break; sleep 0.1; done
+grep -q '^PUT ' "$WORK/stall.requests" || fail "no push reached the hanging gateway"
+sleep 0.5 # the first push hangs in flight
+t0=$(date +%s%N)
+stop_agent hang
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 3000 ] || fail "SIGTERM with a hanging gateway took $ms ms (push timeout 2s)"
+grep -q 'deleted the pushed group' "$WORK/hang.log" && fail "a DELETE that got no answer was logged as done"
+ok "SIGTERM with a hanging gateway: exit 0 in $ms ms (push timeout 2000 ms)"
+
+# 4. SIGHUP asks for a reload and never ends the agent.
+HPORT=$(free_port)
+start hup "$PROMACCT" -R "$WORK/eth.pcap" --web.listen-address "127.0.0.1:$HPORT"
+wait_http "http://127.0.0.1:$HPORT/metrics"
+kill -HUP "$(cat "$WORK/hup.pid")"
+kill -HUP "$(cat "$WORK/hup.pid")"
+for _ in $(seq 1 50); do grep -q 'msg="reload requested"' "$WORK/hup.log" && break; sleep 0.1; done
+grep -q 'msg="reload requested"' "$WORK/hup.log" || fail "SIGHUP not logged as a reload request"
+curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$HPORT/metrics" || fail "the agent died on SIGHUP"
+stop_agent hup
+ok "SIGHUP: reload requested, the agent keeps running, SIGTERM still exits 0"
+
+# 5. A gateway URL with a query string: the query stays after the group path.
+"$PROMACCT" -R "$WORK/eth.pcap" --once -r 10.0.0.0/8 --push.gateway "$GW/?x=1" \
+	--push.grouping dc=query 2>"$WORK/query.log" || fail "push to a gateway URL with a query failed"
+[ -n "$(push_time query)" ] || fail "no group pushed through a URL with a query"
+grep -Eq 'metrics/job/promacct/dc/query/instance/[^" ?]*[?]x=1("| |$)' "$WORK/query.log" ||
+	fail "the push URL does not keep the query after the group path"
+rc=0
+"$PROMACCT" -R "$WORK/eth.pcap" --once --push.gateway "$GW/#frag" 2>"$WORK/frag.log" || rc=$?
+[ "$rc" != 0 ] || fail "a gateway URL with a fragment was accepted"
+grep -q 'fragment' "$WORK/frag.log" || fail "a gateway URL with a fragment: no reason given"
+ok "gateway URL with a query string: kept after the group path; a fragment is refused"

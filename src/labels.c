@@ -72,6 +72,12 @@ int labels_parse_pair(const char *text, struct label *out, char *err, size_t err
 		free(value);
 		return -EINVAL;
 	}
+	if (!labels_utf8_valid(value)) {
+		snprintf(err, errlen, "label %s: value is not valid UTF-8", name);
+		free(name);
+		free(value);
+		return -EINVAL;
+	}
 	out->name = name;
 	out->value = value;
 	return 0;
@@ -97,20 +103,65 @@ int labels_check_limit(size_t range_labels, size_t extra_labels, char *err, size
 	return -E2BIG;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1 to 4 bytes; no overlong
+ * forms, surrogates or code points above U+10FFFF), 0 when there is none. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80
+		           ? 4
+		           : 0;
+	}
+	return 0;
+}
+
+int labels_utf8_valid(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_seq_len(p);
+		if (!n)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
 void labels_escape(struct buf *b, const char *v, int quotes)
 {
 	const char *run = v;
 	for (const char *p = v; *p; p++) {
 		const char *esc = NULL;
-		if (*p == '\\')
+		size_t esc_len = 2;
+		if (*p == '\\') {
 			esc = "\\\\";
-		else if (*p == '"' && quotes)
+		} else if (*p == '"' && quotes) {
 			esc = "\\\"";
-		else if (*p == '\n')
+		} else if (*p == '\n') {
 			esc = "\\n";
+		} else if ((unsigned char)*p >= 0x80) {
+			size_t n = utf8_seq_len((const unsigned char *)p);
+			if (n) {
+				p += n - 1;
+				continue;
+			}
+			/* The format is UTF-8 (Prometheus rejects the whole page
+			 * otherwise): a stray byte becomes U+FFFD. */
+			esc = "\xef\xbf\xbd";
+			esc_len = 3;
+		}
 		if (esc) {
 			buf_append(b, run, (size_t)(p - run));
-			buf_append(b, esc, 2);
+			buf_append(b, esc, esc_len);
 			run = p + 1;
 		}
 	}

@@ -308,6 +308,16 @@ static void test_one_label_limit_checked_at_start_up(void **state)
 	assert_int_not_equal(labels_check_limit(LABELS_MAX - LABELS_FIXED + 1, 0, e, sizeof e), 0);
 }
 
+/* Found by fuzz_config: a parse that stopped inside a group of short flags
+ * (-yw) left getopt pointing into the old argv; the next parse (a test, a
+ * reload) went on from there. */
+static void test_a_second_parse_starts_afresh(void **state)
+{
+	(void)state;
+	expect_usage("-i eth0 -yw", "-y");
+	expect_usage("-i eth0 -xz", "-x");
+}
+
 static void test_help_and_version_exit_zero(void **state)
 {
 	(void)state;
@@ -348,6 +358,7 @@ int main(void)
 	    cmocka_unit_test(test_long_flags),
 	    cmocka_unit_test(test_push_and_remote_write_defaults),
 	    cmocka_unit_test(test_usage_errors_name_the_problem),
+	    cmocka_unit_test(test_a_second_parse_starts_afresh),
 	    cmocka_unit_test(test_help_and_version_exit_zero),
 	    cmocka_unit_test(test_http_client_flags_land_in_their_own_fields),
 	    cmocka_unit_test(test_defaults_come_from_the_flag_table),

@@ -120,6 +120,22 @@ static void test_label_values_and_help_are_escaped(void **state)
 	fixture_free(f);
 }
 
+/* Found by fuzz_expo: the format is UTF-8 and Prometheus rejects the whole
+ * page over one bad byte; a name from outside (a capture file path, a URL)
+ * keeps its valid characters and shows U+FFFD for each stray byte. */
+static void test_bytes_that_are_not_utf8_become_replacement_characters(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new("64", NULL, 0, 10);
+	free(f->reg.sources[0].name);
+	f->reg.sources[0].name = strdup("caf\xc3\xa9-\xff\xc3(.pcap");
+	fixture_ip(f, NULL, "10.0.0.1", "1.1.1.1", 6, 80);
+	char *page = fixture_render(&f->reg);
+	assert_non_null(strstr(page, "interface=\"caf\xc3\xa9-\xef\xbf\xbd\xef\xbf\xbd(.pcap\""));
+	free(page);
+	fixture_free(f);
+}
+
 static void test_page_cap_is_an_error(void **state)
 {
 	(void)state;
@@ -202,6 +218,7 @@ int main(void)
 	    cmocka_unit_test(test_exact_page_for_a_small_state),
 	    cmocka_unit_test(test_every_family_has_help_and_type_once_and_contiguous),
 	    cmocka_unit_test(test_label_values_and_help_are_escaped),
+	    cmocka_unit_test(test_bytes_that_are_not_utf8_become_replacement_characters),
 	    cmocka_unit_test(test_page_cap_is_an_error),
 	    cmocka_unit_test(test_streamed_page_equals_whole_page_in_bounded_chunks),
 	    cmocka_unit_test(test_sink_error_stops_the_render),

@@ -100,6 +100,21 @@ static void test_label_values_may_hold_colons_and_are_escaped(void **state)
 	ranges_free(&r);
 }
 
+/* Found by fuzz_ranges: a label value that is not UTF-8 would make every
+ * scrape of the page fail; it is a start-up error instead. */
+static void test_label_values_must_be_utf8(void **state)
+{
+	(void)state;
+	struct ranges r;
+	ranges_init(&r);
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8:customer=caf\xc3\xa9", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8:customer=caf\xe9", err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "UTF-8"));
+	assert_int_equal(ranges_add(&r, "10.0.0.0/8:a=\xed\xa0\x80", err, sizeof err), -EINVAL);
+	assert_int_equal(r.n, 1);
+	ranges_free(&r);
+}
+
 static void test_bad_specs_are_rejected_with_a_reason(void **state)
 {
 	(void)state;
@@ -407,6 +422,7 @@ int main(void)
 	    cmocka_unit_test(test_first_match_wins_in_command_line_order),
 	    cmocka_unit_test(test_label_values_may_hold_colons_and_are_escaped),
 	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
+	    cmocka_unit_test(test_label_values_must_be_utf8),
 	    cmocka_unit_test(test_host_bits_are_cleared),
 	    cmocka_unit_test(test_hinted_lookup_matches_plain_lookup),
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),

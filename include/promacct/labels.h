@@ -34,6 +34,8 @@ int labels_name_reserved(const char *name);
  * Checks the name is valid. Returns 0 or -EINVAL with a reason in err. */
 int labels_parse_pair(const char *text, struct label *out, char *err, size_t errlen) MUST_CHECK;
 void labels_free(struct label *l, size_t n);
+/* Nonzero when s is well-formed UTF-8 (label values must be). */
+int labels_utf8_valid(const char *s);
 
 /* 0 when a series with `range_labels` range labels and `extra_labels`
  * output labels (grouping or external, whichever is larger) fits in
@@ -42,7 +44,8 @@ int labels_check_limit(size_t range_labels, size_t extra_labels, char *err,
                        size_t errlen) MUST_CHECK;
 
 /* Text-format escaping: backslash and newline, and double quotes when
- * `quotes` (label values yes, HELP texts no). */
+ * `quotes` (label values yes, HELP texts no). Bytes that are not
+ * well-formed UTF-8 are written as U+FFFD (the format is UTF-8). */
 void labels_escape(struct buf *b, const char *v, int quotes);
 /* Text-format label value escaping: backslash, double quote, newline. */
 void labels_escape_value(struct buf *b, const char *v);

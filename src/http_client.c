@@ -1,7 +1,7 @@
 /* DESIGN: the HTTP client shared by the Pushgateway and remote-write
  * senders (one module, libcurl easy API).
  *
- * A client belongs to one sender thread at a time (curl easy handles are not
+ * A client belongs to one sender thread at a time (curl handles are not
  * thread-safe); each remote-write endpoint and the pusher own one. Requests
  * block the calling sender thread only, bounded by the timeout; capture and
  * the scrape page never wait on them. Secrets are read from files when the
@@ -22,7 +22,9 @@
 #include "promacct/registry.h"
 
 struct http_client {
-	CURL *curl;
+	/* Connections, DNS answers and TLS sessions live in the share and outlast
+	 * each request's easy handle (used by one thread at a time: no locks). */
+	CURLSH *share;
 	struct curl_slist *headers; /* user headers */
 	struct http_client_opts o;
 	char *password;
@@ -76,9 +78,12 @@ http_client *http_client_new(const struct http_client_opts *o, char *err, size_t
 		free(token);
 		token = NULL;
 	}
-	c->curl = curl_easy_init();
-	if (!c->curl)
+	c->share = curl_share_init();
+	if (!c->share)
 		goto oom;
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	return c;
 oom:
 	snprintf(err, errlen, "out of memory");
@@ -92,8 +97,8 @@ void http_client_free(http_client *c)
 {
 	if (!c)
 		return;
-	if (c->curl)
-		curl_easy_cleanup(c->curl);
+	if (c->share)
+		curl_share_cleanup(c->share);
 	curl_slist_free_all(c->headers);
 	if (c->password) {
 		memset(c->password, 0, strlen(c->password));
@@ -160,6 +165,26 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Pure: no state, no I/O (curl_getdate only parses). */
+double http_retry_after_parse(const char *value, time_t now)
+{
+	char v[128];
+	while (*value == ' ' || *value == '\t')
+		value++;
+	snprintf(v, sizeof v, "%s", value);
+	v[strcspn(v, "\r\n")] = '\0';
+	char *end;
+	double secs = strtod(v, &end);
+	if (end != v && *end == '\0' && secs >= 0)
+		return secs;
+	time_t when = curl_getdate(v, NULL);
+	if (when > 0) {
+		double d = difftime(when, now);
+		return d > 0 ? d : 0;
+	}
+	return -1;
+}
+
 static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
 {
 	struct http_response *r = arg;
@@ -172,21 +197,9 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
 			vl = sizeof v - 1;
 		memcpy(v, data + sizeof name - 1, vl);
 		v[vl] = '\0';
-		char *p = v;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		p[strcspn(p, "\r\n")] = '\0';
-		char *end;
-		double secs = strtod(p, &end);
-		if (end != p && *end == '\0' && secs >= 0) {
+		double secs = http_retry_after_parse(v, time(NULL));
+		if (secs >= 0)
 			r->retry_after = secs;
-		} else {
-			time_t when = curl_getdate(p, NULL);
-			if (when > 0) {
-				double d = difftime(when, time(NULL));
-				r->retry_after = d > 0 ? d : 0;
-			}
-		}
 	}
 	return n;
 }
@@ -213,8 +226,6 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 {
 	struct curl_slist *hdrs = NULL, *n;
 	int rc = 0;
-	CURL *h = c->curl;
-
 	memset(resp, 0, sizeof *resp);
 	resp->retry_after = -1;
 	double timeout = c->o.timeout;
@@ -229,7 +240,13 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 		snprintf(resp->error, sizeof resp->error, "abandoned: shutting down");
 		return -ECANCELED;
 	}
-	curl_easy_reset(h);
+	/* A fresh easy handle per request: libcurl 7.88 keeps a pointer to the
+	 * previous transfer's last header in a reused handle, and a folded
+	 * first header line in the next answer reads it after it was freed
+	 * (found by fuzz_http; curl issue 11620). The share keeps connections. */
+	CURL *h = curl_easy_init();
+	if (!h)
+		goto oom;
 	for (size_t i = 0; extra_headers && extra_headers[i]; i++) {
 		if (!(n = curl_slist_append(hdrs, extra_headers[i])))
 			goto oom;
@@ -249,6 +266,7 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 		goto oom;
 	hdrs = n;
 
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
@@ -307,6 +325,8 @@ oom:
 	snprintf(resp->error, sizeof resp->error, "out of memory");
 	rc = -ENOMEM;
 out:
+	if (h)
+		curl_easy_cleanup(h);
 	curl_slist_free_all(hdrs);
 	return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "promacct/buf.h"
 #include "promacct/common.h"
@@ -61,5 +62,10 @@ int http_client_request(http_client *c, const char *method, const char *url, con
 int http_client_request_until(http_client *c, const char *method, const char *url, const char *body,
                               size_t body_len, const char *const *extra_headers, double deadline,
                               const atomic_int *abort, struct http_response *resp) MUST_CHECK;
+
+/* The seconds a Retry-After header value (delay-seconds or an HTTP date,
+ * taken relative to `now`) asks to wait: >= 0, or -1 when the value is not
+ * one. Pure: used by the response handler and fuzzed on its own. */
+double http_retry_after_parse(const char *value, time_t now);
 
 #endif

@@ -319,6 +319,14 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 		rc = -EIO;
 	} else {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+		/* libcurl passes odd status lines through ("HTTP/2222...", "HTTP/1.1 41"):
+		 * not an HTTP answer the senders can classify (found by fuzz_http). */
+		if (resp->status < 100 || resp->status > 999) {
+			snprintf(resp->error, sizeof resp->error,
+			         "invalid HTTP status line (status %ld)", resp->status);
+			resp->status = 0;
+			rc = -EIO;
+		}
 	}
 	goto out;
 oom:

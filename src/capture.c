@@ -9,8 +9,19 @@
  * else: no lock, allocation, syscall or formatting (a new address takes the
  * table's slow path). pcap_stats runs on the capture thread at most once a
  * second, between dispatch calls, because pcap handles are not thread-safe.
- * capture_stop calls pcap_breakloop, which wakes a blocked poll (libpcap >=
- * 1.10). */
+ *
+ * An interface that disappears (pcap_dispatch fails) is closed and, every
+ * reopen_interval, opened again by its own thread (same snap length rules,
+ * filter and fanout group), waiting on the capture's condition variable so
+ * a stop request wakes it. The source is down (registry_source_set_up 0:
+ * series not exported, addresses out of the cap, interface_up 0) from the
+ * first of its threads that fails until the last one is back; each change
+ * is logged once. Its shards are kept, so its series continue. The handle
+ * of a worker changes only on its own thread, under the worker's lock that
+ * capture_request_stop takes for pcap_breakloop (libpcap >= 1.10 wakes a
+ * blocked poll).
+ *
+ * Lock order: capture lock, then a worker's lock. */
 #include "promacct/capture.h"
 
 #include <errno.h>
@@ -37,58 +48,37 @@ struct worker {
 	size_t src; /* index of its source in the registry */
 	const struct ranges *ranges;
 	const struct histogram_layout *layout;
-	pcap_t *pcap;
+	pthread_mutex_t lock; /* pcap changes vs pcap_breakloop from other threads */
+	pcap_t *pcap;         /* NULL while the interface is missing */
 	int dlt;
 	parse_fn parse; /* the parser of dlt */
 	int is_file;
-	char *name; /* interface or file path, for messages */
+	int fanout_group;
+	const char *name; /* interface or file path, for messages (not owned) */
 	pthread_t thread;
-	_Atomic int started;
-	uint64_t file_pkts;      /* packets read from a file (thread-private) */
-	struct acct_batch batch; /* queued address lookups (thread-private) */
+	int started;
+	/* thread-private */
+	uint64_t file_pkts;                         /* packets read from a file */
+	uint64_t base_recv, base_drop, base_ifdrop; /* pcap_stats of closed handles */
+	struct acct_batch batch;                    /* queued address lookups */
 };
 
 struct capture {
 	struct registry *reg;
 	struct capture_opts opts;
 	struct worker *w;
-	size_t nw;
-	_Atomic int stopping;
-	pthread_mutex_t files_lock;
-	pthread_cond_t files_cond;
+	size_t nw, wcap;
+	_Atomic int stopping; /* the stop flag, for the dispatch loops */
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t cond;  /* stop requests, files done */
+	int stop;             /* the stop flag, under lock (cond_wait_until) */
 	size_t files_pending;
 	int files_failed;
-	int fanout_seq;
+	int *src_down; /* per registry source: its workers without a handle */
+	size_t nsrc;
+	size_t live_sources, live_down, live_ended; /* live interfaces: all, down, ended */
+	int no_source_told;
 };
-
-struct capture *capture_new(struct registry *reg, const struct capture_opts *opts)
-{
-	struct capture *c = calloc(1, sizeof *c);
-	if (!c)
-		return NULL;
-	c->reg = reg;
-	c->opts = *opts;
-	if (c->opts.threads < 1)
-		c->opts.threads = 1;
-	pthread_mutex_init(&c->files_lock, NULL);
-	pthread_cond_init(&c->files_cond, NULL);
-	return c;
-}
-
-void capture_free(struct capture *c)
-{
-	if (!c)
-		return;
-	for (size_t i = 0; i < c->nw; i++) {
-		if (c->w[i].pcap)
-			pcap_close(c->w[i].pcap);
-		free(c->w[i].name);
-	}
-	free(c->w);
-	pthread_mutex_destroy(&c->files_lock);
-	pthread_cond_destroy(&c->files_cond);
-	free(c);
-}
 
 int capture_check_filter(const char *filter, char *err, size_t errlen)
 {
@@ -141,20 +131,6 @@ static int check_linktype(pcap_t *p, const char *what, const char *name, char *e
 	return -ENOTSUP;
 }
 
-static struct worker *worker_add(struct capture *c)
-{
-	struct worker *nw = realloc(c->w, (c->nw + 1) * sizeof *nw);
-	if (!nw)
-		return NULL;
-	c->w = nw;
-	memset(&c->w[c->nw], 0, sizeof c->w[c->nw]);
-	c->w[c->nw].cap = c;
-	c->w[c->nw].ranges = registry_ranges(c->reg);
-	c->w[c->nw].layout = registry_layout(c->reg);
-	account_batch_init(&c->w[c->nw].batch, c->w[c->nw].ranges);
-	return &c->w[c->nw++];
-}
-
 static int activate_error(pcap_t *p, int rc, const char *ifname, char *err, size_t errlen)
 {
 	switch (rc) {
@@ -198,7 +174,7 @@ static int open_live(struct capture *c, const char *ifname, int snaplen, pcap_t 
 		return rc;
 	}
 	if (rc > 0)
-		log_warn("capture activated with a warning", "interface=%s warning=\"%s\"", ifname,
+		log_warn("capture activated with a warning", "interface=%s warning=%s", ifname,
 		         pcap_statustostr(rc));
 	*out = p;
 	return 0;
@@ -210,88 +186,174 @@ static int set_fanout(pcap_t *p, int group, const char *ifname, char *err, size_
 	uint32_t arg = ((uint32_t)group & 0xffffu) |
 	               ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
 	if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg)) {
-		snprintf(err, errlen, "interface %s: PACKET_FANOUT: %s", ifname, strerror(errno));
-		return -errno;
+		int e = fd < 0 ? EBADF : errno;
+		snprintf(err, errlen, "interface %s: PACKET_FANOUT: %s", ifname, strerror(e));
+		return -e;
 	}
 	return 0;
 }
 
-int capture_add_interface(struct capture *c, const char *ifname, char *err, size_t errlen)
+/* Opens w's interface ready to capture: the snap length of its link type,
+ * the filter, the fanout group. 0, or a negative errno with err set. */
+static int worker_open(struct worker *w, pcap_t **out, char *err, size_t errlen)
 {
-	int rc, src;
+	struct capture *c = w->cap;
 	int guess = parse_snaplen(DLT_EN10MB);
+	pcap_t *p = NULL;
+	int rc = open_live(c, w->name, guess, &p, err, errlen);
+	if (rc)
+		return rc;
+	rc = check_linktype(p, "interface", w->name, err, errlen);
+	if (!rc && parse_snaplen(pcap_datalink(p)) != guess) {
+		/* Re-open with the snap length of this link type. */
+		int snap = parse_snaplen(pcap_datalink(p));
+		pcap_close(p);
+		p = NULL;
+		rc = open_live(c, w->name, snap, &p, err, errlen);
+	}
+	if (!rc)
+		rc = apply_filter(p, c->opts.filter, w->name, err, errlen);
+	if (!rc && c->opts.threads > 1)
+		rc = set_fanout(p, w->fanout_group, w->name, err, errlen);
+	if (rc) {
+		if (p)
+			pcap_close(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
 
+/* Installs (or, with NULL, closes) w's handle. The worker's thread only,
+ * or capture_new before threads run. */
+static void worker_set_pcap(struct worker *w, pcap_t *p)
+{
+	pthread_mutex_lock(&w->lock);
+	pcap_t *old = w->pcap;
+	w->pcap = p;
+	if (p) {
+		w->dlt = pcap_datalink(p);
+		w->parse = parse_for_linktype(w->dlt);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (old)
+		pcap_close(old);
+}
+
+static struct worker *worker_add(struct capture *c, size_t src, struct acct_shard *shard,
+                                 const char *name)
+{
+	if (c->nw == c->wcap)
+		return NULL; /* sized in capture_new */
+	struct worker *w = &c->w[c->nw++];
+	memset(w, 0, sizeof *w);
+	w->cap = c;
+	w->src = src;
+	w->shard = shard;
+	w->name = name;
+	w->ranges = registry_ranges(c->reg);
+	w->layout = registry_layout(c->reg);
+	pthread_mutex_init(&w->lock, NULL);
+	account_batch_init(&w->batch, w->ranges);
+	return w;
+}
+
+/* With c->lock held: source src lost (down = 1) or regained (down = 0) the
+ * handle of one of its workers. The first loss and the last return change
+ * the source's state, and are logged. */
+static void source_worker_change(struct capture *c, size_t src, int down, const char *name,
+                                 const char *why)
+{
+	int before = c->src_down[src];
+	c->src_down[src] += down ? 1 : -1;
+	if (before == 0 && down) {
+		(void)registry_source_set_up(c->reg, src, 0);
+		c->live_down++;
+		if (c->opts.reopen_interval > 0)
+			log_warn("interface gone, reopening it until it is back",
+			         "interface=%s err=%s "
+			         "reopen_interval=%gs",
+			         name, why, c->opts.reopen_interval);
+		else
+			log_error("capture failed, the interface's series end",
+			          "interface=%s err=%s", name, why);
+		if (c->live_down == c->live_sources && c->opts.nfiles == 0 &&
+		    c->opts.reopen_interval > 0)
+			log_error("no capture source is up", "interfaces=%zu", c->live_sources);
+	} else if (before == 1 && !down) {
+		(void)registry_source_set_up(c->reg, src, 1);
+		c->live_down--;
+		log_info("interface back, capturing again", "interface=%s", name);
+	}
+}
+
+static int add_interface(struct capture *c, const char *ifname, char *err, size_t errlen)
+{
 	if (registry_source_find(c->reg, ifname) >= 0) {
 		snprintf(err, errlen, "interface %s given twice", ifname);
 		return -EINVAL;
 	}
-	src = registry_add_source(c->reg, ifname);
+	int src = registry_add_source(c->reg, ifname);
 	if (src < 0) {
 		snprintf(err, errlen, "out of memory");
 		return src;
 	}
 	registry_source_set_live(c->reg, src);
-	int group = (int)((getpid() * 31 + ++c->fanout_seq) & 0xffff);
+	c->live_sources++;
+	int group = (int)((getpid() * 31 + (int)c->live_sources) & 0xffff);
 	for (int t = 0; t < c->opts.threads; t++) {
-		pcap_t *p = NULL;
-		rc = open_live(c, ifname, guess, &p, err, errlen);
-		if (rc)
-			return rc;
-		int dlt = pcap_datalink(p);
-		if (check_linktype(p, "interface", ifname, err, errlen)) {
-			pcap_close(p);
-			return -ENOTSUP;
-		}
-		if (parse_snaplen(dlt) != guess) {
-			/* Re-open with the snap length of this link type. */
-			pcap_close(p);
-			p = NULL;
-			rc = open_live(c, ifname, parse_snaplen(dlt), &p, err, errlen);
-			if (rc)
-				return rc;
-		}
-		struct worker *w = worker_add(c);
+		struct acct_shard *shard = registry_add_shard(c->reg, src);
+		struct worker *w = shard ? worker_add(c, (size_t)src, shard, ifname) : NULL;
 		if (!w) {
-			pcap_close(p);
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		w->pcap = p;
-		w->dlt = pcap_datalink(p);
-		w->parse = parse_for_linktype(w->dlt);
-		w->shard = registry_add_shard(c->reg, src);
-		w->src = (size_t)src;
-		w->name = strdup(ifname);
-		if (!w->name || !w->shard) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
+		w->fanout_group = group;
+		pcap_t *p = NULL;
+		int rc = worker_open(w, &p, err, errlen);
+		if (rc == -ENODEV && c->opts.wait) {
+			/* Waited for: its thread opens it when it appears. */
+			if (t == 0)
+				log_warn("interface not there yet, waiting for it", "interface=%s",
+				         ifname);
+			c->src_down[src]++;
+			if (c->src_down[src] == 1) {
+				(void)registry_source_set_up(c->reg, (size_t)src, 0);
+				c->live_down++;
+			}
+			continue;
 		}
-		rc = apply_filter(p, c->opts.filter, ifname, err, errlen);
 		if (rc)
 			return rc;
-		if (c->opts.threads > 1) {
-			rc = set_fanout(p, group, ifname, err, errlen);
-			if (rc)
-				return rc;
-		}
+		worker_set_pcap(w, p);
 	}
 	return 0;
 }
 
-int capture_add_file(struct capture *c, const char *path, char *err, size_t errlen)
+/* libpcap's words for a pcapng file whose interfaces have different link
+ * types (it reads one link type per file). */
+static int is_mixed_linktypes(const char *pcap_err)
+{
+	return strstr(pcap_err, "different from the type of the first interface") != NULL;
+}
+
+static int add_file(struct capture *c, const char *path, char *err, size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *p = pcap_open_offline(path, ebuf);
 	if (!p) {
-		snprintf(err, errlen, "cannot read capture file %s: %s", path, ebuf);
+		if (is_mixed_linktypes(ebuf))
+			snprintf(err, errlen,
+			         "capture file %s: unsupported: its interfaces have different link "
+			         "types (%s); split it per interface first",
+			         path, ebuf);
+		else
+			snprintf(err, errlen, "cannot read capture file %s: %s", path, ebuf);
 		return -EIO;
 	}
-	int dlt = pcap_datalink(p);
-	if (check_linktype(p, "capture file", path, err, errlen)) {
-		pcap_close(p);
-		return -ENOTSUP;
-	}
-	int rc = apply_filter(p, c->opts.filter, path, err, errlen);
+	int rc = check_linktype(p, "capture file", path, err, errlen);
+	if (!rc)
+		rc = apply_filter(p, c->opts.filter, path, err, errlen);
 	if (rc) {
 		pcap_close(p);
 		return rc;
@@ -299,31 +361,78 @@ int capture_add_file(struct capture *c, const char *path, char *err, size_t errl
 	char *copy = strdup(path);
 	if (!copy) {
 		pcap_close(p);
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	/* Files with the same base name share one source, one shard each. */
 	int src = registry_add_source(c->reg, basename(copy));
+	free(copy);
 	struct acct_shard *shard = src < 0 ? NULL : registry_add_shard(c->reg, src);
-	if (!shard) {
-		free(copy);
+	struct worker *w = shard ? worker_add(c, (size_t)src, shard, path) : NULL;
+	if (!w) {
 		pcap_close(p);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	free(copy);
-	struct worker *w = worker_add(c);
-	if (!w) {
-		pcap_close(p);
-		return -ENOMEM;
-	}
-	w->pcap = p;
-	w->dlt = dlt;
-	w->parse = parse_for_linktype(dlt);
 	w->is_file = 1;
-	w->shard = shard;
-	w->name = strdup(path);
+	worker_set_pcap(w, p);
 	c->files_pending++;
-	return w->name ? 0 : -ENOMEM;
+	return 0;
+}
+
+struct capture *capture_new(const struct capture_opts *opts, struct registry *reg, char *err,
+                            size_t errlen)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->reg = reg;
+	c->opts = *opts;
+	if (c->opts.threads < 1)
+		c->opts.threads = 1;
+	if (c->opts.reopen_interval < 0)
+		c->opts.reopen_interval = 0;
+	pthread_mutex_init(&c->lock, NULL);
+	cond_init_monotonic(&c->cond);
+	if (c->opts.filter && capture_check_filter(c->opts.filter, err, errlen))
+		goto fail;
+	c->wcap = opts->ninterfaces * (size_t)c->opts.threads + opts->nfiles;
+	c->w = calloc(c->wcap ? c->wcap : 1, sizeof *c->w);
+	/* Sources: the registry's so far plus at most one per handle. */
+	c->nsrc = registry_nsources(reg) + c->wcap;
+	c->src_down = calloc(c->nsrc ? c->nsrc : 1, sizeof *c->src_down);
+	if (!c->w || !c->src_down) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < opts->ninterfaces; i++)
+		if (add_interface(c, opts->interfaces[i], err, errlen))
+			goto fail;
+	for (size_t i = 0; i < opts->nfiles; i++)
+		if (add_file(c, opts->files[i], err, errlen))
+			goto fail;
+	return c;
+fail:
+	capture_free(c);
+	return NULL;
+}
+
+void capture_free(struct capture *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nw; i++) {
+		if (c->w[i].pcap)
+			pcap_close(c->w[i].pcap);
+		pthread_mutex_destroy(&c->w[i].lock);
+	}
+	free(c->w);
+	free(c->src_down);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
 }
 
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
@@ -341,24 +450,32 @@ static void on_file_packet(u_char *user, const struct pcap_pkthdr *h, const u_ch
 	                     h->len);
 }
 
-static void publish_stats(struct worker *w)
+/* The totals of this handle plus those of the handles it replaced. */
+static void publish_stats(struct worker *w, int closing)
 {
 	struct pcap_stat st;
 	if (pcap_stats(w->pcap, &st))
 		return;
-	atomic_store_explicit(&w->shard->pcap_recv, st.ps_recv, memory_order_relaxed);
-	atomic_store_explicit(&w->shard->pcap_drop, st.ps_drop, memory_order_relaxed);
-	atomic_store_explicit(&w->shard->pcap_ifdrop, st.ps_ifdrop, memory_order_relaxed);
+	uint64_t recv = w->base_recv + st.ps_recv, drop = w->base_drop + st.ps_drop,
+	         ifdrop = w->base_ifdrop + st.ps_ifdrop;
+	atomic_store_explicit(&w->shard->pcap_recv, recv, memory_order_relaxed);
+	atomic_store_explicit(&w->shard->pcap_drop, drop, memory_order_relaxed);
+	atomic_store_explicit(&w->shard->pcap_ifdrop, ifdrop, memory_order_relaxed);
+	if (closing) {
+		w->base_recv = recv;
+		w->base_drop = drop;
+		w->base_ifdrop = ifdrop;
+	}
 }
 
 static void file_done(struct worker *w, int failed)
 {
 	struct capture *c = w->cap;
-	pthread_mutex_lock(&c->files_lock);
+	pthread_mutex_lock(&c->lock);
 	c->files_pending--;
 	c->files_failed += failed;
-	pthread_cond_broadcast(&c->files_cond);
-	pthread_mutex_unlock(&c->files_lock);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void *file_thread(void *arg)
@@ -373,44 +490,131 @@ static void *file_thread(void *arg)
 		if (n == 0 || n == PCAP_ERROR_BREAK)
 			break;
 		if (n == PCAP_ERROR) {
-			log_error("error reading capture file", "file=\"%s\" err=\"%s\"", w->name,
-			          pcap_geterr(w->pcap));
+			/* What was read before stays accounted. */
+			const char *e = pcap_geterr(w->pcap);
+			if (is_mixed_linktypes(e))
+				log_error("capture file not read to its end: unsupported: its "
+				          "interfaces have different link types (libpcap reads one "
+				          "link type per file); split it per interface first",
+				          "file=%s packets_read=%llu err=%s", w->name,
+				          (unsigned long long)w->file_pkts, e);
+			else
+				log_error("capture file not read to its end",
+				          "file=%s "
+				          "packets_read=%llu err=%s",
+				          w->name, (unsigned long long)w->file_pkts, e);
 			failed = 1;
 			break;
 		}
 	}
-	log_info("capture file read", "file=\"%s\" packets=%llu seconds=%.3f", w->name,
-	         (unsigned long long)w->file_pkts, time_monotonic() - t0);
+	if (!failed)
+		log_info("capture file read", "file=%s packets=%llu seconds=%.3f", w->name,
+		         (unsigned long long)w->file_pkts, time_monotonic() - t0);
 	file_done(w, failed);
 	return NULL;
+}
+
+/* Waits (stop-aware) for `delay` seconds; 0 when a stop was requested. */
+static int wait_or_stop(struct capture *c, double delay)
+{
+	pthread_mutex_lock(&c->lock);
+	cond_wait_until(&c->cond, &c->lock, time_monotonic() + delay, &c->stop);
+	int stop = c->stop;
+	pthread_mutex_unlock(&c->lock);
+	return !stop;
+}
+
+/* w has no handle: opens its interface again every reopen_interval until
+ * it is there (1) or a stop is requested (0). */
+static int worker_reopen(struct worker *w)
+{
+	struct capture *c = w->cap;
+	char err[CAPTURE_ERR_MAX];
+	while (wait_or_stop(c, c->opts.reopen_interval)) {
+		pcap_t *p = NULL;
+		int rc = worker_open(w, &p, err, sizeof err);
+		if (rc) {
+			log_debug("interface still missing", "interface=%s err=%s", w->name, err);
+			continue;
+		}
+		worker_set_pcap(w, p);
+		/* A stop requested before the handle was installed did not
+		 * break it: look again. */
+		if (atomic_load(&c->stopping))
+			return 0;
+		pthread_mutex_lock(&c->lock);
+		source_worker_change(c, w->src, 0, w->name, NULL);
+		pthread_mutex_unlock(&c->lock);
+		return 1;
+	}
+	return 0;
+}
+
+/* w's handle failed: close it, mark it (and maybe its source) down. */
+static void worker_lost(struct worker *w)
+{
+	struct capture *c = w->cap;
+	char why[PCAP_ERRBUF_SIZE];
+	snprintf(why, sizeof why, "%s", pcap_geterr(w->pcap));
+	publish_stats(w, 1);
+	worker_set_pcap(w, NULL);
+	pthread_mutex_lock(&c->lock);
+	source_worker_change(c, w->src, 1, w->name, why);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* With reopening off, a worker that lost its handle ends; the last live
+ * one without files left tells the owner. */
+static void worker_ended(struct worker *w)
+{
+	struct capture *c = w->cap;
+	int tell = 0;
+	pthread_mutex_lock(&c->lock);
+	c->live_ended++;
+	if (c->live_ended == c->nw && !c->no_source_told && !c->stop) {
+		c->no_source_told = 1;
+		tell = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (tell) {
+		log_error("no capture source is left", "interfaces=%zu", c->live_sources);
+		if (c->opts.on_no_source)
+			c->opts.on_no_source(c->opts.arg);
+	}
 }
 
 static void *live_thread(void *arg)
 {
 	struct worker *w = arg;
+	struct capture *c = w->cap;
 	double last = 0;
+	if (!w->pcap && !worker_reopen(w))
+		return NULL; /* waited for, and stopped before it appeared */
 	for (;;) {
 		int n = pcap_dispatch(w->pcap, -1, on_packet, (u_char *)w);
 		account_batch_flush(w->shard, &w->batch, w->layout);
 		if (n == PCAP_ERROR_BREAK ||
-		    atomic_load_explicit(&w->cap->stopping, memory_order_relaxed))
+		    atomic_load_explicit(&c->stopping, memory_order_relaxed))
 			break;
 		if (n == PCAP_ERROR) {
-			/* Typically the interface was removed. Its series end (the
-			 * scrape page drops them, remote write sends stale markers);
-			 * the agent goes on with its other sources. */
-			log_error("capture failed, the interface's series end",
-			          "interface=%s err=\"%s\"", w->name, pcap_geterr(w->pcap));
-			(void)registry_source_set_up(w->cap->reg, w->src, 0);
-			break;
+			/* Typically the interface was removed. */
+			worker_lost(w);
+			if (c->opts.reopen_interval <= 0) {
+				worker_ended(w);
+				return NULL;
+			}
+			if (!worker_reopen(w))
+				return NULL;
+			last = 0;
+			continue;
 		}
 		double now = time_monotonic();
 		if (now - last >= STATS_INTERVAL) {
-			publish_stats(w);
+			publish_stats(w, 0);
 			last = now;
 		}
 	}
-	publish_stats(w);
+	publish_stats(w, 0);
 	return NULL;
 }
 
@@ -431,27 +635,34 @@ int capture_start(struct capture *c, char *err, size_t errlen)
 
 int capture_wait_files(struct capture *c)
 {
-	pthread_mutex_lock(&c->files_lock);
-	while (c->files_pending > 0 && !atomic_load(&c->stopping))
-		pthread_cond_wait(&c->files_cond, &c->files_lock);
+	pthread_mutex_lock(&c->lock);
+	while (c->files_pending > 0 && !c->stop)
+		pthread_cond_wait(&c->cond, &c->lock);
 	int failed = c->files_failed;
-	pthread_mutex_unlock(&c->files_lock);
+	pthread_mutex_unlock(&c->lock);
 	return failed;
 }
 
 void capture_request_stop(struct capture *c)
 {
 	atomic_store(&c->stopping, 1);
-	for (size_t i = 0; i < c->nw; i++)
-		if (atomic_load(&c->w[i].started))
+	pthread_mutex_lock(&c->lock);
+	c->stop = 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < c->nw; i++) {
+		pthread_mutex_lock(&c->w[i].lock);
+		if (c->w[i].pcap)
 			pcap_breakloop(c->w[i].pcap);
-	pthread_mutex_lock(&c->files_lock);
-	pthread_cond_broadcast(&c->files_cond);
-	pthread_mutex_unlock(&c->files_lock);
+		pthread_mutex_unlock(&c->w[i].lock);
+	}
 }
 
-void capture_stop(struct capture *c)
+void capture_shutdown(struct capture *c, double deadline)
 {
+	(void)deadline; /* every thread wakes at once: see capture.h */
+	if (!c)
+		return;
 	capture_request_stop(c);
 	for (size_t i = 0; i < c->nw; i++)
 		if (c->w[i].started) {

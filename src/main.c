@@ -156,23 +156,21 @@ static int agent_create(struct agent *a)
 		return -1;
 	}
 	a->reg_ok = 1;
-	struct capture_opts copts = {cfg->promisc, cfg->buffer_size, cfg->filter,
-	                             cfg->capture_threads};
-	a->cap = capture_new(&a->reg, &copts);
+	struct capture_opts copts = {
+	    .promisc = cfg->promisc,
+	    .buffer_size = cfg->buffer_size,
+	    .filter = cfg->filter,
+	    .threads = cfg->capture_threads,
+	    .interfaces = cfg->interfaces,
+	    .ninterfaces = cfg->ninterfaces,
+	    .files = cfg->reads,
+	    .nfiles = cfg->nreads,
+	};
+	a->cap = capture_new(&copts, &a->reg, err, sizeof err);
 	if (!a->cap) {
-		log_error("out of memory", "%s", "");
+		log_error("cannot capture", "err=%s", err);
 		return -1;
 	}
-	for (size_t i = 0; i < cfg->ninterfaces; i++)
-		if (capture_add_interface(a->cap, cfg->interfaces[i], err, sizeof err)) {
-			log_error("cannot capture", "err=\"%s\"", err);
-			return -1;
-		}
-	for (size_t i = 0; i < cfg->nreads; i++)
-		if (capture_add_file(a->cap, cfg->reads[i], err, sizeof err)) {
-			log_error("cannot read capture file", "err=\"%s\"", err);
-			return -1;
-		}
 	if (cfg->push_gateway) {
 		struct pushgateway_opts popts;
 		map_push_opts(cfg, &popts);
@@ -238,11 +236,13 @@ static int agent_run_once(struct agent *a)
 		log_warn("interrupted before the files were read", "signal=%d", sig);
 		return 1;
 	}
-	if (failed) {
-		log_error("reading capture files failed", "files=%d", failed);
-		return 1;
-	}
-	int status = 0;
+	/* A file that failed part way (truncated, unsupported) still gives
+	 * what was read before; the exit status says it failed. */
+	if (failed)
+		log_error("capture files not read to their end; emitting what was read, exit "
+		          "status 1",
+		          "files=%d", failed);
+	int status = failed ? 1 : 0;
 	if (a->push && pushgateway_push_now(a->push))
 		status = 1;
 	if (a->rw && remote_write_send_once(a->rw))
@@ -308,7 +308,7 @@ static void *push_shutdown_thread(void *arg)
 static void agent_shutdown(struct agent *a, double deadline)
 {
 	if (a->cap)
-		capture_stop(a->cap);
+		capture_shutdown(a->cap, deadline);
 	pthread_t pt;
 	struct push_shutdown ps = {a->push, deadline};
 	int side = a->push && a->rw && pthread_create(&pt, NULL, push_shutdown_thread, &ps) == 0;
@@ -327,7 +327,7 @@ static void agent_shutdown(struct agent *a, double deadline)
 static void agent_free(struct agent *a)
 {
 	if (a->cap)
-		capture_stop(a->cap);
+		capture_shutdown(a->cap, time_monotonic());
 	http_server_stop(a->http);
 	pushgateway_free(a->push);
 	remote_write_free(a->rw);

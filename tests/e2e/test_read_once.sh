@@ -99,6 +99,38 @@ ok "files with the same base name count each address once against the cap"
 	fail "untracked count"
 ok "filter, buckets, max-addresses"
 
+# A file truncated in the middle of its last record (issue 13 item 6):
+# the 59 whole packets are printed, the error names the file, exit 1.
+for fmt in pcap pcapng; do
+	printf 'ip4 10.0.0.1 10.0.0.2 6 100 count 60\n' | "$PCAPGEN" en10mb "$WORK/full.$fmt" "$fmt"
+	head -c $(($(stat -c %s "$WORK/full.$fmt") - 40)) "$WORK/full.$fmt" >"$WORK/t.$fmt"
+	rc=0
+	"$PROMACCT" -R "$WORK/t.$fmt" --once -r 10.0.0.0/8 >"$WORK/t-$fmt.out" 2>"$WORK/t-$fmt.log" || rc=$?
+	[ "$rc" = 1 ] || fail "truncated $fmt: exit status $rc, want 1"
+	[ "$(value_of "$WORK/t-$fmt.out" "promacct_packet_size_bytes_all_count{interface=\"t.$fmt\"}")" = 59 ] ||
+		fail "truncated $fmt: the 59 packets read are not printed"
+	[ "$(value_of "$WORK/t-$fmt.out" "promacct_packet_size_bytes_ipv4_tx_count{interface=\"t.$fmt\",ip=\"10.0.0.1\",protocol=\"tcp\"}")" = 59 ] ||
+		fail "truncated $fmt: per-address counts"
+	promtool check metrics <"$WORK/t-$fmt.out" || fail "truncated $fmt: lint"
+	grep -q "level=error msg=\"capture file not read to its end\" file=$WORK/t.$fmt packets_read=59 " \
+		"$WORK/t-$fmt.log" || fail "truncated $fmt: the error does not name the file"
+done
+ok "a truncated file: what was read is printed, the error names the file, exit 1"
+
+# A pcapng whose interfaces have different link types (issue 13 item 7):
+# libpcap reads one link type per file; the packets before the second
+# interface are printed, the log says what is unsupported, exit 1.
+printf 'ip4 10.0.0.1 10.0.0.2 6 100 count 3\niface raw\nip4 10.0.0.1 10.0.0.2 6 86 count 2\n' |
+	"$PCAPGEN" en10mb "$WORK/mixed.pcapng" pcapng
+rc=0
+"$PROMACCT" -R "$WORK/mixed.pcapng" --once -r 10.0.0.0/8 >"$WORK/mixed.out" 2>"$WORK/mixed.log" || rc=$?
+[ "$rc" = 1 ] || fail "mixed link types: exit status $rc, want 1"
+[ "$(value_of "$WORK/mixed.out" 'promacct_packet_size_bytes_all_count{interface="mixed.pcapng"}')" = 3 ] ||
+	fail "mixed link types: the packets read before are not printed"
+grep -q 'unsupported: its interfaces have different link types' "$WORK/mixed.log" ||
+	fail "mixed link types: the log does not say what is unsupported"
+ok "pcapng with interfaces of different link types: unsupported named, what was read kept"
+
 # An unsupported link type is a start-up error naming it.
 "$PCAPGEN" dlt=105 "$WORK/wifi.pcap" <"$DATA/links.spec"
 if "$PROMACCT" -R "$WORK/wifi.pcap" --once >"$WORK/wifi.out" 2>"$WORK/wifi.log"; then

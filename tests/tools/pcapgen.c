@@ -5,6 +5,8 @@
  *           [caplen N] [badver] [ihl N] [wire N]
  *   arp WIRELEN [count N]
  *   runt WIRELEN                        (a frame cut inside the link header)
+ *   iface LINKTYPE                      (pcapng: a new interface; later frames
+ *                                        are built for it and name it)
  *
  * WIRELEN is the length on the wire including the link-layer header; the
  * IP payload is zero-filled. `wire N` writes N (0 to 4294967295) as the
@@ -75,6 +77,18 @@ static void w16(uint16_t v)
 	fwrite(b, 1, 2, out);
 }
 
+static uint32_t ng_iface; /* the interface later packets name */
+
+static void write_idb(int dlt)
+{
+	w32(1);
+	w32(20);
+	w16((uint16_t)dlt);
+	w16(0);
+	w32(MAXPKT);
+	w32(20);
+}
+
 static void write_header(int dlt)
 {
 	if (!fmt_ng) {
@@ -96,12 +110,7 @@ static void write_header(int dlt)
 	w32(0xffffffff);
 	w32(0xffffffff);
 	w32(28);
-	w32(1);
-	w32(20);
-	w16((uint16_t)dlt);
-	w16(0);
-	w32(MAXPKT);
-	w32(20);
+	write_idb(dlt);
 }
 
 static void write_packet(uint32_t sec, const unsigned char *data, uint32_t caplen, uint32_t wirelen)
@@ -119,7 +128,7 @@ static void write_packet(uint32_t sec, const unsigned char *data, uint32_t caple
 	uint64_t usec = (uint64_t)sec * 1000000;
 	w32(6); /* Enhanced Packet Block */
 	w32(total);
-	w32(0);
+	w32(ng_iface);
 	w32((uint32_t)(usec >> 32));
 	w32((uint32_t)usec);
 	w32(caplen);
@@ -198,6 +207,13 @@ int main(int argc, char **argv)
 			proto = atoi(tok[3]);
 			wirelen = atol(tok[4]);
 			i = 5;
+		} else if (!strcmp(tok[0], "iface")) {
+			if (nt < 2 || !fmt_ng || dlt_by_name(tok[1]) < 0)
+				goto bad;
+			dlt = dlt_by_name(tok[1]);
+			write_idb(dlt);
+			ng_iface++;
+			continue;
 		} else if (!strcmp(tok[0], "arp") || !strcmp(tok[0], "runt")) {
 			if (nt < 2)
 				goto bad;

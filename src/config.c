@@ -546,6 +546,26 @@ static int check_label_limit(const struct config *c, char *err, size_t errlen)
 	return labels_check_limit(range_labels, extra, err, errlen);
 }
 
+/* A password or token in a URL is visible in the process list and in shell
+ * history: promacct redacts it everywhere it shows the URL, and says how to
+ * keep it out of the command line. */
+static void warn_url_secrets(const struct config *c)
+{
+	char shown[512];
+	for (size_t i = 0; i <= c->nrw_urls; i++) {
+		const char *url = i < c->nrw_urls ? c->rw_urls[i] : c->push_gateway;
+		if (!url || !url_has_secret(url))
+			continue;
+		if (url_redact(url, shown, sizeof shown)) {
+			/* shown: <url too long> */
+		}
+		log_warn("URL with a password or query on the command line: other local users "
+		         "can read it in the process list; prefer the basic-auth-password-file "
+		         "and bearer-token-file flags",
+		         "url=%s", shown);
+	}
+}
+
 /* Checks that involve more than one flag, and resolves values given as text. */
 static int validate(struct config *c, const unsigned char *given, char *err, size_t errlen)
 {
@@ -649,7 +669,22 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 	if (c->nrw_urls && c->rw_interval < CONFIG_WARN_INTERVAL)
 		log_warn("remote-write interval below 1s: expect that many requests per second",
 		         "interval_seconds=%g", c->rw_interval);
-	return check_label_limit(c, err, errlen);
+	if (check_label_limit(c, err, errlen))
+		return -EINVAL;
+	warn_url_secrets(c);
+	if (log_enabled(LOG_DEBUG)) {
+		char shown[512] = "none";
+		if (c->push_gateway && url_redact(c->push_gateway, shown, sizeof shown)) {
+			/* shown: <url too long> */
+		}
+		log_debug(
+		    "configuration parsed",
+		    "interfaces=%zu files=%zu ranges=%zu buckets=%s listen=%s push_gateway=%s "
+		    "remote_write_urls=%zu",
+		    c->ninterfaces, c->nreads, c->ranges.n, c->buckets_arg,
+		    c->web_disable ? "disabled" : c->listen, shown, c->nrw_urls);
+	}
+	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");
 	return -ENOMEM;

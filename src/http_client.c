@@ -5,7 +5,11 @@
  * thread-safe); each remote-write endpoint and the pusher own one. Requests
  * block the calling sender thread only, bounded by the timeout; capture and
  * the scrape page never wait on them. Secrets are read from files when the
- * client is created and never logged. Proxies come from the usual
+ * client is created and never logged; URLs are logged with their password
+ * and query replaced (url_redact). A transport error is reported with
+ * libcurl's own detailed message (its error buffer: which address, which
+ * step failed), not just the generic text of its error code. Every request
+ * is logged at debug level with its status, duration and sizes. Proxies come from the usual
  * environment variables (libcurl reads http_proxy/https_proxy/no_proxy). */
 #include "promacct/http_client.h"
 
@@ -18,7 +22,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "promacct/log.h"
 #include "promacct/registry.h"
 
 struct http_client {
@@ -30,7 +36,19 @@ struct http_client {
 	char *password;
 	char *bearer_header;
 	char user_agent[64];
+	char curl_err[CURL_ERROR_SIZE];
 };
+
+/* Files named by the options must be readable now, not at the first
+ * request minutes later. */
+static int check_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+	if (path && access(path, R_OK)) {
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
@@ -53,6 +71,10 @@ http_client *http_client_new(const struct http_client_opts *o, char *err, size_t
 	if (!c)
 		goto oom;
 	c->o = *o;
+	if (check_readable("TLS CA file", o->tls_ca_file, err, errlen) ||
+	    check_readable("TLS certificate file", o->tls_cert_file, err, errlen) ||
+	    check_readable("TLS key file", o->tls_key_file, err, errlen))
+		goto fail;
 	snprintf(c->user_agent, sizeof c->user_agent, "promacct/%s", promacct_version);
 	if (o->basic_password_file) {
 		rc = file_read_secret(o->basic_password_file, &c->password);
@@ -61,6 +83,7 @@ http_client *http_client_new(const struct http_client_opts *o, char *err, size_t
 			         o->basic_password_file, strerror(-rc));
 			goto fail;
 		}
+		log_debug("read the basic auth password", "file=%s", o->basic_password_file);
 	}
 	if (o->bearer_token_file) {
 		rc = file_read_secret(o->bearer_token_file, &token);
@@ -77,6 +100,7 @@ http_client *http_client_new(const struct http_client_opts *o, char *err, size_t
 		memset(token, 0, strlen(token));
 		free(token);
 		token = NULL;
+		log_debug("read the bearer token", "file=%s", o->bearer_token_file);
 	}
 	c->share = curl_share_init();
 	if (!c->share)
@@ -267,6 +291,8 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 	hdrs = n;
 
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	c->curl_err[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
@@ -315,7 +341,14 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 		snprintf(resp->error, sizeof resp->error, "abandoned: shutting down");
 		rc = -ECANCELED;
 	} else if (cc != CURLE_OK) {
-		snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
+		/* The error buffer says what happened ("Failed to connect to
+		 * 127.0.0.1 port 9 after 0 ms: Connection refused"); the code's
+		 * text is the fallback. */
+		size_t el = strlen(c->curl_err);
+		while (el > 0 && (c->curl_err[el - 1] == '\n' || c->curl_err[el - 1] == ' '))
+			c->curl_err[--el] = '\0';
+		snprintf(resp->error, sizeof resp->error, "%s",
+		         el ? c->curl_err : curl_easy_strerror(cc));
 		rc = -EIO;
 	} else {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -327,6 +360,24 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 			resp->status = 0;
 			rc = -EIO;
 		}
+	}
+	if (log_enabled(LOG_DEBUG)) {
+		char shown[512];
+		curl_off_t got = 0;
+		if (url_redact(url, shown, sizeof shown) != 0) {
+			/* shown says "<url too long>" */
+		}
+		if (!rc)
+			curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &got);
+		if (rc)
+			log_debug("http request failed", "method=%s url=%s seconds=%.3f err=%s",
+			          method, shown, resp->seconds, resp->error);
+		else
+			log_debug("http request",
+			          "method=%s url=%s status=%ld seconds=%.3f "
+			          "sent_bytes=%zu received_bytes=%zu",
+			          method, shown, resp->status, resp->seconds, body_len,
+			          (size_t)got);
 	}
 	goto out;
 oom:

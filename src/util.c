@@ -1,4 +1,5 @@
-/* DESIGN: small process-wide helpers (clocks, durations, secret files).
+/* DESIGN: small process-wide helpers (clocks, durations, secret files,
+ * URLs shown without their secrets).
  * Stateless and thread-safe. */
 #include <ctype.h>
 #include <errno.h>
@@ -126,4 +127,67 @@ out:
 	free(data);
 	fclose(f);
 	return rc;
+}
+
+/* The parts of a URL that may hold secrets. */
+struct url_parts {
+	const char *pw, *pw_end;       /* password in the user info, or NULL */
+	const char *query, *query_end; /* after '?', or NULL */
+	const char *frag;              /* '#', or NULL */
+};
+
+static void url_split(const char *url, struct url_parts *u)
+{
+	memset(u, 0, sizeof *u);
+	const char *auth = strstr(url, "://");
+	auth = auth ? auth + 3 : url;
+	const char *auth_end = auth + strcspn(auth, "/?#");
+	/* The user info ends at the last '@' of the authority. */
+	const char *at = NULL;
+	for (const char *p = auth; p < auth_end; p++)
+		if (*p == '@')
+			at = p;
+	if (at) {
+		const char *colon = memchr(auth, ':', (size_t)(at - auth));
+		if (colon) {
+			u->pw = colon + 1;
+			u->pw_end = at;
+		}
+	}
+	const char *q = auth_end + strcspn(auth_end, "?#");
+	if (*q == '?') {
+		u->query = q + 1;
+		u->query_end = q + 1 + strcspn(q + 1, "#");
+	}
+	u->frag = strchr(q, '#');
+}
+
+int url_has_secret(const char *url)
+{
+	struct url_parts u;
+	url_split(url, &u);
+	return u.pw != NULL || u.query != NULL;
+}
+
+int url_redact(const char *url, char *out, size_t cap)
+{
+	struct url_parts u;
+	url_split(url, &u);
+	const char *end = u.frag ? u.frag : url + strlen(url);
+	int n;
+	if (u.pw && u.query)
+		n = snprintf(out, cap, "%.*s<secret>%.*s<query>", (int)(u.pw - url), url,
+		             (int)(u.query - u.pw_end), u.pw_end);
+	else if (u.pw)
+		n = snprintf(out, cap, "%.*s<secret>%.*s", (int)(u.pw - url), url,
+		             (int)(end - u.pw_end), u.pw_end);
+	else if (u.query)
+		n = snprintf(out, cap, "%.*s<query>", (int)(u.query - url), url);
+	else
+		n = snprintf(out, cap, "%.*s", (int)(end - url), url);
+	if (n < 0 || (size_t)n >= cap) {
+		snprintf(out, cap, "%s", "<url too long>");
+		return -ENOSPC;
+	}
+	return 0;
 }

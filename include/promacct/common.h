@@ -69,4 +69,12 @@ double tick_next(double next, double interval, double now);
  * stripped. Caller frees *out. Returns 0 or negative errno. */
 int file_read_secret(const char *path, char **out) MUST_CHECK;
 
+/* Copies url into out (cap bytes) for a label or a log line: the password
+ * of its user info becomes <secret>, its query <query>, its fragment is
+ * dropped (http://admin:<secret>@host/api/v1/write?<query>). Returns 0, or
+ * -ENOSPC with out set to "<url too long>". */
+int url_redact(const char *url, char *out, size_t cap) MUST_CHECK;
+/* Whether url carries a password in its user info or a query. */
+int url_has_secret(const char *url);
+
 #endif

@@ -114,9 +114,11 @@ static uint64_t slot_hash(const struct addrtable *t, uint64_t s)
  * the address. The position of an id is a hash of it (addrtable_aset_pos). */
 static uint64_t addr_id(const struct addr_key *k)
 {
-	if (k->family == 4)
+	if (k->family == 4 && !k->pad)
 		return addrtable_aid4((uint32_t)k->aw[0]);
-	return addrtable_hash_words(k->aw[0], k->aw[1], 6) >> 27;
+	return addrtable_hash_key(k->aw[0], k->aw[1], (uint32_t)k->pad << 24 | k->family,
+	                          k->range) >>
+	       27;
 }
 
 static int grow_slots(struct addrtable *t)
@@ -179,7 +181,8 @@ static size_t aset_find(const struct addrtable *t, const struct addr_key *k, uin
 			return i;
 		}
 		const struct addr_key *o = addrtable_key(t, (size_t)(v & ADDRTABLE_IDX_MASK) - 1);
-		if (o->family == k->family && o->aw[0] == k->aw[0] && o->aw[1] == k->aw[1]) {
+		if (o->family == k->family && o->aw[0] == k->aw[0] && o->aw[1] == k->aw[1] &&
+		    o->pad == k->pad && (!k->pad || o->range == k->range)) {
 			*found = 1;
 			return i;
 		}

@@ -29,6 +29,7 @@ typedef unsigned __int128 u128;
  * yet): every address is in no range. Shared, never written. */
 static uint32_t empty_first4[1];
 static int32_t empty_owner[1] = {-1};
+static uint32_t empty_val[1];
 static uint32_t empty_idx4[(1u << (32 - RANGES_IDX4_SHIFT)) + 1];
 static u128 empty_first6[1];
 
@@ -36,10 +37,12 @@ static void tables_empty(struct ranges *r)
 {
 	r->p4_first = empty_first4;
 	r->p4_owner = empty_owner;
+	r->p4_val = empty_val;
 	r->np4 = 1;
 	r->idx4 = empty_idx4;
 	r->p6_first = empty_first6;
 	r->p6_owner = empty_owner;
+	r->p6_val = empty_val;
 	r->np6 = 1;
 }
 
@@ -55,6 +58,10 @@ static void tables_free(struct ranges *r)
 		free(r->p6_first);
 	if (r->p6_owner != empty_owner)
 		free(r->p6_owner);
+	if (r->p4_val != empty_val)
+		free(r->p4_val);
+	if (r->p6_val != empty_val)
+		free(r->p6_val);
 	tables_empty(r);
 }
 
@@ -322,6 +329,10 @@ int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err, s
 				return -EINVAL;
 			}
 	}
+	if (r->n >= RANGES_MAX) {
+		snprintf(err, errlen, "more than %u ranges", (unsigned)RANGES_MAX);
+		return -EINVAL;
+	}
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 16;
 		struct range *nv = realloc(r->v, ncap * sizeof *nv);
@@ -479,22 +490,79 @@ out:
 	return rc;
 }
 
+static uint64_t text_hash(const char *t, uint64_t seed)
+{
+	uint64_t h = 1469598103934665603ull ^ seed;
+	for (; *t; t++)
+		h = (h ^ (unsigned char)*t) * 1099511628211ull;
+	return h;
+}
+
+/* range.group: the first range with the same labels, granularity and cap
+ * (a hash set over the ranges: O(n)). */
+static int set_groups(struct ranges *r)
+{
+	size_t cap = 16;
+	while (cap < 2 * r->n)
+		cap *= 2;
+	uint32_t *slots = calloc(cap, sizeof *slots); /* range index + 1 */
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n; i++) {
+		struct range *g = &r->v[i];
+		uint64_t h = text_hash(g->text, (uint64_t)g->granularity << 56 ^ g->max_addresses);
+		size_t j = (size_t)h & (cap - 1);
+		g->group = (uint32_t)i;
+		for (; slots[j]; j = (j + 1) & (cap - 1)) {
+			const struct range *o = &r->v[slots[j] - 1];
+			if (o->granularity == g->granularity &&
+			    o->max_addresses == g->max_addresses && o->family == g->family &&
+			    !strcmp(o->text, g->text)) {
+				g->group = (uint32_t)(slots[j] - 1);
+				break;
+			}
+		}
+		if (!slots[j])
+			slots[j] = (uint32_t)i + 1;
+	}
+	free(slots);
+	return 0;
+}
+
+/* The packed val of each piece (see RANGES_VAL_*). NULL on out of memory. */
+static uint32_t *piece_vals(const struct ranges *r, const int32_t *owner, size_t n, int bits)
+{
+	uint32_t *v = malloc(sizeof *v * n);
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (owner[i] < 0) {
+			v[i] = 0;
+			continue;
+		}
+		const struct range *g = &r->v[owner[i]];
+		v[i] = (g->group + 1) | (uint32_t)(g->granularity < bits ? g->granularity : 0)
+		                            << 24;
+	}
+	return v;
+}
+
 int ranges_build(struct ranges *r)
 {
 	u128 *f4 = NULL, *f6 = NULL;
 	int32_t *o4 = NULL, *o6 = NULL;
-	uint32_t *first4 = NULL, *idx4 = NULL;
+	uint32_t *first4 = NULL, *idx4 = NULL, *v4 = NULL, *v6 = NULL;
 	size_t n4, n6;
 	const size_t nidx = ((size_t)1 << (32 - RANGES_IDX4_SHIFT)) + 1;
 	int rc = -ENOMEM;
 
-	if (r->n > INT32_MAX)
-		return -ENOMEM;
-	if (build_family(r, 4, &f4, &o4, &n4) || build_family(r, 6, &f6, &o6, &n6))
+	if (set_groups(r) || build_family(r, 4, &f4, &o4, &n4) || build_family(r, 6, &f6, &o6, &n6))
 		goto out;
 	first4 = malloc(sizeof *first4 * n4);
 	idx4 = malloc(sizeof *idx4 * nidx);
-	if (!first4 || !idx4)
+	v4 = piece_vals(r, o4, n4, 32);
+	v6 = piece_vals(r, o6, n6, 128);
+	if (!first4 || !idx4 || !v4 || !v6)
 		goto out;
 	for (size_t i = 0; i < n4; i++)
 		first4[i] = (uint32_t)f4[i];
@@ -511,12 +579,14 @@ int ranges_build(struct ranges *r)
 	tables_free(r);
 	r->p4_first = first4;
 	r->p4_owner = o4;
+	r->p4_val = v4;
 	r->np4 = n4;
 	r->idx4 = idx4;
 	r->p6_first = f6;
 	r->p6_owner = o6;
+	r->p6_val = v6;
 	r->np6 = n6;
-	first4 = idx4 = NULL;
+	first4 = idx4 = v4 = v6 = NULL;
 	o4 = o6 = NULL;
 	f6 = NULL;
 	rc = 0;
@@ -527,10 +597,12 @@ out:
 	free(o6);
 	free(first4);
 	free(idx4);
+	free(v4);
+	free(v6);
 	return rc;
 }
 
-int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr)
+size_t ranges_piece6(const struct ranges *r, const uint8_t *addr)
 {
 	uint64_t hi64, lo64;
 	memcpy(&hi64, addr, 8);
@@ -542,5 +614,5 @@ int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr)
 		base = r->p6_first[base + half] <= a ? base + half : base;
 		n -= half;
 	}
-	return r->p6_owner[base];
+	return base;
 }

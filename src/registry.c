@@ -345,7 +345,7 @@ static inline void ref_fill(struct ref *r, const struct addr_key *k, const count
 {
 	r->k0 = (uint64_t)fam_dir(k) << 56 | (uint64_t)(src & 0xffffff) << 32 | load_be32(k->addr);
 	r->k1 = load_be64(k->addr + 4);
-	r->k2 = (uint64_t)load_be32(k->addr + 12) << 8 | k->proto;
+	r->k2 = (uint64_t)load_be32(k->addr + 12) << 16 | (uint64_t)k->pad << 8 | k->proto;
 	r->key = k;
 	r->hist = h;
 	r->src = src;
@@ -359,6 +359,9 @@ static inline int ref_cmp(const struct ref *x, const struct ref *y)
 		return x->k1 < y->k1 ? -1 : 1;
 	if (x->k2 != y->k2)
 		return x->k2 < y->k2 ? -1 : 1;
+	/* rollups of ranges apart into one prefix (their labels differ) */
+	if (x->key->pad && x->key->range != y->key->range)
+		return x->key->range < y->key->range ? -1 : 1;
 	return 0;
 }
 
@@ -405,23 +408,37 @@ static void heap_sort(struct ref *h, size_t n)
 	}
 }
 
-/* inet_ntop without its sprintf for IPv4 (one call per series). */
+/* The `ip` label: the address, or a rollup's prefix in CIDR form;
+ * inet_ntop without its sprintf for IPv4 (one call per series). len is at
+ * least INET6_ADDRSTRLEN + 4. */
 static void addr_text(const struct addr_key *k, char *out, size_t len)
 {
+	char *p = out;
 	if (k->family != 4) {
 		inet_ntop(AF_INET6, k->addr, out, (socklen_t)len);
-		return;
+		p += strlen(out);
+	} else {
+		for (int i = 0; i < 4; i++) {
+			unsigned v = k->addr[i];
+			if (v >= 100)
+				*p++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*p++ = (char)('0' + v / 10 % 10);
+			*p++ = (char)('0' + v % 10);
+			if (i < 3)
+				*p++ = '.';
+		}
 	}
-	char *p = out;
-	for (int i = 0; i < 4; i++) {
-		unsigned v = k->addr[i];
-		if (v >= 100)
-			*p++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
-		*p++ = i < 3 ? '.' : '\0';
+	if (k->pad) {
+		unsigned g = k->pad;
+		*p++ = '/';
+		if (g >= 100)
+			*p++ = (char)('0' + g / 100);
+		if (g >= 10)
+			*p++ = (char)('0' + g / 10 % 10);
+		*p++ = (char)('0' + g % 10);
 	}
+	*p = '\0';
 }
 
 static void emit_hist(struct collector *c, const struct histogram_layout *l, const uint64_t *cum,
@@ -554,7 +571,7 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 		goto out;
 	}
 
-	char iptext[INET6_ADDRSTRLEN];
+	char iptext[INET6_ADDRSTRLEN + 4];
 	struct label fixed[3] = {{"interface", NULL}, {"ip", iptext}, {"protocol", NULL}};
 	int cur_fd = -1;
 	while (!c->stop) {

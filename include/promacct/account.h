@@ -98,27 +98,50 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
                                       const struct ranges *ranges, const struct parsed_packet *p,
                                       const uint8_t *addr, enum direction dir)
 {
-	int idx;
+	uint32_t v;
 	uint64_t a = 0, w = 0, h, id;
 	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	/* Hash and id per family (the compiler folds the IPv4 zero word), and
-	 * only for addresses in a range. */
+	 * only for addresses in a range. A rollup key is the masked address
+	 * with the granularity in meta and the range group in its identity
+	 * (addrtable_hash_key). */
 	if (p->family == 4) {
 		uint32_t a4;
 		memcpy(&a4, addr, 4);
-		a = a4;
-		idx = ranges_lookup4_hint(ranges, __builtin_bswap32(a4), &b->hint4);
-		if (idx < 0)
+		uint32_t host = __builtin_bswap32(a4);
+		v = ranges_val4_hint(ranges, host, &b->hint4);
+		if (!ranges_val_in(v))
 			return;
-		h = addrtable_hash_words(a, 0, meta);
-		id = addrtable_id(4, a, (uint8_t)dir, p->proto, h);
+		unsigned g = ranges_val_rollup(v);
+		if (UNLIKELY(g)) {
+			a = __builtin_bswap32(host & ~(0xffffffffu >> g));
+			meta |= g << 24;
+			h = addrtable_hash_key(a, 0, meta, ranges_val_group(v));
+			id = h >> 27;
+		} else {
+			a = a4;
+			h = addrtable_hash_words(a, 0, meta);
+			id = addrtable_id(4, a, (uint8_t)dir, p->proto, h);
+		}
 	} else {
 		memcpy(&a, addr, 8);
 		memcpy(&w, addr + 8, 8);
-		idx = ranges_lookup6(ranges, addr);
-		if (idx < 0)
+		v = ranges_val6(ranges, addr);
+		if (!ranges_val_in(v))
 			return;
-		h = addrtable_hash_words(a, w, meta);
+		unsigned g = ranges_val_rollup(v);
+		if (UNLIKELY(g)) {
+			/* the words hold the address in memory order: mask big-endian */
+			uint64_t hi = __builtin_bswap64(a), lo = __builtin_bswap64(w);
+			hi = g >= 64 ? hi : hi & ~(~0ull >> g);
+			lo = g >= 64 ? lo & ~(~0ull >> (g - 64)) : 0;
+			a = __builtin_bswap64(hi);
+			w = __builtin_bswap64(lo);
+			meta |= g << 24;
+			h = addrtable_hash_key(a, w, meta, ranges_val_group(v));
+		} else {
+			h = addrtable_hash_words(a, w, meta);
+		}
 		id = addrtable_id(6, a, (uint8_t)dir, p->proto, h);
 	}
 	struct acct_queue *q = &b->q[b->cur];
@@ -126,7 +149,7 @@ static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b
 	it->k.aw[0] = a;
 	it->k.aw[1] = w;
 	it->k.meta = meta;
-	it->k.range = (uint32_t)idx;
+	it->k.range = ranges_val_group(v);
 	it->h = h;
 	it->id = id;
 	it->size = p->size;

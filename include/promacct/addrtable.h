@@ -44,11 +44,11 @@ struct addr_key {
 			uint8_t family; /* 4 or 6 */
 			uint8_t dir;    /* enum direction */
 			uint8_t proto;  /* enum proto_class */
-			uint8_t pad;
+			uint8_t pad;    /* 0, or a rollup's prefix length */
 		};
 		uint32_t meta;
 	};
-	uint32_t range; /* index into the ranges */
+	uint32_t range; /* the range group (ranges.h): part of a rollup key's identity */
 };
 
 static inline uint32_t addr_key_meta(uint8_t family, uint8_t dir, uint8_t proto)
@@ -143,14 +143,22 @@ static inline uint64_t addrtable_hash_words(uint64_t a, uint64_t b, uint32_t met
 	return h;
 }
 
+/* A key's hash: a rollup key (pad != 0) also hashes its range group, since
+ * ranges alike but apart may roll up into the same prefix. */
+static inline uint64_t addrtable_hash_key(uint64_t a, uint64_t b, uint32_t meta, uint32_t range)
+{
+	return addrtable_hash_words(a, b ^ (meta >> 24 ? (uint64_t)(range + 1) << 40 : 0), meta);
+}
+
 static inline uint64_t addrtable_hash(const struct addr_key *k)
 {
-	return addrtable_hash_words(k->aw[0], k->aw[1], k->meta);
+	return addrtable_hash_key(k->aw[0], k->aw[1], k->meta, k->range);
 }
 
 static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_key *b)
 {
-	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta;
+	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta &&
+	       (!a->pad || a->range == b->range);
 }
 
 /* The id of an IPv4 key (addr4 as loaded from the packet, in memory
@@ -179,9 +187,10 @@ static inline uint64_t addrtable_id(uint8_t family, uint64_t aw0, uint8_t dir, u
 	return family == 4 ? addrtable_id4((uint32_t)aw0, dir, proto) : h >> 27;
 }
 
+/* A rollup key is never an IPv4 id (it is compared whole). */
 static inline uint64_t addrtable_key_id(const struct addr_key *k, uint64_t h)
 {
-	return addrtable_id(k->family, k->aw[0], k->dir, k->proto, h);
+	return addrtable_id(k->pad ? 6 : k->family, k->aw[0], k->dir, k->proto, h);
 }
 
 static inline unsigned char *addrtable_chunk(const struct addrtable *t, size_t i)

@@ -16,6 +16,10 @@ struct range {
 	size_t nlabels;
 	char *text;           /* the labels rendered for the text format: ,a="x",b="y" */
 	size_t max_addresses; /* cap of this range's tracked keys; 0: none of its own */
+	/* The first range with the same labels, granularity and cap: ranges
+	 * alike are one accounting group (one set of series), set by
+	 * ranges_build. */
+	uint32_t group;
 };
 
 /* One range as a configuration source gives it (the -r parser, the config
@@ -35,20 +39,40 @@ struct range_entry {
  * is the index of the first range given that holds it, or -1. first[0] is
  * 0. For IPv4, idx4[h] is the piece holding address h << 16 (65537 entries:
  * idx4[65536] is the last piece), so a lookup searches only the pieces that
- * meet the address's /16. */
+ * meet the address's /16. val[i] is what the capture threads need of the
+ * owner, packed in one word (RANGES_VAL_*). */
 struct ranges {
 	struct range *v;
 	size_t n, cap;
 	uint32_t *p4_first;
 	int32_t *p4_owner;
+	uint32_t *p4_val;
 	size_t np4;
 	uint32_t *idx4;
 	unsigned __int128 *p6_first;
 	int32_t *p6_owner;
+	uint32_t *p6_val;
 	size_t np6;
 };
 
 #define RANGES_IDX4_SHIFT 16
+/* A piece's val: the owner's group + 1 in the low 24 bits (0: no range),
+ * and its granularity in the top 8 when it rolls addresses up (shorter than
+ * the address), else 0. Hence at most RANGES_MAX ranges. */
+#define RANGES_VAL_GROUP_MASK 0xffffffu
+#define RANGES_MAX            (RANGES_VAL_GROUP_MASK - 1)
+static inline int ranges_val_in(uint32_t v)
+{
+	return (v & RANGES_VAL_GROUP_MASK) != 0;
+}
+static inline uint32_t ranges_val_group(uint32_t v)
+{
+	return (v & RANGES_VAL_GROUP_MASK) - 1;
+}
+static inline unsigned ranges_val_rollup(uint32_t v)
+{
+	return v >> 24;
+}
 
 void ranges_init(struct ranges *r);
 void ranges_free(struct ranges *r);
@@ -85,41 +109,52 @@ static inline int ranges_lookup4(const struct ranges *r, uint32_t addr_host)
 	return r->p4_owner[ranges_piece4(r, addr_host)];
 }
 
+/* The val (RANGES_VAL_*) of the piece holding the address. */
+static inline uint32_t ranges_val4(const struct ranges *r, uint32_t addr_host)
+{
+	return r->p4_val[ranges_piece4(r, addr_host)];
+}
+
 /* A capture thread's copy of the piece of its previous IPv4 lookup: while
  * traffic stays within one piece, a lookup is one subtraction and one
  * compare against the thread's own memory. It always holds an interval of
- * addresses that all map to `index` (at first [0, 0]). */
+ * addresses that all have `val` (at first [0, 0]). */
 struct ranges_hint4 {
 	uint32_t first, span; /* the interval [first, first + span] */
-	int index;
+	uint32_t val;
 };
 
 static inline void ranges_hint4_init(struct ranges_hint4 *h, const struct ranges *r)
 {
 	h->first = 0;
 	h->span = 0;
-	h->index = ranges_lookup4(r, 0);
+	h->val = ranges_val4(r, 0);
 }
 
-/* ranges_lookup4 through the hint, which a lookup elsewhere updates. */
-static inline int ranges_lookup4_hint(const struct ranges *r, uint32_t addr_host,
-                                      struct ranges_hint4 *h)
+/* ranges_val4 through the hint, which a lookup elsewhere updates. */
+static inline uint32_t ranges_val4_hint(const struct ranges *r, uint32_t addr_host,
+                                        struct ranges_hint4 *h)
 {
 	if (LIKELY(addr_host - h->first <= h->span))
-		return h->index;
+		return h->val;
 	size_t p = ranges_piece4(r, addr_host);
 	h->first = r->p4_first[p];
 	h->span = (p + 1 < r->np4 ? r->p4_first[p + 1] - 1 : 0xffffffffu) - h->first;
-	h->index = r->p4_owner[p];
-	return h->index;
+	h->val = r->p4_val[p];
+	return h->val;
 }
 
-int ranges_lookup6_slow(const struct ranges *r, const uint8_t *addr);
+/* IPv6 (the address in network byte order, 16 bytes): the piece. */
+size_t ranges_piece6(const struct ranges *r, const uint8_t *addr);
 
-/* IPv6: the address in network byte order (16 bytes). */
 static inline int ranges_lookup6(const struct ranges *r, const uint8_t *addr)
 {
-	return r->np6 == 1 && r->p6_owner[0] < 0 ? -1 : ranges_lookup6_slow(r, addr);
+	return r->np6 == 1 ? r->p6_owner[0] : r->p6_owner[ranges_piece6(r, addr)];
+}
+
+static inline uint32_t ranges_val6(const struct ranges *r, const uint8_t *addr)
+{
+	return r->np6 == 1 ? r->p6_val[0] : r->p6_val[ranges_piece6(r, addr)];
 }
 
 #endif

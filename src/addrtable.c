@@ -253,9 +253,10 @@ static struct addrset_index *aset_index_new(size_t slots)
 	return x;
 }
 
+/* A rollup key (pad) is its prefix, prefix length and range group. */
 static uint64_t aset_hash(const struct addr_key *k)
 {
-	return addrtable_hash_words(k->aw[0], k->aw[1], k->family);
+	return addrtable_hash_key(k->aw[0], k->aw[1], (uint32_t)k->pad << 24 | k->family, k->range);
 }
 
 static const struct addrset_key *aset_entry(const struct addrset *s, size_t i)
@@ -297,7 +298,8 @@ void addrset_free(struct addrset *s)
 
 static int aset_key_eq(const struct addrset_key *e, const struct addr_key *k)
 {
-	return e->family == k->family && e->aw[0] == k->aw[0] && e->aw[1] == k->aw[1];
+	return e->family == ((uint32_t)k->pad << 8 | k->family) && e->aw[0] == k->aw[0] &&
+	       e->aw[1] == k->aw[1] && (!k->pad || e->range == k->range);
 }
 
 /* The slot of the key in index x, or of the empty slot where it would go. */
@@ -351,6 +353,8 @@ int addrset_add(struct addrset *s, const struct addr_key *k)
 			const struct addrset_key *e = aset_entry(s, (size_t)(v & 0xffffffffu) - 1);
 			struct addr_key ek = {.aw = {e->aw[0], e->aw[1]}};
 			ek.family = (uint8_t)e->family;
+			ek.pad = (uint8_t)(e->family >> 8);
+			ek.range = e->range;
 			size_t i = (size_t)aset_hash(&ek) & nx->mask;
 			while (atomic_load_explicit(&nx->slot[i], memory_order_relaxed))
 				i = (i + 1) & nx->mask;
@@ -372,7 +376,8 @@ int addrset_add(struct addrset *s, const struct addr_key *k)
 	struct addrset_key *e = &chunk[n & (ASET_CHUNK - 1)];
 	e->aw[0] = k->aw[0];
 	e->aw[1] = k->aw[1];
-	e->family = k->family;
+	e->family = (uint32_t)k->pad << 8 | k->family;
+	e->range = k->range;
 	atomic_store_explicit(&s->count, n + 1, memory_order_release);
 	atomic_store_explicit(&x->slot[pos], (h & 0xffffffffu) << 32 | (uint64_t)(n + 1),
 	                      memory_order_release);

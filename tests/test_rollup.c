@@ -21,7 +21,8 @@ struct rspec {
 };
 
 /* A fixture whose ranges come as entries (as from a config file). */
-static struct fixture *rollup_fixture(const struct rspec *rs, size_t n, int per_address)
+static struct fixture *rollup_fixture_cap(const struct rspec *rs, size_t n, int per_address,
+                                          size_t max_addresses)
 {
 	char err[256];
 	struct fixture *f = calloc(1, sizeof *f);
@@ -46,13 +47,19 @@ static struct fixture *rollup_fixture(const struct rspec *rs, size_t n, int per_
 		if (ranges_add_entry(&f->ranges, &e, err, sizeof err))
 			fail_msg("%s", err);
 	}
-	if (ranges_build(&f->ranges) || registry_init(&f->reg, &f->layout, &f->ranges, 100000))
+	if (ranges_build(&f->ranges) ||
+	    registry_init(&f->reg, &f->layout, &f->ranges, max_addresses))
 		abort();
 	int src = registry_add_source(&f->reg, "eth0");
 	if (src < 0 || !(f->shard = registry_add_shard(&f->reg, src)))
 		abort();
 	f->reg.start_time = 1700000000.5;
 	return f;
+}
+
+static struct fixture *rollup_fixture(const struct rspec *rs, size_t n, int per_address)
+{
+	return rollup_fixture_cap(rs, n, per_address, 100000);
 }
 
 static char *line_of(char *page, const char *prefix)
@@ -222,12 +229,38 @@ static void test_rollup_identity(void **state)
 	fixture_free(f);
 }
 
+/* --max-addresses counts a rollup prefix once, whatever the addresses in
+ * it and the capture threads that saw them. */
+static void test_cap_counts_prefixes(void **state)
+{
+	(void)state;
+	static const struct rspec rs[] = {{"10.0.0.0", "10.0.255.255", 24, "c", "a"}};
+	struct fixture *f = rollup_fixture_cap(rs, 1, 0, 2);
+	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
+	assert_non_null(s2);
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 114);
+	fixture_ip(f, s2, "10.0.0.2", "192.0.2.1", 6, 114);
+	fixture_ip(f, NULL, "10.0.1.1", "192.0.2.1", 6, 114);
+	fixture_ip(f, s2, "10.0.1.9", "192.0.2.1", 6, 114);
+	fixture_ip(f, NULL, "10.0.2.1", "192.0.2.1", 6, 114); /* a third prefix: the cap */
+	assert_int_equal(counter_read(&f->shard->untracked) + counter_read(&s2->untracked), 1);
+	char *page = fixture_render(&f->reg);
+	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                  "ip=\"10.0.0.0/24\",protocol=\"tcp\",c=\"a\"} 2");
+	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                  "ip=\"10.0.1.0/24\",protocol=\"tcp\",c=\"a\"} 2");
+	assert_null(strstr(page, "10.0.2.0/24"));
+	free(page);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rollup_series_are_prefixes_in_cidr_form),
 	    cmocka_unit_test(test_rollup_sums_equal_per_address_sums),
 	    cmocka_unit_test(test_rollup_identity),
+	    cmocka_unit_test(test_cap_counts_prefixes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

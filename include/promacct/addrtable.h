@@ -110,7 +110,8 @@ static inline size_t addrtable_addresses(const struct addrtable *t)
  * index arrays are kept until addrset_free (at most the current size). */
 struct addrset_key {
 	uint64_t aw[2];
-	uint32_t family;
+	uint32_t family; /* family | rollup prefix length (pad) << 8 */
+	uint32_t range;  /* a rollup's range group */
 };
 struct addrset_index {
 	size_t mask;

@@ -48,12 +48,17 @@ static void check_lookup(const struct ranges *r, int family, u128 a)
 	int got;
 	if (family == 4) {
 		got = ranges_lookup4(r, (uint32_t)a);
+		/* the capture threads' lookup: the owner's group, through a hint */
+		uint32_t wantv = ranges_val4(r, (uint32_t)a);
+		FUZZ_CHECK(ranges_val_in(wantv) == (want >= 0) &&
+		               (want < 0 || ranges_val_group(wantv) == r->v[want].group),
+		           "val %#x for range %d", wantv, want);
 		struct ranges_hint4 h;
 		ranges_hint4_init(&h, r);
-		int hinted = ranges_lookup4_hint(r, (uint32_t)a, &h);
-		FUZZ_CHECK(hinted == want, "hinted lookup %d, want %d", hinted, want);
-		hinted = ranges_lookup4_hint(r, (uint32_t)a, &h); /* through the hint */
-		FUZZ_CHECK(hinted == want, "second hinted lookup %d, want %d", hinted, want);
+		uint32_t hinted = ranges_val4_hint(r, (uint32_t)a, &h);
+		FUZZ_CHECK(hinted == wantv, "hinted lookup %#x, want %#x", hinted, wantv);
+		hinted = ranges_val4_hint(r, (uint32_t)a, &h); /* through the hint */
+		FUZZ_CHECK(hinted == wantv, "second hinted lookup %#x, want %#x", hinted, wantv);
 	} else {
 		uint8_t b[16];
 		val_addr(b, 6, a);

@@ -100,7 +100,10 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-/* Every read taken while a writer runs is a valid histogram. */
+/* Every read taken while a writer runs is a valid histogram. A TSan driver
+ * first: the bucket order holds by construction (cumulative sums of
+ * counters). What can fail: a count that goes back between reads, and the
+ * exact final count. */
 static void test_reads_during_writes_are_valid_histograms(void **state)
 {
 	(void)state;

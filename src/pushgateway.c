@@ -39,6 +39,7 @@ struct pushgateway {
 	struct registry *reg;
 	http_client *http;
 	char *url;
+	char shown[512]; /* url without password and query (url_redact): logs */
 	int post;
 	int delete_on_exit;
 	size_t last_size; /* timer thread, then the shutdown caller */
@@ -166,11 +167,18 @@ struct pushgateway *pushgateway_new(const struct pushgateway_opts *o, struct reg
 
 	buf_init(&u, URL_MAX);
 	if (pushgateway_url(&u, o->gateway, o->job, o->grouping, o->ngrouping, why, sizeof why)) {
-		snprintf(err, errlen, "gateway URL '%s': %s", o->gateway, why);
+		char shown[512];
+		if (url_redact(o->gateway, shown, sizeof shown)) {
+			/* shown: <url too long> */
+		}
+		snprintf(err, errlen, "gateway URL '%s': %s", shown, why);
 		buf_free(&u);
 		goto fail;
 	}
 	p->url = u.data;
+	if (url_redact(p->url, p->shown, sizeof p->shown)) {
+		/* shown: <url too long> */
+	}
 	p->http = http_client_new(&o->http, err, errlen);
 	if (!p->http)
 		goto fail;
@@ -217,14 +225,14 @@ static void note_result(struct pushgateway *p, int ok, const struct http_respons
 		self_inc(p->ok, 1);
 		gauge_set(p->last_success, time_now());
 		if (p->last_ok != 1)
-			log_info("push succeeded", "url=%s", p->url);
+			log_info("push succeeded", "url=%s", p->shown);
 	} else {
 		self_inc(p->failed, 1);
 		if (p->last_ok != 0) {
 			if (r)
-				log_failure(LOG_ERROR, "push failed", p->url, r);
+				log_failure(LOG_ERROR, "push failed", p->shown, r);
 			else
-				log_error("push failed", "url=%s err=%s", p->url, what);
+				log_error("push failed", "url=%s err=%s", p->shown, what);
 		}
 	}
 	p->last_ok = ok;
@@ -264,7 +272,7 @@ static int push_once(struct pushgateway *p, double deadline, const atomic_int *a
 	                               headers, deadline, abort, &resp);
 	gauge_set(p->duration, resp.seconds);
 	if (rc == -ECANCELED) {
-		log_debug("push abandoned: shutting down", "url=%s", p->url);
+		log_debug("push abandoned: shutting down", "url=%s", p->shown);
 		rc = -1;
 	} else if (rc == 0 && resp.status >= 200 && resp.status < 300) {
 		note_result(p, 1, NULL, NULL);
@@ -304,9 +312,9 @@ static void delete_group(struct pushgateway *p, double deadline)
 	int rc = http_client_request_until(p->http, "DELETE", p->url, NULL, 0, NULL, deadline, NULL,
 	                                   &resp);
 	if (rc == 0 && resp.status >= 200 && resp.status < 300) {
-		log_info("deleted the pushed group", "url=%s", p->url);
+		log_info("deleted the pushed group", "url=%s", p->shown);
 	} else {
-		log_failure(LOG_ERROR, "deleting the pushed group failed", p->url, &resp);
+		log_failure(LOG_ERROR, "deleting the pushed group failed", p->shown, &resp);
 	}
 }
 
@@ -322,12 +330,12 @@ void pushgateway_shutdown(struct pushgateway *p, double deadline)
 	if (deadline_left(deadline) > 0)
 		(void)push_once(p, deadline, NULL);
 	else
-		log_warn("no time left for the final push", "url=%s", p->url);
+		log_warn("no time left for the final push", "url=%s", p->shown);
 	if (p->delete_on_exit) {
 		if (deadline_left(deadline) > 0)
 			delete_group(p, deadline);
 		else
-			log_error("no time left to delete the pushed group", "url=%s", p->url);
+			log_error("no time left to delete the pushed group", "url=%s", p->shown);
 		p->delete_on_exit = 0;
 	}
 }

@@ -498,6 +498,7 @@ struct rw_request {
 struct rw_endpoint {
 	struct remote_write *rw;
 	char *url;
+	char *shown; /* url without password and query (url_redact): label, logs */
 	http_client *http;
 	pthread_t thread;
 	int started;
@@ -561,7 +562,12 @@ struct remote_write *remote_write_new(const struct config *cfg, struct registry 
 		ep->last_ok = -1;
 		ep->seed = (unsigned)(time_now_ms() ^ (int64_t)i * 7919);
 		ep->url = strdup(cfg->rw_urls[i]);
-		if (!ep->url)
+		char shown[512];
+		if (url_redact(cfg->rw_urls[i], shown, sizeof shown)) {
+			/* shown: <url too long> */
+		}
+		ep->shown = strdup(shown);
+		if (!ep->url || !ep->shown)
 			goto oom;
 		ep->http = http_client_new(&cfg->rw_http, err, errlen);
 		if (!ep->http)
@@ -570,7 +576,7 @@ struct remote_write *remote_write_new(const struct config *cfg, struct registry 
 			if (http_client_add_header(ep->http, cfg->rw_headers[h],
 			                           rw_reserved_headers, err, errlen))
 				goto fail;
-		const char *u = ep->url;
+		const char *u = ep->shown;
 #define RW_SELF(field, name, help, type, l2, v2)                                                   \
 	do {                                                                                       \
 		ep->field = registry_self_add(reg, name, help, type, "url", u, l2, v2);            \
@@ -638,7 +644,7 @@ static void enqueue_locked(struct rw_endpoint *ep, char *body, size_t len, size_
 	if (dropped) {
 		self_inc(ep->dropped, (double)dropped);
 		log_warn("remote-write queue full, dropped the oldest samples",
-		         "url=\"%s\" samples=%zu", ep->url, dropped);
+		         "url=\"%s\" samples=%zu", ep->shown, dropped);
 	}
 	gauge_set(ep->queue, (double)ep->queued);
 }
@@ -729,7 +735,7 @@ static enum attempt_result send_one(struct rw_endpoint *ep, const struct rw_requ
 		self_inc(ep->sent, (double)r->nsamples);
 		gauge_set(ep->last_success, time_now());
 		if (ep->last_ok != 1)
-			log_info("remote write succeeded", "url=\"%s\"", ep->url);
+			log_info("remote write succeeded", "url=\"%s\"", ep->shown);
 		ep->last_ok = 1;
 		return SENT;
 	}
@@ -738,8 +744,9 @@ static enum attempt_result send_one(struct rw_endpoint *ep, const struct rw_requ
 		double now = time_monotonic();
 		if (now - ep->last_reject_log >= RW_LOG_4XX_INTERVAL || ep->last_reject_log == 0) {
 			log_error("remote write rejected, samples dropped",
-			          "url=\"%s\" status=%ld samples=%zu body=%s", ep->url, resp.status,
-			          r->nsamples, log_quote(q, sizeof q, resp.body, resp.body_len));
+			          "url=\"%s\" status=%ld samples=%zu body=%s", ep->shown,
+			          resp.status, r->nsamples,
+			          log_quote(q, sizeof q, resp.body, resp.body_len));
 			ep->last_reject_log = now;
 		}
 		ep->last_ok = 0;
@@ -748,11 +755,11 @@ static enum attempt_result send_one(struct rw_endpoint *ep, const struct rw_requ
 	self_inc(ep->failed, (double)r->nsamples);
 	if (ep->last_ok != 0) {
 		if (rc)
-			log_warn("remote write failed, retrying", "url=\"%s\" err=%s", ep->url,
+			log_warn("remote write failed, retrying", "url=\"%s\" err=%s", ep->shown,
 			         log_quote(q, sizeof q, resp.error, strlen(resp.error)));
 		else
 			log_warn("remote write failed, retrying", "url=\"%s\" status=%ld body=%s",
-			         ep->url, resp.status,
+			         ep->shown, resp.status,
 			         log_quote(q, sizeof q, resp.body, resp.body_len));
 	}
 	ep->last_ok = 0;
@@ -857,7 +864,7 @@ int remote_write_send_once(struct remote_write *rw)
 		size_t lost = run_queue(&rw->ep[i], 0);
 		if (lost) {
 			log_error("remote write incomplete", "url=\"%s\" samples_not_accepted=%zu",
-			          rw->ep[i].url, lost);
+			          rw->ep[i].shown, lost);
 			rc = -1;
 		}
 	}
@@ -888,7 +895,8 @@ void remote_write_stop(struct remote_write *rw)
 			rw->ep[i].started = 0;
 			if (rw->ep[i].queued)
 				log_warn("remote write stopped with samples unsent",
-				         "url=\"%s\" samples=%zu", rw->ep[i].url, rw->ep[i].queued);
+				         "url=\"%s\" samples=%zu", rw->ep[i].shown,
+				         rw->ep[i].queued);
 		}
 }
 
@@ -906,6 +914,7 @@ void remote_write_free(struct remote_write *rw)
 		}
 		http_client_free(ep->http);
 		free(ep->url);
+		free(ep->shown);
 	}
 	free(rw->ep);
 	free(rw->ended);

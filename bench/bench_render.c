@@ -5,7 +5,7 @@
  * Accounts synthetic frames until ADDRESSES IPv4 addresses each have three
  * histograms (tx tcp, rx tcp, tx udp: 3 x ADDRESSES histograms, 600k by
  * default), then times the text exposition (the /metrics body) and the
- * remote-write encoding (protobuf + snappy, 2000 samples per request) RUNS
+ * remote-write encoding (protobuf + snappy, 2000 samples per request, 8 shards) RUNS
  * times each and prints the medians. */
 #include <arpa/inet.h>
 #include <pcap/dlt.h>
@@ -15,7 +15,7 @@
 
 #include "promacct/account.h"
 #include "promacct/expo_text.h"
-#include "promacct/remote_write.h"
+#include "promacct/rw_encode.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -33,8 +33,9 @@ struct rw_count {
 	size_t bytes, samples, requests;
 };
 
-static int count_body(void *ctx, char *body, size_t len, size_t n)
+static int count_body(void *ctx, size_t shard, char *body, size_t len, size_t n)
 {
+	(void)shard;
 	struct rw_count *c = ctx;
 	c->bytes += len;
 	c->samples += n;
@@ -114,7 +115,8 @@ int main(int argc, char **argv)
 	for (int r = 0; r < runs; r++) {
 		memset(&c, 0, sizeof c);
 		double t0 = time_monotonic();
-		if (remote_write_encode(&reg, &es, 1700000000000, 2000, 0, count_body, &c))
+		struct rw_encode_opts eo = {&es, 1700000000000, 2000, 8, 0, -1, count_body, &c};
+		if (rw_encode(&reg, &eo))
 			return 1;
 		t[r] = time_monotonic() - t0;
 	}

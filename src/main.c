@@ -181,7 +181,23 @@ static int agent_create(struct agent *a)
 		}
 	}
 	if (cfg->nrw_urls) {
-		a->rw = remote_write_new(cfg, &a->reg, err, sizeof err);
+		struct remote_write_opts ro = {
+		    .urls = cfg->rw_urls,
+		    .nurls = cfg->nrw_urls,
+		    .interval = cfg->rw_interval,
+		    .max_samples_per_send = cfg->rw_max_samples_per_send,
+		    .max_shards = cfg->rw_max_shards,
+		    .queue_max_bytes = cfg->rw_queue_max_bytes,
+		    .queue_max_samples = cfg->rw_queue_max_samples,
+		    .headers = cfg->rw_headers,
+		    .nheaders = cfg->nrw_headers,
+		    .external_labels = cfg->rw_labels,
+		    .nexternal_labels = cfg->nrw_labels,
+		    .min_backoff = cfg->rw_min_backoff,
+		    .max_backoff = cfg->rw_max_backoff,
+		    .http = cfg->rw_http,
+		};
+		a->rw = remote_write_new(&ro, &a->reg, err, sizeof err);
 		if (!a->rw) {
 			log_error("cannot set up remote write", "err=\"%s\"", err);
 			return -1;
@@ -219,9 +235,8 @@ static int agent_start(struct agent *a)
 		log_error("cannot start pushing", "err=\"%s\"", err);
 		return -1;
 	}
-	if (a->rw && remote_write_start(a->rw)) {
-		log_error("cannot start remote write", "%s", "");
-		remote_write_stop(a->rw);
+	if (a->rw && remote_write_start(a->rw, err, sizeof err)) {
+		log_error("cannot start remote write", "err=\"%s\"", err);
 		return -1;
 	}
 	return 0;
@@ -245,7 +260,7 @@ static int agent_run_once(struct agent *a)
 	int status = failed ? 1 : 0;
 	if (a->push && pushgateway_push_now(a->push))
 		status = 1;
-	if (a->rw && remote_write_send_once(a->rw))
+	if (a->rw && remote_write_send_once(a->rw, time_monotonic() + a->cfg.rw_http.timeout))
 		status = 1;
 	if (!a->push && !a->rw) {
 		/* streamed: written as it renders, one chunk held */
@@ -314,8 +329,7 @@ static void agent_shutdown(struct agent *a, double deadline)
 	int side = a->push && a->rw && pthread_create(&pt, NULL, push_shutdown_thread, &ps) == 0;
 	if (!side)
 		pushgateway_shutdown(a->push, deadline);
-	if (a->rw)
-		remote_write_stop(a->rw);
+	remote_write_shutdown(a->rw, deadline);
 	if (side)
 		pthread_join(pt, NULL);
 	http_server_stop(a->http);

@@ -215,7 +215,9 @@ static void test_defaults_come_from_the_flag_table(void **state)
 	assert_string_equal(c.push_job, "promacct");
 	assert_int_equal(c.push_post, 0);
 	assert_true(c.rw_interval == 15);
-	assert_int_equal(c.rw_queue_max_samples, 4000000);
+	assert_int_equal(c.rw_queue_max_samples, 0);
+	assert_int_equal(c.rw_queue_max_bytes, 512u << 20);
+	assert_int_equal(c.rw_max_shards, 8);
 	assert_true(c.rw_min_backoff == 0.03);
 	assert_true(c.rw_max_backoff == 5);
 	assert_string_equal(c.buckets_arg, "64,128,256,512,1024,2048");

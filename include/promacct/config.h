@@ -60,7 +60,9 @@ struct config {
 	size_t nrw_urls;
 	double rw_interval;
 	size_t rw_max_samples_per_send;
-	size_t rw_queue_max_samples;
+	size_t rw_max_shards;
+	size_t rw_queue_max_bytes;
+	size_t rw_queue_max_samples; /* 0: no bound in samples */
 	const char **rw_headers;
 	size_t nrw_headers;
 	struct label *rw_labels; /* external labels, job and instance included */

@@ -13,8 +13,8 @@ RANGES=(-r '10.0.0.0/30:customer=a' -r 10.0.0.0/8:customer=b -r '[2001:db8::]-[2
 # What a receiver should hold: the page without run-to-run lines, with
 # empty label values dropped (remote write drops empty labels).
 normalize <(stable "$WORK/once.out") | sed 's/empty="",//; s/,empty=""//; s/{empty=""}/{}/' >"$WORK/once.norm"
-# samples of the page, plus the 6 remote-write self-metrics of one endpoint
-NSAMPLES=$(($(grep -vc '^#' "$WORK/once.out") + 6))
+# samples of the page, plus the 9 remote-write self-metrics of one endpoint
+NSAMPLES=$(($(grep -vc '^#' "$WORK/once.out") + 9))
 
 PPORT=$(free_port)
 start_prometheus prom "$PPORT"
@@ -81,11 +81,12 @@ rc=0
 ok "protocol headers cannot be overridden"
 
 # 3. Retries: 500, 503 and 429 (Retry-After: 1) then success; nothing lost
-#    and nothing sent twice.
+#    and nothing sent twice (one shard, so the answers meet one request).
 RP=$(recv retry "$(free_port)" "500,503,429:1")
 t0=$(date +%s%N)
 "$PROMACCT" -R "$WORK/eth.pcap" --once "${RANGES[@]}" --remote-write.url "http://127.0.0.1:$RP/push" \
-	--remote-write.timeout 20s 2>"$WORK/retry-run.log" || fail "retries: --once failed"
+	--remote-write.timeout 20s --remote-write.max-shards 1 2>"$WORK/retry-run.log" ||
+	fail "retries: --once failed"
 ms=$((($(date +%s%N) - t0) / 1000000))
 E="$WORK/retry.events"
 [ "$(awk '$1 == "R" { printf "%s ", $2 }' "$E")" = "500 503 429 200 " ] || fail "retry sequence: $(grep '^R' "$E")"
@@ -135,22 +136,51 @@ ok "outage: $n snapshots, largest step ${gap} ms, stale markers on shutdown"
 grep -q '^promacct_remote_write_samples_total{url=.*result="sent"} [1-9]' "$WORK/agent.page" ||
 	fail "remote write self-metrics"
 
-# 6. Bounded queue: beyond --remote-write.queue-max-samples the oldest are
-#    dropped and counted.
-RP=$(recv bounded "$(free_port)")
-stop bounded
+# 6. Bounded queue, receiver hanging: beyond --remote-write.queue-max-samples
+#    the oldest are dropped and counted; the log says so once when it starts
+#    and once, with counts, at the end (issue 13 defect 10: it was one line
+#    per request, 64,132 lines in 50 s); SIGTERM ends the agent within the
+#    timeout although every request hangs.
+RP=$(recv bounded "$(free_port)" "hang+")
 SPORT=$(free_port)
 start agent2 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$RP/push" \
-	--remote-write.interval 200ms --remote-write.queue-max-samples 300 --remote-write.timeout 1s \
+	--remote-write.interval 100ms --remote-write.queue-max-samples 300 --remote-write.timeout 1s \
 	--web.listen-address "127.0.0.1:$SPORT"
-sleep 2
+sleep 3
 curl -fsS "http://127.0.0.1:$SPORT/metrics" >"$WORK/agent2.page"
 q=$(awk '/^promacct_remote_write_queue_samples/ { print $2 }' "$WORK/agent2.page")
 d=$(awk '/^promacct_remote_write_samples_total.*result="dropped"/ { print $2 }' "$WORK/agent2.page")
 [ "${q%.*}" -le 300 ] || fail "queue holds $q samples, bound 300"
 [ "${d%.*}" -gt 0 ] || fail "nothing counted as dropped"
+t0=$(date +%s%N)
 stop_agent agent2
-ok "queue bounded at 300 samples ($q queued, $d dropped)"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -le 3500 ] || fail "SIGTERM with a hanging receiver took ${ms} ms (timeout 1s)"
+n=$(grep -c 'msg="remote-write queue full' "$WORK/agent2.log" || true)
+[ "$n" = 1 ] || fail "queue full logged $n times, want once per change of state"
+grep -q 'msg="remote-write queue was full until the end".*dropped_samples=[1-9]' "$WORK/agent2.log" ||
+	fail "the drops were not summed up in the log"
+ok "queue bounded at 300 samples ($q queued, $d dropped), logged once, SIGTERM in ${ms} ms"
+stop bounded
+
+# 6b. Issue 13 defect 8: a receiver answering 429 with Retry-After: 60 kept
+#     the agent 58 s after SIGTERM with --remote-write.timeout 3s. Every wait
+#     and request now ends at the shutdown deadline (the timeout).
+RP=$(recv slow429 "$(free_port)" "429:60+")
+start agent4 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$RP/push" \
+	--remote-write.interval 500ms --remote-write.timeout 3s --web.disable
+for _ in $(seq 1 100); do
+	grep -q '^R 429' "$WORK/slow429.events" 2>/dev/null && break
+	sleep 0.1
+done
+grep -q '^R 429' "$WORK/slow429.events" || fail "no 429 answered"
+sleep 0.5
+t0=$(date +%s%N)
+stop_agent agent4
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -le 5000 ] || fail "SIGTERM during Retry-After: 60 took ${ms} ms (timeout 3s)"
+ok "SIGTERM during a 60 s Retry-After: exit in ${ms} ms (timeout 3s)"
+stop slow429
 
 # 7. Live mode into the real receivers: they return what the scrape page
 #    shows (the file is read, so the values stand still).

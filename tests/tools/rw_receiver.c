@@ -4,11 +4,17 @@
  * snappy block body, protobuf, label order/uniqueness/validity, timestamps)
  * and answers from a fault plan, so tests can see retries and back-off.
  *
- *   rw_receiver PORT LOG [PLAN]
+ *   rw_receiver [-d MS] [-q] PORT LOG [PLAN]
  *
  * PORT 0 picks a free port; the bound port is printed on stdout. PLAN is a
  * comma-separated list of answers for the first requests, e.g.
  * "500,503,429:1,400" (429:1 adds Retry-After: 1); later requests get 200.
+ * An answer ending in '+' is repeated for every later request ("429:60+");
+ * "hang" never answers (the request waits until the receiver exits).
+ * -d MS answers every request MS milliseconds after it arrived (a receiver
+ * one WAN round trip away); requests are served concurrently, one thread
+ * per connection, so the delay does not serialise them. -q logs requests
+ * only (no S lines): for benchmarks with millions of samples.
  * LOG receives one line per event:
  *   R <status> <series> <user-agent-ok>   a request and its answer
  *   S<TAB><series-key><TAB><timestamp><TAB><value>   an accepted sample
@@ -17,6 +23,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <snappy-c.h>
 #include <stdint.h>
@@ -24,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "remote.pb-c.h"
@@ -32,7 +40,9 @@
 
 static FILE *logf_;
 static char *plan[256];
-static int nplan, served;
+static int nplan, served, quiet;
+static long delay_ms;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct req {
 	char *body;
@@ -134,24 +144,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	unsigned status = 200;
-	const char *retry_after = NULL;
+	char retry_after[32] = "";
 	Prometheus__WriteRequest *w = NULL;
 	const char *bad = strcmp(method, "POST") ? "method" : check(c, r, &w);
+	pthread_mutex_lock(&lock);
+	const char *answer = NULL;
+	if (served < nplan)
+		answer = plan[served];
+	else if (nplan > 0 && plan[nplan - 1][strlen(plan[nplan - 1]) - 1] == '+')
+		answer = plan[nplan - 1];
+	served++;
 	if (bad) {
 		fprintf(logf_, "V %s\n", bad);
 		status = 400;
-	} else if (served < nplan) {
-		status = (unsigned)atoi(plan[served]);
-		char *colon = strchr(plan[served], ':');
+	} else if (answer && !strncmp(answer, "hang", 4)) {
+		fprintf(logf_, "R hang %zu\n", w ? w->n_timeseries : 0);
+		fflush(logf_);
+		pthread_mutex_unlock(&lock);
+		for (;;)
+			pause(); /* until the receiver exits */
+	} else if (answer) {
+		status = (unsigned)atoi(answer);
+		const char *colon = strchr(answer, ':');
 		if (colon)
-			retry_after = colon + 1;
+			snprintf(retry_after, sizeof retry_after, "%.*s",
+			         (int)strcspn(colon + 1, "+"), colon + 1);
 	}
-	served++;
+	pthread_mutex_unlock(&lock);
+	if (delay_ms > 0) {
+		struct timespec d = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+		while (nanosleep(&d, &d))
+			;
+	}
+	pthread_mutex_lock(&lock);
 	const char *org = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Scope-OrgID");
 	if (org)
 		fprintf(logf_, "H X-Scope-OrgID: %s\n", org);
 	fprintf(logf_, "R %u %zu\n", status, w ? w->n_timeseries : 0);
-	if (status == 200 && w)
+	if (status == 200 && w && !quiet)
 		for (size_t i = 0; i < w->n_timeseries; i++) {
 			Prometheus__TimeSeries *ts = w->timeseries[i];
 			fputs("S\t", logf_);
@@ -172,12 +202,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			fputc('\n', logf_);
 		}
 	fflush(logf_);
+	pthread_mutex_unlock(&lock);
 	if (w)
 		prometheus__write_request__free_unpacked(w, NULL);
 	const char *msg = status == 200 ? "" : "injected or rule violation\n";
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
-	if (retry_after)
+	if (retry_after[0])
 		MHD_add_response_header(resp, "Retry-After", retry_after);
 	enum MHD_Result res = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
@@ -199,8 +230,19 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 int main(int argc, char **argv)
 {
+	int opt;
+	while ((opt = getopt(argc, argv, "d:q")) != -1) {
+		if (opt == 'd')
+			delay_ms = atol(optarg);
+		else if (opt == 'q')
+			quiet = 1;
+		else
+			return 2;
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc < 3) {
-		fprintf(stderr, "usage: rw_receiver PORT LOG [PLAN]\n");
+		fprintf(stderr, "usage: rw_receiver [-d MS] [-q] PORT LOG [PLAN]\n");
 		return 2;
 	}
 	logf_ = fopen(argv[2], "a");
@@ -215,8 +257,9 @@ int main(int argc, char **argv)
 	sa.sin_port = htons((uint16_t)atoi(argv[1]));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, NULL,
-	    MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO, 0, NULL,
+	    NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done,
+	    NULL, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "rw_receiver: cannot listen\n");
 		return 1;
@@ -231,7 +274,8 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &s, NULL);
 	int sig;
 	sigwait(&s, &sig);
-	MHD_stop_daemon(d);
-	fclose(logf_);
-	return 0;
+	/* Hanging requests never return: leave without joining their threads. */
+	pthread_mutex_lock(&lock);
+	fflush(logf_);
+	_exit(0);
 }

@@ -384,8 +384,12 @@ int main(int argc, char **argv)
 	if (agent_create(&a))
 		goto out;
 	__atomic_store_n(&the_capture, a.cap, __ATOMIC_RELEASE);
-	if (pthread_create(&sigthr, NULL, signal_thread, &sigs) == 0)
-		sig_started = 1;
+	/* Without it SIGTERM could not stop the agent: a start-up failure. */
+	if (pthread_create(&sigthr, NULL, signal_thread, &sigs)) {
+		log_error("cannot start the signal thread", "%s", "");
+		goto out;
+	}
+	sig_started = 1;
 	if (agent_start(&a))
 		goto out;
 	log_info("promacct started",

@@ -144,6 +144,17 @@ static int flag_duration(const struct flag *f, const char *arg, struct config *c
 	return 0;
 }
 
+/* A duration, or 0 (written "0" or "0s") for "never". */
+static int flag_duration_or_zero(const struct flag *f, const char *arg, struct config *c, char *err,
+                                 size_t errlen)
+{
+	if (!strcmp(arg, "0") || !strcmp(arg, "0s")) {
+		*TARGET(c, f, double) = 0;
+		return 0;
+	}
+	return flag_duration(f, arg, c, err, errlen);
+}
+
 static int parse_bounded(const struct flag *f, const char *arg, uint64_t *v, char *err,
                          size_t errlen)
 {
@@ -385,6 +396,13 @@ static const struct flag flags[] = {
     {"capture-threads", 0, "N", "1",
      "Capture threads per interface, joined in a PACKET_FANOUT group (1 to 64).", flag_int,
      FIELD(capture_threads), 0, 1, CONFIG_MAX_CAPTURE_THREADS},
+    {"interface.reopen-interval", 0, "DURATION", "5s",
+     "Reopen a captured interface that disappeared this often until it is back (its series "
+     "continue); 0: never, its series end and with no capture source left the agent exits 1.",
+     flag_duration_or_zero, FIELD(interface_reopen_interval), 0, CONFIG_MIN_INTERVAL, 0},
+    {"interface.wait", 0, NULL, NULL,
+     "An interface missing at start is waited for (reopened as above) instead of an error.",
+     flag_switch, FIELD(interface_wait), 0, 0, 0},
     {"web.listen-address", 0, "[HOST]:PORT", ":9112", "Address of the scrape page.", flag_string,
      FIELD(listen_arg), 0, 0, 0},
     {"port", 'p', "PORT", NULL, "Port of the scrape page (same as --web.listen-address :PORT).",

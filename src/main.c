@@ -49,6 +49,7 @@ static pthread_mutex_t req_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t req_cond = PTHREAD_COND_INITIALIZER;
 static int req_shutdown_signal; /* SIGINT / SIGTERM received */
 static int req_reload;          /* reloads asked for and not yet done */
+static int req_no_source;       /* no capture source is left for good */
 static struct capture *the_capture;
 
 /* Everything the agent made; zeroed means "not made". */
@@ -82,6 +83,17 @@ static void request_shutdown(int sig)
 	struct capture *cap = __atomic_load_n(&the_capture, __ATOMIC_ACQUIRE);
 	if (cap)
 		capture_request_stop(cap); /* wakes --once's wait for the files */
+}
+
+/* Capture's on_no_source (a capture thread): every interface vanished and
+ * reopening is off, so the agent must not look healthy: it exits 1. */
+static void request_exit_no_source(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&req_lock);
+	req_no_source = 1;
+	pthread_cond_broadcast(&req_cond);
+	pthread_mutex_unlock(&req_lock);
 }
 
 static int shutdown_requested(void)
@@ -165,6 +177,9 @@ static int agent_create(struct agent *a)
 	    .ninterfaces = cfg->ninterfaces,
 	    .files = cfg->reads,
 	    .nfiles = cfg->nreads,
+	    .reopen_interval = cfg->interface_reopen_interval,
+	    .wait = cfg->interface_wait,
+	    .on_no_source = request_exit_no_source,
 	};
 	a->cap = capture_new(&copts, &a->reg, err, sizeof err);
 	if (!a->cap) {
@@ -278,12 +293,19 @@ static int agent_run(struct agent *a)
 {
 	for (;;) {
 		pthread_mutex_lock(&req_lock);
-		while (!req_shutdown_signal && !req_reload)
+		while (!req_shutdown_signal && !req_reload && !req_no_source)
 			pthread_cond_wait(&req_cond, &req_lock);
 		int sig = req_shutdown_signal;
 		int reload = req_reload;
+		int no_source = req_no_source;
 		req_reload = 0;
 		pthread_mutex_unlock(&req_lock);
+		if (no_source && !sig) {
+			log_error("exiting: no capture source is left "
+			          "(--interface.reopen-interval 0)",
+			          "%s", "");
+			return 1;
+		}
 		if (sig) {
 			log_info("shutting down", "signal=%s",
 			         sig == SIGINT ? "SIGINT" : "SIGTERM");

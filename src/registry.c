@@ -761,7 +761,8 @@ static int collect(struct registry *r, struct collector *c, int only)
 		have_live |= r->sources[i].live;
 	if (have_live)
 		c->family(c, "promacct_interface_up",
-		          "1 while the captured interface is there, 0 after it disappeared.",
+		          "1 while the interface is captured, 0 while it is gone (reopened every "
+		          "--interface.reopen-interval) or waited for.",
 		          METRIC_GAUGE);
 	for (size_t i = 0; i < r->nsources; i++) {
 		if (!r->sources[i].live)

@@ -37,6 +37,8 @@ struct config {
 	int buffer_size;
 	int promisc;
 	int capture_threads;
+	double interface_reopen_interval; /* seconds, 0: never reopen */
+	int interface_wait;
 	char listen[300]; /* resolved from --web.listen-address or -p */
 	int web_disable;
 

@@ -69,15 +69,16 @@ run_case() { # THREADS
 run_case 1
 run_case 2
 
-# The interface disappears while the agent runs: the agent keeps running,
-# the scrape page drops the interface's series, and remote write ends them
-# with stale markers.
+# The interface disappears while the agent runs: the agent keeps running
+# (reopening it: test_interface_back.sh), the scrape page drops the
+# interface's series, and remote write ends them with stale markers.
 : "${RW_RECEIVER:?}"
 RP=$(free_port)
 start recv "$RW_RECEIVER" "$RP" "$WORK/recv.events"
 port=$(free_port)
 start agent_gone "$PROMACCT" -i "$HOST_IF" -r 10.199.0.0/24 --web.listen-address "127.0.0.1:$port" \
-	--remote-write.url "http://127.0.0.1:$RP/push" --remote-write.interval 200ms
+	--remote-write.url "http://127.0.0.1:$RP/push" --remote-write.interval 200ms \
+	--interface.reopen-interval 200ms
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
 sleep 0.3
@@ -88,10 +89,10 @@ curl -fsS "$url" >"$WORK/before.out"
 	fail "interface series missing before removal"
 ip link del "$HOST_IF"
 for _ in $(seq 1 50); do
-	grep -q 'msg="capture failed, the interface.s series end"' "$WORK/agent_gone.log" && break
+	grep -q 'msg="interface gone, reopening it until it is back"' "$WORK/agent_gone.log" && break
 	sleep 0.1
 done
-grep -q 'msg="capture failed, the interface.s series end"' "$WORK/agent_gone.log" ||
+grep -q 'msg="interface gone, reopening it until it is back"' "$WORK/agent_gone.log" ||
 	fail "interface removal not noticed"
 sleep 0.6
 curl -fsS "$url" >"$WORK/after.out" || fail "scrape page down after the interface went away"

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# End-to-end (issue 9, interfaces that come back): a captured veth is
+# deleted and created again with the same name. The agent reopens it every
+# --interface.reopen-interval, logs one line when it goes and one when it
+# returns, promacct_interface_up goes 1 -> 0 -> 1, and its series continue
+# (counts carry on from where they were). With --interface.reopen-interval
+# 0 and no capture source left the agent exits 1. With --interface.wait an
+# interface missing at start is waited for.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+NS=promacct-b$$
+HOST_IF=pb$$h
+NS_IF=pb$$n
+ip netns add "$NS"
+CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
+ip netns exec "$NS" ip link set lo up
+
+make_veth() {
+	ip link add "$HOST_IF" type veth peer name "$NS_IF"
+	ip link set "$NS_IF" netns "$NS"
+	sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
+	ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
+	ip addr add 10.198.0.1/24 dev "$HOST_IF"
+	ip link set "$HOST_IF" up
+	ip netns exec "$NS" ip addr add 10.198.0.2/24 dev "$NS_IF"
+	ip netns exec "$NS" ip link set "$NS_IF" up
+	ip netns exec "$NS" ip neigh replace 10.198.0.1 \
+		lladdr "$(cat "/sys/class/net/$HOST_IF/address")" dev "$NS_IF"
+}
+
+send_udp() { # COUNT PAYLOAD_BYTES
+	local payload
+	payload=$(head -c "$2" /dev/zero | tr '\0' 'x')
+	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/10.198.0.1/9; done"
+}
+
+SERIES='promacct_packet_size_bytes_ipv4_tx_count{interface="'$HOST_IF'",ip="10.198.0.2",protocol="udp"}'
+UP='promacct_interface_up{interface="'$HOST_IF'"}'
+
+# wait_value URL SERIES VALUE: until the page shows it (10 s).
+wait_value() {
+	for _ in $(seq 1 100); do
+		curl -fsS "$1" >"$WORK/page.out" 2>/dev/null &&
+			[ "$(value_of "$WORK/page.out" "$2")" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "$2 is '$(value_of "$WORK/page.out" "$2")', want $3"
+}
+
+make_veth
+port=$(free_port)
+start agent "$PROMACCT" -i "$HOST_IF" -r 10.198.0.0/24 --capture-threads 2 \
+	--web.listen-address "127.0.0.1:$port" --interface.reopen-interval 200ms
+url="http://127.0.0.1:$port/metrics"
+wait_http "$url"
+sleep 0.3
+send_udp 20 100
+wait_value "$url" "$SERIES" 20
+wait_value "$url" "$UP" 1
+
+ip link del "$HOST_IF"
+wait_value "$url" "$UP" 0
+grep -q "^$SERIES " "$WORK/page.out" && fail "series of the vanished interface still exported"
+sleep 1 # five reopen attempts while it is missing
+make_veth
+wait_value "$url" "$UP" 1
+sleep 0.3
+send_udp 30 100
+# The series continue: 20 before, 30 after.
+wait_value "$url" "$SERIES" 50
+wait_value "$url" promacct_tracked_addresses 2
+promtool check metrics <"$WORK/page.out" || fail "promtool on the page"
+[ "$(grep -c 'msg="interface gone, reopening it until it is back"' "$WORK/agent.log")" = 1 ] ||
+	fail "want one line when the interface goes"
+[ "$(grep -c 'msg="interface back, capturing again"' "$WORK/agent.log")" = 1 ] ||
+	fail "want one line when the interface returns"
+stop_agent agent
+ok "interface deleted and re-created: reopened, one log line each way, series continue"
+
+# Reopening off: the interface's series end, and with no capture source
+# left the agent exits 1 (a supervisor restarts it).
+port=$(free_port)
+start agent0 "$PROMACCT" -i "$HOST_IF" --web.listen-address "127.0.0.1:$port" \
+	--interface.reopen-interval 0
+wait_http "http://127.0.0.1:$port/metrics"
+ip link del "$HOST_IF"
+pid=$(cat "$WORK/agent0.pid")
+rc=0
+timeout 10 tail --pid="$pid" -f /dev/null || fail "agent still running with no capture source"
+wait "$pid" || rc=$?
+[ "$rc" = 1 ] || fail "no capture source left: exit status $rc, want 1"
+grep -q 'no capture source is left' "$WORK/agent0.log" || fail "exit not explained in the log"
+ok "reopening off: no capture source left, exit 1"
+
+# --interface.wait: missing at start is not an error; captured once there.
+port=$(free_port)
+start agentw "$PROMACCT" -i "$HOST_IF" -r 10.198.0.0/24 --web.listen-address "127.0.0.1:$port" \
+	--interface.wait --interface.reopen-interval 200ms
+url="http://127.0.0.1:$port/metrics"
+wait_http "$url"
+wait_value "$url" "$UP" 0
+make_veth
+wait_value "$url" "$UP" 1
+sleep 0.3
+send_udp 5 100
+wait_value "$url" "$SERIES" 5
+stop_agent agentw
+ok "--interface.wait: waited for, then captured"

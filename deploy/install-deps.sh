@@ -31,10 +31,13 @@ libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev ca-cert
 #   curl, jq               scrapes and Prometheus API queries
 #   openssl                test CAs and certificates
 #   apache2-utils          htpasswd (basic auth users for the Pushgateway)
+#   wrk, tcpreplay         the load test: /metrics under 64 connections during
+#                          a live replay (tests/e2e/test_load.sh)
 TEST="libcmocka-dev clang libclang-rt-14-dev llvm clang-format prometheus
-prometheus-pushgateway victoria-metrics iproute2 procps curl jq openssl apache2-utils"
+prometheus-pushgateway victoria-metrics iproute2 procps curl jq openssl apache2-utils
+wrk tcpreplay"
 
-# Benchmarks (bench/bench.sh): tcpreplay for the live part.
+# Benchmarks (bench/bench.sh): tcpreplay for the live part (also in TEST).
 BENCH="tcpreplay"
 
 LIST=0

@@ -16,13 +16,14 @@ fi
 # here when a test starts using it.
 COMMANDS="sh bash cmake make gcc cc pkg-config protoc-c clang clang-format llvm-symbolizer
 awk sed grep diff mktemp timeout hostname od gunzip nproc seq sort
-ip ss sysctl curl jq promtool prometheus prometheus-pushgateway victoria-metrics openssl htpasswd"
+ip ss sysctl curl jq promtool prometheus prometheus-pushgateway victoria-metrics openssl htpasswd
+wrk tcpreplay getconf"
 
 # Files found by the compilers rather than on PATH: the sanitizer runtimes
 # of the ASan+UBSan and TSan suites, and the headers the build includes.
 RT=$(clang -print-resource-dir)/lib/linux
 FILES="$RT/libclang_rt.asan-x86_64.a $RT/libclang_rt.ubsan_standalone-x86_64.a
-$RT/libclang_rt.tsan-x86_64.a /usr/include/cmocka.h /usr/include/pcap/pcap.h
+$RT/libclang_rt.tsan-x86_64.a $RT/libclang_rt.fuzzer-x86_64.a /usr/include/cmocka.h /usr/include/pcap/pcap.h
 /usr/include/microhttpd.h /usr/include/zlib.h /usr/include/x86_64-linux-gnu/curl/curl.h
 /usr/include/protobuf-c/protobuf-c.h /usr/include/snappy-c.h"
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "promacct/capture.h"
+#include "promacct/config_file.h"
 #include "promacct/http_server.h"
 #include "promacct/log.h"
 #include "promacct/registry.h"
@@ -383,6 +384,10 @@ static const struct flag flags[] = {
      "Account per address in FIRST-LAST or ADDRESS/LEN, then :name=value labels "
      "(repeatable; the first matching range wins). IPv6 FIRST-LAST in brackets.",
      flag_range, 0, 0, 0, 0},
+    {"config.file", 0, "FILE", NULL,
+     "YAML file of ranges (ranges: - prefix or first/last, labels, granularity, "
+     "max_addresses), accounted after the -r flags. See README.",
+     flag_string, FIELD(config_file), 0, 0, 0},
     {"max-addresses", 0, "N", "100000", "Track at most N (interface, address) pairs.", flag_count,
      FIELD(max_addresses), 0, 1, UINT32_MAX / 32},
     {"buckets", 0, "LIST", HISTOGRAM_DEFAULT_BUCKETS,
@@ -618,6 +623,15 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 	if (histogram_layout_parse(c->layout, c->buckets_arg, e, sizeof e)) {
 		snprintf(err, errlen, "--buckets: %s", e);
 		return -EINVAL;
+	}
+	if (c->config_file) {
+		struct config_file cf;
+		int rc = config_file_load(c->config_file, &cf, err, errlen);
+		if (!rc)
+			rc = config_file_add_ranges(&cf, &c->ranges, err, errlen);
+		config_file_free(&cf);
+		if (rc)
+			return rc;
 	}
 	if (ranges_build(&c->ranges)) {
 		snprintf(err, errlen, "out of memory");

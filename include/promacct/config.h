@@ -31,7 +31,8 @@ struct config {
 	size_t nreads;
 	const char *filter;
 	int once;
-	struct ranges ranges;
+	struct ranges ranges;    /* the -r flags, then the ranges of config_file */
+	const char *config_file; /* --config.file, or NULL */
 	size_t max_addresses;
 	struct histogram_layout *layout;
 	int buffer_size;

@@ -21,17 +21,19 @@ start agent "$PROMACCT" -R "$WORK/a.pcap" --log.level debug \
 	--push.gateway "http://admin:S3CRET@127.0.0.1:$GP/?token=T0KEN" --push.interval 200ms \
 	--remote-write.url "http://admin:S3CRET@127.0.0.1:$RP/api/v1/write?token=T0KEN" \
 	--remote-write.url "http://rw:S3CRET@127.0.0.1:$DEAD/api/v1/write?token=T0KEN" \
-	--remote-write.interval 200ms --remote-write.max-backoff 200ms --remote-write.timeout 1s \
-	--push.timeout 1s
+	--remote-write.interval 200ms --remote-write.max-backoff 200ms --remote-write.timeout 2s \
+	--push.timeout 5s
 wait_http "http://127.0.0.1:$SPORT/metrics"
-for _ in $(seq 1 100); do
-	curl -fsS "http://127.0.0.1:$GP/metrics" | grep -q '^promacct_packet_size_bytes_all' &&
-		grep -q 'remote write succeeded' "$WORK/agent.log" &&
+pushed() {
+	curl -fsS -o "$WORK/gw.page" "http://127.0.0.1:$GP/metrics" &&
+		grep -q '^promacct_packet_size_bytes_all' "$WORK/gw.page"
+}
+for _ in $(seq 1 300); do
+	pushed && grep -q 'remote write succeeded' "$WORK/agent.log" &&
 		grep -q 'remote write failed' "$WORK/agent.log" && break
 	sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$GP/metrics" | grep -q '^promacct_packet_size_bytes_all' ||
-	fail "nothing pushed"
+pushed || fail "nothing pushed"
 grep -q 'remote write succeeded' "$WORK/agent.log" || fail "remote write never succeeded"
 grep -q 'remote write failed' "$WORK/agent.log" || fail "the dead endpoint never failed"
 curl -fsS "http://127.0.0.1:$SPORT/metrics" >"$WORK/page.txt"

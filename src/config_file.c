@@ -1,0 +1,586 @@
+/* DESIGN: the YAML ranges file (--config.file, issue 8), parsed with
+ * libyaml's event API.
+ *
+ * Runs on the thread that loads it (main at start-up, the reload path
+ * later); no shared state. Events are consumed by a small recursive-descent
+ * reader, so memory is the result plus one event, never a document tree (a
+ * tree of 100,000 ranges would cost ~100 MB); anchors and aliases are
+ * refused, which also rules out "billion laughs" expansion. Every problem is
+ * reported as FILE:LINE:COLUMN (1-based, where the offending node starts)
+ * and the whole load fails: a file is applied completely or not at all.
+ * Checks: unknown keys, a range with both or neither of prefix and
+ * first/last, bad addresses and prefixes (host bits set), IPv4 mixed with
+ * IPv6, first after last, label names invalid, reserved or repeated, label
+ * values not UTF-8, more range labels than LABELS_MAX leaves, granularity
+ * outside 1-32 / 1-128 or shorter than the prefix, max_addresses not a
+ * positive integer. */
+#include "promacct/config_file.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "promacct/log.h"
+
+#define ADDR_TEXT_MAX 64
+#define MAX_DEPTH     16
+
+struct loader {
+	yaml_parser_t parser;
+	yaml_event_t ev; /* the current event, valid when have_ev */
+	int have_ev;
+	const char *path;
+	char *err;
+	size_t errlen;
+	struct config_file *out;
+	size_t cap;
+};
+
+static int fail_at(struct loader *l, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct loader *l, yaml_mark_t m, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(l->err, l->errlen, "%s:%zu:%zu: %s", l->path, m.line + 1, m.column + 1, what);
+	return -EINVAL;
+}
+
+/* Line and column (0-based) of a byte offset of the file. */
+static yaml_mark_t mark_of_offset(const char *path, size_t offset)
+{
+	yaml_mark_t m = {offset, 0, 0};
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return m;
+	for (size_t i = 0; i < offset; i++) {
+		int c = getc(fp);
+		if (c == EOF)
+			break;
+		if (c == '\n') {
+			m.line++;
+			m.column = 0;
+		} else if ((c & 0xc0) != 0x80) { /* columns count characters */
+			m.column++;
+		}
+	}
+	fclose(fp);
+	return m;
+}
+
+/* Moves to the next event (the previous one is released). */
+static int next(struct loader *l)
+{
+	if (l->have_ev)
+		yaml_event_delete(&l->ev);
+	l->have_ev = 0;
+	if (!yaml_parser_parse(&l->parser, &l->ev)) {
+		yaml_mark_t m = l->parser.problem_mark;
+		if (l->parser.error == YAML_MEMORY_ERROR) {
+			snprintf(l->err, l->errlen, "out of memory");
+			return -ENOMEM;
+		}
+		if (l->parser.error == YAML_READER_ERROR) /* bad bytes: no mark, an offset */
+			m = mark_of_offset(l->path, l->parser.problem_offset);
+		return fail_at(l, m, "invalid YAML: %s%s%s",
+		               l->parser.problem ? l->parser.problem : "syntax error",
+		               l->parser.context ? " " : "",
+		               l->parser.context ? l->parser.context : "");
+	}
+	l->have_ev = 1;
+	if (l->ev.type == YAML_ALIAS_EVENT)
+		return fail_at(l, l->ev.start_mark, "aliases (*name) are not supported");
+	if ((l->ev.type == YAML_SCALAR_EVENT && l->ev.data.scalar.anchor) ||
+	    (l->ev.type == YAML_SEQUENCE_START_EVENT && l->ev.data.sequence_start.anchor) ||
+	    (l->ev.type == YAML_MAPPING_START_EVENT && l->ev.data.mapping_start.anchor))
+		return fail_at(l, l->ev.start_mark, "anchors (&name) are not supported");
+	return 0;
+}
+
+static const char *scalar(const struct loader *l)
+{
+	return (const char *)l->ev.data.scalar.value;
+}
+
+/* A null value: empty, ~ or null, unquoted. */
+static int is_null(const struct loader *l)
+{
+	if (l->ev.type != YAML_SCALAR_EVENT || l->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	const char *v = scalar(l);
+	return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+	       !strcmp(v, "NULL");
+}
+
+static const char *event_name(yaml_event_type_t t)
+{
+	switch (t) {
+	case YAML_SEQUENCE_START_EVENT:
+		return "a list";
+	case YAML_MAPPING_START_EVENT:
+		return "a mapping";
+	case YAML_SCALAR_EVENT:
+		return "a scalar";
+	default:
+		return "something else";
+	}
+}
+
+/* The current event must be a scalar (a key, an address, a number). */
+static int expect_scalar(struct loader *l, const char *what)
+{
+	if (l->ev.type != YAML_SCALAR_EVENT)
+		return fail_at(l, l->ev.start_mark, "%s must be a scalar, got %s", what,
+		               event_name(l->ev.type));
+	return 0;
+}
+
+static int parse_addr(const char *text, size_t len, uint8_t *out, uint8_t *family)
+{
+	char tmp[ADDR_TEXT_MAX];
+	if (len == 0 || len >= sizeof tmp)
+		return -EINVAL;
+	memcpy(tmp, text, len);
+	tmp[len] = '\0';
+	memset(out, 0, 16);
+	if (inet_pton(AF_INET, tmp, out) == 1) {
+		*family = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, tmp, out) == 1) {
+		*family = 6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Strict unsigned decimal within [min, max]. */
+static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
+                      unsigned long long *out)
+{
+	unsigned long long v = 0;
+	if (!*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (v > (max - (unsigned long long)(*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (unsigned long long)(*p - '0');
+	}
+	if (v < min)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+/* Bits set in addr beyond the first `len` (host bits of a prefix). */
+static int host_bits_set(const uint8_t *addr, int family, int len)
+{
+	int bits = family == 4 ? 32 : 128;
+	for (int b = len; b < bits; b++)
+		if (addr[b / 8] & (0x80 >> (b % 8)))
+			return 1;
+	return 0;
+}
+
+static void set_last_of_prefix(uint8_t *last, const uint8_t *first, int family, int len)
+{
+	int bits = family == 4 ? 32 : 128;
+	memcpy(last, first, 16);
+	for (int b = len; b < bits; b++)
+		last[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+}
+
+struct range_draft {
+	struct config_file_range r;
+	struct label *labels;
+	size_t nlabels;
+	int has_prefix, has_first, has_last, has_gran, has_max;
+	int prefix_len;
+	uint8_t first_family, last_family;
+	yaml_mark_t prefix_mark, first_mark, last_mark, gran_mark;
+};
+
+static void draft_free(struct range_draft *d)
+{
+	labels_free(d->labels, d->nlabels);
+	free(d->labels);
+	d->labels = NULL;
+	d->nlabels = 0;
+}
+
+static int parse_labels(struct loader *l, struct range_draft *d)
+{
+	int rc;
+	if (is_null(l))
+		return 0;
+	if (l->ev.type != YAML_MAPPING_START_EVENT)
+		return fail_at(l, l->ev.start_mark,
+		               "labels must be a mapping of name: value, got %s",
+		               event_name(l->ev.type));
+	for (;;) {
+		if ((rc = next(l)))
+			return rc;
+		if (l->ev.type == YAML_MAPPING_END_EVENT)
+			return 0;
+		if ((rc = expect_scalar(l, "a label name")))
+			return rc;
+		yaml_mark_t km = l->ev.start_mark;
+		const char *name = scalar(l);
+		if (!labels_name_valid(name))
+			return fail_at(
+			    l, km, "invalid label name '%s' (must match [a-zA-Z_][a-zA-Z0-9_]*)",
+			    name);
+		if (labels_name_reserved(name))
+			return fail_at(
+			    l, km,
+			    "label name '%s' is reserved (ip, interface, protocol, le, job, "
+			    "instance and names starting with __ are set by promacct)",
+			    name);
+		for (size_t i = 0; i < d->nlabels; i++)
+			if (!strcmp(d->labels[i].name, name))
+				return fail_at(l, km, "label '%s' given twice", name);
+		if (d->nlabels >= LABELS_MAX - LABELS_FIXED)
+			return fail_at(
+			    l, km,
+			    "more than %d labels on one range (a series carries at most %d "
+			    "labels, %d of them set by promacct)",
+			    LABELS_MAX - LABELS_FIXED, LABELS_MAX, LABELS_FIXED);
+		char *n = strdup(name);
+		if (!n)
+			return -ENOMEM;
+		if ((rc = next(l))) {
+			free(n);
+			return rc;
+		}
+		if (l->ev.type != YAML_SCALAR_EVENT) {
+			rc = fail_at(l, l->ev.start_mark,
+			             "the value of label '%s' must be a scalar", n);
+			free(n);
+			return rc;
+		}
+		if (!labels_utf8_valid(scalar(l))) {
+			free(n);
+			return fail_at(l, l->ev.start_mark,
+			               "the value of a label is not valid UTF-8");
+		}
+		char *v = strdup(is_null(l) ? "" : scalar(l));
+		struct label *nl = v ? realloc(d->labels, (d->nlabels + 1) * sizeof *nl) : NULL;
+		if (!nl) {
+			free(n);
+			free(v);
+			return -ENOMEM;
+		}
+		d->labels = nl;
+		d->labels[d->nlabels++] = (struct label){n, v};
+	}
+}
+
+static int parse_prefix(struct loader *l, struct range_draft *d)
+{
+	const char *text = scalar(l);
+	const char *slash = strchr(text, '/');
+	size_t alen = slash ? (size_t)(slash - text) : strlen(text);
+	uint8_t fam = 0;
+	if (parse_addr(text, alen, d->r.e.first, &fam))
+		return fail_at(l, l->ev.start_mark,
+		               "invalid prefix '%s' (expected ADDRESS/LENGTH, e.g. 198.51.100.0/24 "
+		               "or 2001:db8::/48)",
+		               text);
+	int bits = fam == 4 ? 32 : 128;
+	unsigned long long len = (unsigned long long)bits;
+	if (slash && parse_uint(slash + 1, 0, (unsigned long long)bits, &len))
+		return fail_at(l, l->ev.start_mark,
+		               "invalid prefix length in '%s' (0 to %d for IPv%d)", text, bits,
+		               fam);
+	if (host_bits_set(d->r.e.first, fam, (int)len))
+		return fail_at(l, l->ev.start_mark,
+		               "prefix '%s' has host bits set (the address must be the first of "
+		               "the prefix)",
+		               text);
+	d->r.e.family = fam;
+	d->prefix_len = (int)len;
+	set_last_of_prefix(d->r.e.last, d->r.e.first, fam, (int)len);
+	return 0;
+}
+
+static int parse_range(struct loader *l, struct range_draft *d)
+{
+	int rc;
+	static const char *const keys = "prefix, first, last, labels, granularity, max_addresses";
+	yaml_mark_t start = l->ev.start_mark;
+	uint8_t last_addr[16];
+	unsigned long long v;
+
+	d->r.line = (unsigned)start.line + 1;
+	d->r.column = (unsigned)start.column + 1;
+	if (l->ev.type != YAML_MAPPING_START_EVENT)
+		return fail_at(l, start, "a range must be a mapping (%s), got %s", keys,
+		               event_name(l->ev.type));
+	for (;;) {
+		if ((rc = next(l)))
+			return rc;
+		if (l->ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		if ((rc = expect_scalar(l, "a key")))
+			return rc;
+		yaml_mark_t km = l->ev.start_mark;
+		char key[32];
+		snprintf(key, sizeof key, "%s", scalar(l));
+		int *seen = !strcmp(key, "prefix")          ? &d->has_prefix
+		            : !strcmp(key, "first")         ? &d->has_first
+		            : !strcmp(key, "last")          ? &d->has_last
+		            : !strcmp(key, "granularity")   ? &d->has_gran
+		            : !strcmp(key, "max_addresses") ? &d->has_max
+		                                            : NULL;
+		int is_labels = !strcmp(key, "labels");
+		if (!seen && !is_labels)
+			return fail_at(l, km, "unknown key '%s' in a range (known: %s)", scalar(l),
+			               keys);
+		if ((seen && *seen) || (is_labels && d->labels))
+			return fail_at(l, km, "key '%s' given twice", key);
+		if ((rc = next(l)))
+			return rc;
+		if (is_labels) {
+			if ((rc = parse_labels(l, d)))
+				return rc;
+			continue;
+		}
+		*seen = 1;
+		if ((rc = expect_scalar(l, key)))
+			return rc;
+		yaml_mark_t vm = l->ev.start_mark;
+		if (!strcmp(key, "prefix")) {
+			d->prefix_mark = vm;
+			if ((rc = parse_prefix(l, d)))
+				return rc;
+		} else if (!strcmp(key, "first") || !strcmp(key, "last")) {
+			int first = key[0] == 'f';
+			uint8_t *dst = first ? d->r.e.first : last_addr;
+			uint8_t *fam = first ? &d->first_family : &d->last_family;
+			if (parse_addr(scalar(l), strlen(scalar(l)), dst, fam))
+				return fail_at(l, vm, "invalid address '%s' (IPv4 or IPv6)",
+				               scalar(l));
+			*(first ? &d->first_mark : &d->last_mark) = vm;
+		} else if (!strcmp(key, "granularity")) {
+			d->gran_mark = vm;
+			if (parse_uint(scalar(l), 1, 128, &v))
+				return fail_at(
+				    l, vm,
+				    "granularity must be a prefix length (1-32 for IPv4, "
+				    "1-128 for IPv6), got '%s'",
+				    scalar(l));
+			d->r.e.granularity = (int)v;
+		} else { /* max_addresses */
+			if (parse_uint(scalar(l), 1, UINT32_MAX, &v))
+				return fail_at(
+				    l, vm,
+				    "max_addresses must be a whole number from 1 to %u, got "
+				    "'%s'",
+				    (unsigned)UINT32_MAX, scalar(l));
+			d->r.e.max_addresses = (size_t)v;
+		}
+	}
+
+	/* The range as a whole. */
+	if (d->has_prefix && (d->has_first || d->has_last))
+		return fail_at(l, start, "give either prefix or first and last, not both");
+	if (!d->has_prefix && !d->has_first && !d->has_last)
+		return fail_at(l, start, "a range needs prefix, or first and last");
+	if (!d->has_prefix && !(d->has_first && d->has_last))
+		return fail_at(l, start, "'%s' needs '%s'", d->has_first ? "first" : "last",
+		               d->has_first ? "last" : "first");
+	if (!d->has_prefix) {
+		if (d->first_family != d->last_family)
+			return fail_at(l, d->last_mark, "first and last mix IPv4 and IPv6");
+		d->r.e.family = d->first_family;
+		memcpy(d->r.e.last, last_addr, 16);
+		if (memcmp(d->r.e.first, d->r.e.last, 16) > 0)
+			return fail_at(l, d->first_mark, "first is after last");
+	}
+	int bits = d->r.e.family == 4 ? 32 : 128;
+	if (d->has_gran && d->r.e.granularity > bits)
+		return fail_at(l, d->gran_mark, "granularity %d is outside 1-%d for IPv%d",
+		               d->r.e.granularity, bits, d->r.e.family);
+	if (d->has_gran && d->has_prefix && d->r.e.granularity < d->prefix_len)
+		return fail_at(l, d->gran_mark,
+		               "granularity /%d is shorter than the prefix /%d (its rollups would "
+		               "name addresses outside the range)",
+		               d->r.e.granularity, d->prefix_len);
+	if (d->r.e.granularity == bits)
+		d->r.e.granularity = 0; /* per address, as ranges.h writes it */
+	return 0;
+}
+
+static int push_range(struct loader *l, struct range_draft *d)
+{
+	struct config_file *f = l->out;
+	if (f->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		struct config_file_range *nv = realloc(f->v, ncap * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		f->v = nv;
+		l->cap = ncap;
+	}
+	d->r.e.labels = d->labels;
+	d->r.e.nlabels = d->nlabels;
+	f->v[f->n++] = d->r;
+	if (d->nlabels > f->max_labels)
+		f->max_labels = d->nlabels;
+	d->labels = NULL; /* owned by f now */
+	d->nlabels = 0;
+	return 0;
+}
+
+static int parse_ranges(struct loader *l)
+{
+	int rc;
+	if (is_null(l))
+		return 0;
+	if (l->ev.type != YAML_SEQUENCE_START_EVENT)
+		return fail_at(l, l->ev.start_mark, "ranges must be a list, got %s",
+		               event_name(l->ev.type));
+	for (;;) {
+		if ((rc = next(l)))
+			return rc;
+		if (l->ev.type == YAML_SEQUENCE_END_EVENT)
+			return 0;
+		struct range_draft d;
+		memset(&d, 0, sizeof d);
+		rc = parse_range(l, &d);
+		if (!rc)
+			rc = push_range(l, &d);
+		draft_free(&d);
+		if (rc)
+			return rc;
+	}
+}
+
+static int parse_document(struct loader *l)
+{
+	int rc, seen_ranges = 0;
+	if ((rc = next(l)))
+		return rc;
+	if (l->ev.type != YAML_STREAM_START_EVENT)
+		return fail_at(l, l->ev.start_mark, "not a YAML stream");
+	if ((rc = next(l)))
+		return rc;
+	if (l->ev.type == YAML_STREAM_END_EVENT)
+		return 0;   /* an empty file: no ranges */
+	if ((rc = next(l))) /* after DOCUMENT_START */
+		return rc;
+	if (is_null(l)) {
+		/* a document with nothing in it */
+	} else if (l->ev.type != YAML_MAPPING_START_EVENT) {
+		return fail_at(l, l->ev.start_mark, "the file must be a mapping with key 'ranges'");
+	} else {
+		for (;;) {
+			if ((rc = next(l)))
+				return rc;
+			if (l->ev.type == YAML_MAPPING_END_EVENT)
+				break;
+			if ((rc = expect_scalar(l, "a key")))
+				return rc;
+			if (strcmp(scalar(l), "ranges"))
+				return fail_at(l, l->ev.start_mark,
+				               "unknown key '%s' (known: ranges)", scalar(l));
+			if (seen_ranges++)
+				return fail_at(l, l->ev.start_mark, "key 'ranges' given twice");
+			if ((rc = next(l)) || (rc = parse_ranges(l)))
+				return rc;
+		}
+	}
+	if ((rc = next(l))) /* DOCUMENT_END */
+		return rc;
+	if ((rc = next(l)))
+		return rc;
+	if (l->ev.type != YAML_STREAM_END_EVENT)
+		return fail_at(l, l->ev.start_mark, "more than one YAML document");
+	return 0;
+}
+
+int config_file_load(const char *path, struct config_file *out, char *err, size_t errlen)
+{
+	struct loader l;
+	struct stat st;
+	int rc;
+	double t0 = time_monotonic();
+
+	memset(out, 0, sizeof *out);
+	memset(&l, 0, sizeof l);
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fileno(fp), &st) == 0 && st.st_size > (off_t)CONFIG_FILE_MAX_BYTES) {
+		snprintf(err, errlen, "%s: larger than %u MiB", path, CONFIG_FILE_MAX_BYTES >> 20);
+		fclose(fp);
+		return -EFBIG;
+	}
+	if (!yaml_parser_initialize(&l.parser)) {
+		fclose(fp);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	yaml_parser_set_input_file(&l.parser, fp);
+	l.path = path;
+	l.err = err;
+	l.errlen = errlen;
+	l.out = out;
+	out->path = strdup(path);
+	rc = out->path ? parse_document(&l) : -ENOMEM;
+	if (l.have_ev)
+		yaml_event_delete(&l.ev);
+	yaml_parser_delete(&l.parser);
+	if (!rc && ferror(fp)) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = -EIO;
+	}
+	fclose(fp);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	if (rc) {
+		config_file_free(out);
+		return rc;
+	}
+	log_debug("config file loaded", "file=%s ranges=%zu seconds=%.3f", path, out->n,
+	          time_monotonic() - t0);
+	return 0;
+}
+
+int config_file_add_ranges(const struct config_file *f, struct ranges *r, char *err, size_t errlen)
+{
+	char e[256];
+	for (size_t i = 0; i < f->n; i++) {
+		int rc = ranges_add_entry(r, &f->v[i].e, e, sizeof e);
+		if (rc) {
+			snprintf(err, errlen, "%s:%u:%u: %s", f->path, f->v[i].line, f->v[i].column,
+			         rc == -ENOMEM ? "out of memory" : e);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void config_file_free(struct config_file *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		labels_free((struct label *)f->v[i].e.labels, f->v[i].e.nlabels);
+		free((struct label *)f->v[i].e.labels);
+	}
+	free(f->v);
+	free(f->path);
+	memset(f, 0, sizeof *f);
+}

@@ -6,7 +6,12 @@
  * histograms (tx tcp, rx tcp, tx udp: 3 x ADDRESSES histograms, 600k by
  * default), then times the text exposition (the /metrics body) and the
  * remote-write encoding (protobuf + snappy, 2000 samples per request, 8 shards) RUNS
- * times each and prints the medians. */
+ * times each and prints the medians. The text exposition side by side:
+ * rendered whole into one buffer (the page held in memory, as before
+ * streaming); streamed to a sink that drops it (expo_text_write, one chunk
+ * held); the same with the read-out's batch as large as the state (one
+ * sorting pass: what the bounded batches cost); and through a render stream
+ * read in 64 KiB pieces as the scrape page does, plain and gzip. */
 #include <arpa/inet.h>
 #include <pcap/dlt.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 
 #include "promacct/account.h"
 #include "promacct/expo_text.h"
+#include "promacct/render.h"
 #include "promacct/rw_encode.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -41,6 +47,18 @@ static int count_body(void *ctx, size_t shard, char *body, size_t len, size_t n)
 	c->samples += n;
 	c->requests++;
 	free(body);
+	return 0;
+}
+
+struct null_sink {
+	struct expo_sink s;
+	size_t bytes;
+};
+
+static int null_write(struct expo_sink *s, const char *data, size_t len)
+{
+	(void)data;
+	((struct null_sink *)s)->bytes += len;
 	return 0;
 }
 
@@ -104,10 +122,51 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < b.len; i++)
 		lines += b.data[i] == '\n';
 	double tm = median(t, runs);
-	printf("scrape render: %.1f MB in %.3f s median of %d: %.0f MB/s, %.2f M lines/s, %.2f M "
+	printf("scrape rendered into one buffer: %.1f MB in %.3f s median of %d: %.0f MB/s, %.2f M "
+	       "lines/s, %.2f M "
 	       "histograms/s\n",
 	       bytes / 1e6, tm, runs, bytes / 1e6 / tm, lines / 1e6 / tm, (double)hists / 1e6 / tm);
 	buf_free(&b);
+
+	struct null_sink ns = {{null_write}, 0};
+	for (int pass = 0; pass < 2; pass++) {
+		size_t batch = reg.collect_batch;
+		if (pass)
+			reg.collect_batch = hists + 1;
+		for (int r = 0; r < runs; r++) {
+			double t0 = time_monotonic();
+			if (expo_text_write(&reg, &ns.s, NULL))
+				return 1;
+			t[r] = time_monotonic() - t0;
+		}
+		reg.collect_batch = batch;
+		tm = median(t, runs);
+		printf("scrape streamed to a null sink%s: %.0f MB/s (%.3f s median of %d)\n",
+		       pass ? " (one pass: batch = state)" : "", bytes / 1e6 / tm, tm, runs);
+	}
+	static char piece[64 * 1024];
+	for (int gz = 0; gz < 2; gz++) {
+		size_t out = 0;
+		for (int r = 0; r < runs; r++) {
+			struct render_opts ro = {gz, 1, NULL, NULL, NULL, NULL};
+			double t0 = time_monotonic();
+			struct render_stream *rs = render_stream_new(&reg, &ro);
+			if (!rs || render_stream_start(rs))
+				return 1;
+			ssize_t n;
+			out = 0;
+			while ((n = render_stream_read(rs, piece, sizeof piece, 1)) > 0)
+				out += (size_t)n;
+			render_stream_free(rs);
+			if (n != RENDER_EOF)
+				return 1;
+			t[r] = time_monotonic() - t0;
+		}
+		tm = median(t, runs);
+		printf("scrape render stream%s, read in 64 KiB pieces: %.0f MB/s of text (%.1f MB "
+		       "out, %.3f s median of %d)\n",
+		       gz ? " gzip" : "", bytes / 1e6 / tm, (double)out / 1e6, tm, runs);
+	}
 
 	struct label ext[2] = {{"job", "promacct"}, {"instance", "bench"}};
 	struct rw_label_set es = {ext, 2};

@@ -414,6 +414,10 @@ static const struct flag flags[] = {
      flag_string, FIELD(port_arg), 0, 0, 0},
     {"web.disable", 0, NULL, NULL, "Serve no scrape page (push-only agents).", flag_switch,
      FIELD(web_disable), 0, 0, 0},
+    {"web.max-requests", 0, "N", "4",
+     "/metrics renders at once (1 to 64); a further scrape waits up to 1s for one to end, then "
+     "gets 503 with Retry-After.",
+     flag_int, FIELD(web_max_requests), 0, 1, 64},
     {"log.level", 0, "LEVEL", "info", "debug, info, warn or error.", flag_log_level, 0, 0, 0, 0},
     {"log.format", 0, "FORMAT", "logfmt", "logfmt or json.", flag_log_format, 0, 0, 0, 0},
     {"push.gateway", 0, "URL", NULL, "Push to this Pushgateway (http or https).", flag_url,

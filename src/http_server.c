@@ -1,13 +1,29 @@
 /* DESIGN: the scrape page.
  *
  * libmicrohttpd runs its own small pool of threads (epoll); promacct binds
- * the listening socket itself so bind errors are exact. Each /metrics request
- * renders the registry on the serving thread into a fresh buffer (sized from
- * the previous page), optionally gzips it, and hands the buffer to MHD, which
- * frees it. Rendering takes no lock a capture thread waits on, so a slow or
- * huge scrape never stalls capture. Idle and slow clients cannot block
- * scrapes: connections are non-blocking, limited in number and closed after
- * an idle timeout. */
+ * the listening socket itself (in http_server_start) so bind errors are
+ * exact. A /metrics request is rendered on a render thread of its own (a
+ * render stream, render.c) into a queue of two bounded chunks, plain or
+ * gzip-deflated as it goes; the response is a libmicrohttpd callback
+ * response that copies out of that queue, so a scrape holds a few hundred
+ * KiB whatever the size of the page, and a slow client slows its render
+ * rather than growing memory. While no chunk is ready the connection is
+ * suspended; the render thread resumes it (ready hook) when one is.
+ *
+ * At most max_renders renders run at once: a further scrape waits up to
+ * render_wait seconds for a slot (on its render thread, its connection
+ * suspended), then gets 503 with Retry-After; beyond HTTP_SERVER_MAX_WAITING
+ * waiting scrapes, 503 at once. The status line is sent once the first
+ * chunk is ready (200), or the render failed before any output (500/503); a
+ * render that fails later cuts the response (the chunked body never ends
+ * properly), so a client never takes a partial page for a whole one.
+ *
+ * Threads: MHD's threads run the handlers below; `lock` guards the slot
+ * counts and the list of live scrapes; each scrape's `lock` guards its
+ * suspended flag against the render thread's resume. Rendering takes no lock
+ * a capture thread waits on, so a slow or huge scrape never stalls capture.
+ * Idle and slow clients: connections are non-blocking, limited in number and
+ * closed after an idle timeout. */
 #include "promacct/http_server.h"
 
 #include <arpa/inet.h>
@@ -18,22 +34,57 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "promacct/expo_text.h"
 #include "promacct/log.h"
+#include "promacct/render.h"
 
-#define HOST_MAX   256
-#define GZIP_LEVEL 1 /* fast: pages are large and very compressible anyway */
+#define HOST_MAX 256
+
+struct scrape;
 
 struct http_server {
+	struct http_server_opts o;
+	char listen[HOST_MAX + 16];
+	char host[HOST_MAX];
+	int want_port;
 	struct MHD_Daemon *daemon;
 	struct registry *reg;
 	int fd;
 	int port;
-	_Atomic size_t last_size; /* previous page size, to size the next buffer */
-	gauge_t *scrapes, *scrape_errors, *scrape_seconds;
+	int started;
+	_Atomic int stopping;
+
+	pthread_mutex_t lock;
+	pthread_cond_t slot_cond; /* a render slot freed, or stopping */
+	unsigned active;          /* renders holding a slot */
+	unsigned streams;         /* render threads (holding or waiting for a slot) */
+	struct scrape *live;      /* scrapes with a render stream */
+	_Atomic unsigned suspended;
+
+	gauge_t *scrapes, *scrape_errors, *scrape_seconds, *page_bytes, *rendered_bytes;
+	gauge_t *renders, *render_waits, *render_rejections;
 };
+
+/* Per request: `kind` tells a /metrics scrape from the rest. */
+enum req_kind { REQ_OTHER, REQ_SCRAPE };
+
+struct scrape {
+	enum req_kind kind; /* first: a request's context starts with its kind */
+	struct http_server *s;
+	struct MHD_Connection *conn;
+	struct render_stream *rs;
+	struct scrape *next, *prev; /* in s->live */
+	pthread_mutex_t lock;
+	int suspended; /* under lock */
+	int queued;    /* a response was queued (MHD thread only) */
+	int gzip, failed;
+	double t0;
+};
+
+static enum req_kind other_request = REQ_OTHER;
 
 static const char landing_page[] =
     "<!DOCTYPE html>\n<html><head><title>promacct</title></head>\n<body>\n"
@@ -145,56 +196,248 @@ static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_SERVER_RETRY_AFTER);
 	enum MHD_Result r = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return r;
 }
 
-static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connection *conn)
+static ssize_t head_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	struct buf b;
-	double t0 = time_monotonic();
-	buf_init(&b, BUF_DEFAULT_MAX);
-	size_t hint = atomic_load_explicit(&s->last_size, memory_order_relaxed);
-	if (hint && buf_reserve(&b, hint + hint / 8))
-		buf_reset(&b);
-	self_inc(s->scrapes, 1);
-	int rc = expo_text_render(s->reg, &b);
-	if (rc) {
-		buf_free(&b);
-		self_inc(s->scrape_errors, 1);
-		log_error("rendering metrics failed", "err=\"%s\"", strerror(-rc));
-		return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
-		                    "rendering metrics failed\n");
-	}
-	atomic_store_explicit(&s->last_size, b.len, memory_order_relaxed);
-	size_t len;
-	char *data = buf_steal(&b, &len);
-	int gz = 0;
-	if (accepts_gzip(conn)) {
-		struct buf z;
-		buf_init(&z, BUF_DEFAULT_MAX);
-		if (buf_gzip(&z, data, len, GZIP_LEVEL) == 0) {
-			free(data);
-			data = buf_steal(&z, &len);
-			gz = 1;
-		}
-		buf_free(&z);
-	}
+	(void)cls, (void)pos, (void)buf, (void)max;
+	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* HEAD /metrics: the headers a GET gets (a streamed body of unknown
+ * length), without rendering. */
+static enum MHD_Result reply_head(struct MHD_Connection *conn)
+{
 	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer_with_free_callback(len, data, free);
-	if (!resp) {
-		free(data);
+	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, head_read, NULL, NULL);
+	if (!resp)
 		return MHD_NO;
-	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, EXPO_TEXT_CONTENT_TYPE);
-	if (gz)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
 	enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
-	gauge_set(s->scrape_seconds, time_monotonic() - t0);
 	return r;
+}
+
+/* ---- render slots (on render threads) ----------------------------------- */
+
+static int render_admit(void *arg, const _Atomic int *stop)
+{
+	struct scrape *sc = arg;
+	struct http_server *s = sc->s;
+	int rc = 0, waited = 0;
+	double deadline = time_monotonic() + s->o.render_wait;
+	pthread_mutex_lock(&s->lock);
+	while (s->active >= s->o.max_renders && !atomic_load(stop) && !atomic_load(&s->stopping)) {
+		double now = time_monotonic();
+		if (now >= deadline)
+			break;
+		if (!waited) {
+			waited = 1;
+			self_inc(s->render_waits, 1);
+		}
+		/* short slices: the stop flags are not signalled on slot_cond */
+		cond_wait_until(&s->slot_cond, &s->lock,
+		                now + 0.05 < deadline ? now + 0.05 : deadline, NULL);
+	}
+	if (atomic_load(stop) || atomic_load(&s->stopping))
+		rc = -ECANCELED;
+	else if (s->active >= s->o.max_renders)
+		rc = -EBUSY;
+	else
+		s->active++;
+	pthread_mutex_unlock(&s->lock);
+	if (rc == -EBUSY)
+		self_inc(s->render_rejections, 1);
+	else if (rc == 0)
+		self_inc(s->renders, 1);
+	return rc;
+}
+
+static void render_done(void *arg, int status, uint64_t text_bytes)
+{
+	struct scrape *sc = arg;
+	struct http_server *s = sc->s;
+	pthread_mutex_lock(&s->lock);
+	s->active--;
+	pthread_cond_signal(&s->slot_cond);
+	pthread_mutex_unlock(&s->lock);
+	self_inc(s->renders, -1);
+	self_inc(s->rendered_bytes, (double)text_bytes);
+	if (status == 0)
+		gauge_set(s->page_bytes, (double)text_bytes);
+}
+
+/* Render thread: output is ready or the render ended; resume the
+ * connection if it waits for that. */
+static void render_ready(void *arg)
+{
+	struct scrape *sc = arg;
+	pthread_mutex_lock(&sc->lock);
+	if (sc->suspended) {
+		sc->suspended = 0;
+		atomic_fetch_sub(&sc->s->suspended, 1);
+		MHD_resume_connection(sc->conn);
+	}
+	pthread_mutex_unlock(&sc->lock);
+}
+
+/* MHD thread, sc->lock held: park the connection until render_ready. */
+static void scrape_suspend(struct scrape *sc)
+{
+	sc->suspended = 1;
+	atomic_fetch_add(&sc->s->suspended, 1);
+	MHD_suspend_connection(sc->conn);
+}
+
+/* ---- the /metrics response ---------------------------------------------- */
+
+static ssize_t scrape_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct scrape *sc = cls;
+	(void)pos;
+	pthread_mutex_lock(&sc->lock);
+	ssize_t n = render_stream_read(sc->rs, buf, max, 0);
+	if (n == 0)
+		scrape_suspend(sc);
+	pthread_mutex_unlock(&sc->lock);
+	if (n >= 0)
+		return n;
+	if (n == RENDER_EOF)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (!sc->failed) {
+		sc->failed = 1;
+		if (n != -ECANCELED)
+			log_error("rendering metrics failed", "err=\"%s\"", strerror((int)-n));
+	}
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void scrape_free(struct scrape *sc)
+{
+	struct http_server *s = sc->s;
+	if (sc->rs) {
+		render_stream_free(sc->rs); /* joins its render thread */
+		pthread_mutex_lock(&s->lock);
+		s->streams--;
+		if (sc->prev)
+			sc->prev->next = sc->next;
+		else
+			s->live = sc->next;
+		if (sc->next)
+			sc->next->prev = sc->prev;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_destroy(&sc->lock);
+	free(sc);
+}
+
+/* First handler call for a /metrics GET: starts its render. */
+static enum MHD_Result scrape_begin(struct http_server *s, struct MHD_Connection *conn,
+                                    void **req_cls)
+{
+	self_inc(s->scrapes, 1);
+	struct scrape *sc = calloc(1, sizeof *sc);
+	if (!sc)
+		return MHD_NO;
+	sc->kind = REQ_SCRAPE;
+	sc->s = s;
+	sc->conn = conn;
+	sc->gzip = accepts_gzip(conn);
+	sc->t0 = time_monotonic();
+	pthread_mutex_init(&sc->lock, NULL);
+	*req_cls = sc;
+
+	pthread_mutex_lock(&s->lock);
+	int full = s->streams >= s->o.max_renders + HTTP_SERVER_MAX_WAITING;
+	pthread_mutex_unlock(&s->lock);
+	if (full) {
+		self_inc(s->render_rejections, 1);
+		sc->queued = 1;
+		return reply_static(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+		                    "too many scrapes at once, retry later\n");
+	}
+	struct render_opts ro = {
+	    sc->gzip, HTTP_SERVER_GZIP_LEVEL, render_ready, render_admit, render_done, sc};
+	sc->rs = render_stream_new(s->reg, &ro);
+	if (!sc->rs)
+		goto fail;
+	pthread_mutex_lock(&s->lock);
+	s->streams++;
+	sc->next = s->live;
+	if (s->live)
+		s->live->prev = sc;
+	s->live = sc;
+	pthread_mutex_unlock(&s->lock);
+	if (render_stream_start(sc->rs) == 0)
+		return MHD_YES;
+fail:
+	self_inc(s->scrape_errors, 1);
+	log_error("cannot start a render", "err=\"%s\"", strerror(ENOMEM));
+	sc->queued = 1;
+	return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+	                    "rendering metrics failed\n");
+}
+
+/* Later handler calls of a scrape: the status once the render has output
+ * or failed, else park the connection until it has. */
+static enum MHD_Result scrape_continue(struct scrape *sc)
+{
+	struct http_server *s = sc->s;
+	if (sc->queued)
+		return MHD_YES;
+	pthread_mutex_lock(&sc->lock);
+	int st = render_stream_poll(sc->rs);
+	if (st == 0)
+		scrape_suspend(sc);
+	pthread_mutex_unlock(&sc->lock);
+	if (st == 0)
+		return MHD_YES;
+	sc->queued = 1;
+	if (st == -EBUSY)
+		return reply_static(sc->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+		                    "too many scrapes at once, retry later\n");
+	if (st < 0) {
+		sc->failed = 1;
+		if (st != -ECANCELED)
+			log_error("rendering metrics failed", "err=\"%s\"", strerror(-st));
+		return reply_static(sc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+		                    "rendering metrics failed\n");
+	}
+	struct MHD_Response *resp =
+	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, scrape_read, sc, NULL);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, EXPO_TEXT_CONTENT_TYPE);
+	if (sc->gzip)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	enum MHD_Result r = MHD_queue_response(sc->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	(void)s;
+	return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *s = cls;
+	(void)conn;
+	if (!*req_cls || *(enum req_kind *)*req_cls != REQ_SCRAPE)
+		return;
+	struct scrape *sc = *req_cls;
+	*req_cls = NULL;
+	if (sc->rs) {
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || sc->failed)
+			self_inc(s->scrape_errors, 1);
+		gauge_set(s->scrape_seconds, time_monotonic() - sc->t0);
+	}
+	scrape_free(sc);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -204,8 +447,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct http_server *s = cls;
 	(void)version;
 	(void)upload;
+	if (*req_cls && *(enum req_kind *)*req_cls == REQ_SCRAPE)
+		return scrape_continue(*req_cls);
 	if (*req_cls == NULL) { /* headers only so far; answer on the next call */
-		*req_cls = s;
+		*req_cls = &other_request;
 		return MHD_YES;
 	}
 	if (*upload_size) { /* ignore request bodies */
@@ -223,8 +468,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		MHD_destroy_response(resp);
 		return r;
 	}
-	if (!strcmp(url, "/metrics"))
-		return serve_metrics(s, conn);
+	if (!strcmp(url, "/metrics")) {
+		if (!strcmp(method, "HEAD")) /* the headers of a page, no render */
+			return reply_head(conn);
+		enum MHD_Result r = scrape_begin(s, conn, req_cls);
+		if (r == MHD_YES && !((struct scrape *)*req_cls)->queued)
+			return scrape_continue(*req_cls);
+		return r;
+	}
 	if (!strcmp(url, "/"))
 		return reply_static(conn, MHD_HTTP_OK, "text/html; charset=utf-8", landing_page);
 	if (!strcmp(url, "/-/healthy") || !strcmp(url, "/-/ready"))
@@ -232,53 +483,95 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply_static(conn, MHD_HTTP_NOT_FOUND, "text/plain", "404 page not found\n");
 }
 
-struct http_server *http_server_start(const char *listen, struct registry *reg, char *err,
-                                      size_t errlen)
+/* ---- lifecycle ----------------------------------------------------------- */
+
+struct http_server *http_server_new(const struct http_server_opts *opts, struct registry *reg,
+                                    char *err, size_t errlen)
 {
-	char host[HOST_MAX];
-	int port;
-	if (http_server_parse_listen(listen, host, sizeof host, &port)) {
-		snprintf(err, errlen, "invalid listen address '%s' (expected [HOST]:PORT)", listen);
-		return NULL;
-	}
 	struct http_server *s = calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	s->o = *opts;
 	s->reg = reg;
 	s->fd = -1;
-	if (bind_listen(host, port, &s->fd, &s->port, err, errlen))
+	pthread_mutex_init(&s->lock, NULL);
+	cond_init_monotonic(&s->slot_cond);
+	if (!s->o.max_renders)
+		s->o.max_renders = HTTP_SERVER_MAX_RENDERS;
+	if (!(s->o.render_wait > 0))
+		s->o.render_wait = HTTP_SERVER_RENDER_WAIT;
+	if (!opts->listen || strlen(opts->listen) >= sizeof s->listen ||
+	    http_server_parse_listen(opts->listen, s->host, sizeof s->host, &s->want_port)) {
+		snprintf(err, errlen, "invalid listen address '%s' (expected [HOST]:PORT)",
+		         opts->listen ? opts->listen : "");
 		goto fail;
+	}
+	strcpy(s->listen, opts->listen);
+	s->o.listen = s->listen;
 	s->scrapes =
 	    registry_self_add(reg, "promacct_http_scrapes_total", "Requests of /metrics served.",
 	                      METRIC_COUNTER, NULL, NULL, NULL, NULL);
-	s->scrape_errors = registry_self_add(reg, "promacct_http_scrape_errors_total",
-	                                     "Requests of /metrics that failed to render.",
-	                                     METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	s->scrape_errors = registry_self_add(
+	    reg, "promacct_http_scrape_errors_total",
+	    "Requests of /metrics that failed to render or were cut (client gone, render error).",
+	    METRIC_COUNTER, NULL, NULL, NULL, NULL);
 	s->scrape_seconds = registry_self_add(reg, "promacct_http_scrape_duration_seconds",
-	                                      "Time the last /metrics request took to render.",
+	                                      "Time the last /metrics request took, render and "
+	                                      "sending (they overlap: the page is streamed).",
 	                                      METRIC_GAUGE, NULL, NULL, NULL, NULL);
-	if (!s->scrapes || !s->scrape_errors || !s->scrape_seconds) {
+	s->page_bytes = registry_self_add(reg, "promacct_http_scrape_page_bytes",
+	                                  "Text bytes of the last complete /metrics render (before "
+	                                  "gzip).",
+	                                  METRIC_GAUGE, NULL, NULL, NULL, NULL);
+	s->rendered_bytes = registry_self_add(reg, "promacct_http_rendered_bytes_total",
+	                                      "Text bytes rendered for /metrics (before gzip).",
+	                                      METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	s->renders = registry_self_add(reg, "promacct_http_renders_in_progress",
+	                               "Renders of /metrics running now (at most "
+	                               "--web.max-requests).",
+	                               METRIC_GAUGE, NULL, NULL, NULL, NULL);
+	s->render_waits = registry_self_add(reg, "promacct_http_render_waits_total",
+	                                    "Requests of /metrics that waited for a render slot "
+	                                    "(--web.max-requests were running).",
+	                                    METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	s->render_rejections = registry_self_add(
+	    reg, "promacct_http_render_rejections_total",
+	    "Requests of /metrics answered 503 because no render slot became free in time.",
+	    METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	if (!s->scrapes || !s->scrape_errors || !s->scrape_seconds || !s->page_bytes ||
+	    !s->rendered_bytes || !s->renders || !s->render_waits || !s->render_rejections) {
 		snprintf(err, errlen, "too many self-metrics");
-		goto fail;
-	}
-	s->daemon = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC, 0, NULL, NULL, on_request,
-	    s, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)HTTP_SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_END);
-	if (!s->daemon) {
-		snprintf(err, errlen, "cannot start the HTTP server on %s", listen);
 		goto fail;
 	}
 	return s;
 fail:
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s);
+	http_server_free(s);
 	return NULL;
+}
+
+int http_server_start(struct http_server *s, char *err, size_t errlen)
+{
+	int rc = bind_listen(s->host, s->want_port, &s->fd, &s->port, err, errlen);
+	if (rc)
+		return rc;
+	s->daemon = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
+	    NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)HTTP_SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_END);
+	if (!s->daemon) {
+		snprintf(err, errlen, "cannot start the HTTP server on %s", s->listen);
+		close(s->fd);
+		s->fd = -1;
+		s->port = 0;
+		return -EIO;
+	}
+	s->started = 1;
+	return 0;
 }
 
 int http_server_port(const struct http_server *s)
@@ -286,11 +579,39 @@ int http_server_port(const struct http_server *s)
 	return s->port;
 }
 
-void http_server_stop(struct http_server *s)
+void http_server_shutdown(struct http_server *s, double deadline)
+{
+	if (!s || !s->started)
+		return;
+	atomic_store(&s->stopping, 1);
+	MHD_quiesce_daemon(s->daemon); /* no new connections */
+	/* End every render: its parked connection is resumed (a suspended
+	 * connection must not outlive the daemon). */
+	pthread_mutex_lock(&s->lock);
+	for (struct scrape *sc = s->live; sc; sc = sc->next)
+		render_stream_cancel(sc->rs);
+	pthread_cond_broadcast(&s->slot_cond);
+	pthread_mutex_unlock(&s->lock);
+	while (atomic_load(&s->suspended) && time_monotonic() < deadline)
+		nanosleep(&(struct timespec){0, 5000000}, NULL);
+	if (atomic_load(&s->suspended))
+		log_warn("scrapes still suspended at shutdown", "count=%u",
+		         atomic_load(&s->suspended));
+	MHD_stop_daemon(s->daemon); /* closes connections: their scrapes are freed */
+	s->daemon = NULL;
+	close(s->fd);
+	s->fd = -1;
+	s->started = 0;
+}
+
+void http_server_free(struct http_server *s)
 {
 	if (!s)
 		return;
-	MHD_stop_daemon(s->daemon);
-	close(s->fd);
+	http_server_shutdown(s, time_monotonic() + 1);
+	if (s->fd >= 0)
+		close(s->fd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->slot_cond);
 	free(s);
 }

@@ -218,6 +218,17 @@ static int agent_create(struct agent *a)
 			return -1;
 		}
 	}
+	if (!cfg->web_disable && !cfg->once) {
+		struct http_server_opts hopts = {
+		    .listen = cfg->listen,
+		    .max_renders = (unsigned)cfg->web_max_requests,
+		};
+		a->http = http_server_new(&hopts, &a->reg, err, sizeof err);
+		if (!a->http) {
+			log_error("cannot set up the scrape page", "err=\"%s\"", err);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -231,12 +242,9 @@ static int agent_start(struct agent *a)
 	/* The scrape page first: binding is the start-up most likely to fail
 	 * (address in use), and it must fail before anything reaches outside.
 	 * Every self-metric is registered by now (the modules' _new). */
-	if (!cfg->web_disable && !cfg->once) {
-		a->http = http_server_start(cfg->listen, &a->reg, err, sizeof err);
-		if (!a->http) {
-			log_error("cannot start the scrape page", "err=\"%s\"", err);
-			return -1;
-		}
+	if (a->http && http_server_start(a->http, err, sizeof err)) {
+		log_error("cannot start the scrape page", "err=\"%s\"", err);
+		return -1;
 	}
 	if (capture_start(a->cap, err, sizeof err)) {
 		log_error("cannot start capture", "err=\"%s\"", err);
@@ -354,8 +362,7 @@ static void agent_shutdown(struct agent *a, double deadline)
 	remote_write_shutdown(a->rw, deadline);
 	if (side)
 		pthread_join(pt, NULL);
-	http_server_stop(a->http);
-	a->http = NULL;
+	http_server_shutdown(a->http, deadline);
 }
 
 /* Frees what was made. Threads still running are stopped without graceful
@@ -364,7 +371,7 @@ static void agent_free(struct agent *a)
 {
 	if (a->cap)
 		capture_shutdown(a->cap, time_monotonic());
-	http_server_stop(a->http);
+	http_server_free(a->http);
 	pushgateway_free(a->push);
 	remote_write_free(a->rw);
 	capture_free(a->cap);

@@ -42,6 +42,7 @@ struct config {
 	int interface_wait;
 	char listen[300]; /* resolved from --web.listen-address or -p */
 	int web_disable;
+	int web_max_requests; /* renders of /metrics at once */
 
 	/* Values as given, resolved by config_parse's validation. */
 	const char *buckets_arg;

@@ -10,6 +10,17 @@
 #define HTTP_SERVER_CONNECTION_LIMIT   512
 #define HTTP_SERVER_CONNECTION_TIMEOUT 30 /* seconds an idle connection is kept */
 #define HTTP_SERVER_THREADS            2
+#define HTTP_SERVER_MAX_RENDERS        4   /* default --web.max-requests */
+#define HTTP_SERVER_RENDER_WAIT        1.0 /* seconds a scrape waits for a render slot */
+#define HTTP_SERVER_MAX_WAITING        16  /* scrapes waiting for a slot; more: 503 at once */
+#define HTTP_SERVER_RETRY_AFTER        "1" /* seconds, in a 503's Retry-After */
+#define HTTP_SERVER_GZIP_LEVEL         1   /* fast: pages are large and compress well anyway */
+
+struct http_server_opts {
+	const char *listen;   /* [HOST]:PORT */
+	unsigned max_renders; /* /metrics renders at once; 0: HTTP_SERVER_MAX_RENDERS */
+	double render_wait;   /* seconds a scrape waits for a slot; <= 0: the default */
+};
 
 struct http_server;
 
@@ -17,12 +28,22 @@ struct http_server;
  * "localhost:9112"). Returns 0 or -EINVAL. */
 int http_server_parse_listen(const char *text, char *host, size_t hostlen, int *port) MUST_CHECK;
 
-/* Binds and starts serving. Returns NULL with a message in err (address in
- * use, permission denied, bad address). */
-struct http_server *http_server_start(const char *listen, struct registry *reg, char *err,
-                                      size_t errlen);
-/* The bound port (useful with port 0). */
+/* Validates the options and registers the server's self-metrics (start-up
+ * only: before any reader of the registry runs). No socket, no thread.
+ * NULL with a message in err. */
+struct http_server *http_server_new(const struct http_server_opts *opts, struct registry *reg,
+                                    char *err, size_t errlen);
+/* Binds the listening socket and starts serving. Returns 0, or a negative
+ * errno with a message in err (address in use, permission denied, bad
+ * address). */
+int http_server_start(struct http_server *s, char *err, size_t errlen) MUST_CHECK;
+/* The bound port (useful with port 0); 0 before a successful start. */
 int http_server_port(const struct http_server *s);
-void http_server_stop(struct http_server *s);
+/* Stops accepting, ends renders in progress (their clients see a cut
+ * response) and stops the server, waiting at most until the monotonic time
+ * deadline for renders to let go. Nothing to do when start failed. */
+void http_server_shutdown(struct http_server *s, double deadline);
+/* Frees (shuts down first, at once, if that was not done). NULL is fine. */
+void http_server_free(struct http_server *s);
 
 #endif

@@ -1,0 +1,306 @@
+/* Specification of the scrape page (src/http_server.c, src/render.c): its
+ * lifecycle (new validates, start binds, a port in use is a start error,
+ * shutdown and free), the streamed page plain and gzip, the limit on
+ * renders at once (503 with Retry-After, counted) and the routes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "promacct/http_server.h"
+#include "promacct/render.h"
+#include "fixture.h"
+
+struct reply {
+	long status;
+	struct buf body;
+	char retry_after[256];
+	char encoding[256];
+	curl_off_t wire_bytes;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+	buf_append(&((struct reply *)arg)->body, p, sz * n);
+	return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+	struct reply *r = arg;
+	size_t len = sz * n;
+	char line[256];
+	snprintf(line, sizeof line, "%.*s", (int)(len < 255 ? len : 255), p);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!strncasecmp(line, "Retry-After: ", 13))
+		snprintf(r->retry_after, sizeof r->retry_after, "%s", line + 13);
+	if (!strncasecmp(line, "Content-Encoding: ", 18))
+		snprintf(r->encoding, sizeof r->encoding, "%s", line + 18);
+	return len;
+}
+
+/* GET http://127.0.0.1:port/path; gzip asks for (and decodes) gzip. The
+ * body ends with a NUL (not counted in its length). */
+static void get(int port, const char *path, int gzip, struct reply *r)
+{
+	char url[128];
+	memset(r, 0, sizeof *r);
+	buf_init(&r->body, 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+	CURL *c = curl_easy_init();
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	if (gzip)
+		curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &r->wire_bytes);
+	curl_easy_cleanup(c);
+	buf_append_char(&r->body, '\0');
+	r->body.len--;
+}
+
+/* The page without the scrape page's own self-metrics (they change with
+ * every request). Caller frees. */
+static char *without_http_metrics(const char *page)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	for (const char *p = page; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+		char line[512];
+		snprintf(line, sizeof line, "%.*s", (int)(len < 511 ? len : 511), p);
+		if (!strstr(line, "promacct_http_"))
+			buf_append(&b, p, len);
+		p += len;
+	}
+	buf_append_char(&b, '\0');
+	return b.data;
+}
+
+static struct fixture *big_state(int addresses)
+{
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 1000000);
+	char a[32];
+	for (int i = 0; i < addresses; i++) {
+		snprintf(a, sizeof a, "10.%d.%d.%d", i >> 16 & 255, i >> 8 & 255, i & 255);
+		fixture_ip(f, NULL, a, "192.0.2.1", 6, 100 + (uint32_t)(i % 1400));
+	}
+	return f;
+}
+
+static struct http_server *serve(struct fixture *f, unsigned max_renders, double wait)
+{
+	char err[256];
+	struct http_server_opts o = {"127.0.0.1:0", max_renders, wait};
+	struct http_server *s = http_server_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(http_server_start(s, err, sizeof err), 0);
+	assert_true(http_server_port(s) > 0);
+	return s;
+}
+
+static double metric(struct registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->nself; i++)
+		if (!strcmp(r->self[i].name, name))
+			return gauge_read(&r->self[i].value);
+	fail_msg("no self-metric %s", name);
+	return -1;
+}
+
+static void test_new_rejects_a_bad_listen_address(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
+	char err[256] = "";
+	struct http_server_opts o = {"localhost", 0, 0};
+	assert_null(http_server_new(&o, &f->reg, err, sizeof err));
+	assert_non_null(strstr(err, "invalid listen address 'localhost'"));
+	fixture_free(f);
+}
+
+/* new makes no socket; start binds, and a port in use is start's error. */
+static void test_port_in_use_is_a_start_error(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
+	struct http_server *a = serve(f, 0, 0);
+	char listen[64], err[256] = "";
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", http_server_port(a));
+	struct http_server_opts o = {listen, 0, 0};
+	struct http_server *b = http_server_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(b);
+	assert_int_equal(http_server_port(b), 0);
+	assert_int_equal(http_server_start(b, err, sizeof err), -EADDRINUSE);
+	assert_non_null(strstr(err, "Address already in use"));
+	http_server_shutdown(b, time_monotonic() + 1); /* nothing to do: never started */
+	http_server_free(b);
+	/* the first server still serves */
+	struct reply r;
+	get(http_server_port(a), "/-/healthy", 0, &r);
+	assert_int_equal(r.status, 200);
+	buf_free(&r.body);
+	http_server_shutdown(a, time_monotonic() + 2);
+	http_server_free(a);
+	fixture_free(f);
+}
+
+/* A page far larger than a render's chunks is streamed whole, and the
+ * gzip page decodes to the same text. */
+static void test_streamed_page_plain_and_gzip_equal_the_render(void **state)
+{
+	(void)state;
+	struct fixture *f = big_state(20000); /* ~5 MB of text */
+	struct http_server *s = serve(f, 0, 0);
+	struct reply plain, gz;
+	get(http_server_port(s), "/metrics", 0, &plain);
+	get(http_server_port(s), "/metrics", 1, &gz);
+	assert_int_equal(plain.status, 200);
+	assert_int_equal(gz.status, 200);
+	assert_string_equal(gz.encoding, "gzip");
+	assert_true(gz.wire_bytes < (curl_off_t)plain.body.len / 4);
+	assert_true(plain.body.len > 10 * EXPO_TEXT_CHUNK);
+
+	char *whole = fixture_render(&f->reg);
+	char *want = without_http_metrics(whole);
+	free(whole);
+	char *p = without_http_metrics(plain.body.data), *g = without_http_metrics(gz.body.data);
+	assert_string_equal(p, want);
+	assert_string_equal(g, want);
+	assert_true(metric(&f->reg, "promacct_http_scrape_page_bytes") > 10 * EXPO_TEXT_CHUNK);
+	assert_int_equal(metric(&f->reg, "promacct_http_scrapes_total"), 2);
+	assert_int_equal(metric(&f->reg, "promacct_http_scrape_errors_total"), 0);
+	free(want);
+	free(p);
+	free(g);
+	buf_free(&plain.body);
+	buf_free(&gz.body);
+	http_server_shutdown(s, time_monotonic() + 2);
+	http_server_free(s);
+	fixture_free(f);
+}
+
+/* A client that asks for the page and reads nothing. */
+static int stalled_client(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+	return fd;
+}
+
+static void wait_for(struct registry *r, const char *name, double want)
+{
+	for (int i = 0; i < 1000 && metric(r, name) != want; i++)
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	assert_true(metric(r, name) == want);
+}
+
+/* With max_renders at once busy (a client that reads nothing holds its
+ * render: the render waits for the client, it does not buffer the page), a
+ * further scrape waits for a slot, then gets 503 with Retry-After; both are
+ * counted. Once the slot is free, scrapes succeed again. */
+static void test_render_limit_answers_503_with_retry_after(void **state)
+{
+	(void)state;
+	struct fixture *f = big_state(60000); /* ~16 MB: more than socket buffers */
+	struct http_server *s = serve(f, 1, 0.2);
+	int fd = stalled_client(http_server_port(s));
+	wait_for(&f->reg, "promacct_http_renders_in_progress", 1);
+
+	struct reply r;
+	get(http_server_port(s), "/metrics", 0, &r);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.retry_after, HTTP_SERVER_RETRY_AFTER);
+	assert_int_equal(metric(&f->reg, "promacct_http_render_waits_total"), 1);
+	assert_int_equal(metric(&f->reg, "promacct_http_render_rejections_total"), 1);
+	buf_free(&r.body);
+
+	close(fd); /* the held render ends (its client is gone) */
+	wait_for(&f->reg, "promacct_http_renders_in_progress", 0);
+	get(http_server_port(s), "/metrics", 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body.data, "promacct_build_info"));
+	buf_free(&r.body);
+	http_server_shutdown(s, time_monotonic() + 2);
+	http_server_free(s);
+	fixture_free(f);
+}
+
+/* Shutdown with a render in progress (its client stalled) ends it and
+ * returns within the deadline. */
+static void test_shutdown_ends_renders_in_progress(void **state)
+{
+	(void)state;
+	struct fixture *f = big_state(60000);
+	struct http_server *s = serve(f, 0, 0);
+	int fd = stalled_client(http_server_port(s));
+	wait_for(&f->reg, "promacct_http_renders_in_progress", 1);
+	double t0 = time_monotonic();
+	http_server_shutdown(s, t0 + 5);
+	assert_true(time_monotonic() - t0 < 5);
+	assert_true(metric(&f->reg, "promacct_http_renders_in_progress") == 0);
+	http_server_free(s);
+	close(fd);
+	fixture_free(f);
+}
+
+static void test_routes(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
+	struct http_server *s = serve(f, 0, 0);
+	struct reply r;
+	get(http_server_port(s), "/", 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body.data, "/metrics"));
+	buf_free(&r.body);
+	get(http_server_port(s), "/-/ready", 0, &r);
+	assert_int_equal(r.status, 200);
+	buf_free(&r.body);
+	get(http_server_port(s), "/nope", 0, &r);
+	assert_int_equal(r.status, 404);
+	buf_free(&r.body);
+	http_server_shutdown(s, time_monotonic() + 2);
+	http_server_free(s);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_new_rejects_a_bad_listen_address),
+	    cmocka_unit_test(test_port_in_use_is_a_start_error),
+	    cmocka_unit_test(test_streamed_page_plain_and_gzip_equal_the_render),
+	    cmocka_unit_test(test_render_limit_answers_503_with_retry_after),
+	    cmocka_unit_test(test_shutdown_ends_renders_in_progress),
+	    cmocka_unit_test(test_routes),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}

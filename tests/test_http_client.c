@@ -12,9 +12,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +293,65 @@ static void test_transport_errors_say_what_happened(void **state)
 	http_client_free(c);
 }
 
+static void *set_after_200ms(void *arg)
+{
+	usleep(200 * 1000);
+	atomic_store((atomic_int *)arg, 1);
+	return NULL;
+}
+
+/* Issue 13 defect 8: at shutdown a request gets only the time left to the
+ * deadline, and a request in flight is abandoned when the module's stop
+ * flag is set, whatever the client's own timeout. */
+static void test_request_until_is_bounded_by_the_deadline_and_the_abort_flag(void **state)
+{
+	(void)state;
+	struct http_client_opts o = {.timeout = 30};
+	http_client *c = client(&o);
+	struct http_response r;
+	atomic_int abort_flag = 0;
+
+	/* the deadline, not the 30 s timeout, ends a request the server holds */
+	reset_stub(200, "", NULL, 1200);
+	double t0 = time_monotonic();
+	assert_int_equal(
+	    http_client_request_until(c, "PUT", base, "x", 1, NULL, t0 + 0.3, NULL, &r), -EIO);
+	double took = time_monotonic() - t0;
+	if (took < 0.25 || took > 1.0)
+		fail_msg("bounded by a deadline 0.3 s away, took %.3f s", took);
+	usleep(1200 * 1000); /* let the stub finish its sleep */
+
+	/* no time left: nothing is sent */
+	reset_stub(200, "", NULL, 0);
+	assert_int_equal(http_client_request_until(c, "DELETE", base, NULL, 0, NULL,
+	                                           time_monotonic() - 1, NULL, &r),
+	                 -ETIMEDOUT);
+	assert_string_equal(seen().method, "");
+
+	/* abort already set: nothing is sent */
+	atomic_store(&abort_flag, 1);
+	assert_int_equal(
+	    http_client_request_until(c, "PUT", base, "x", 1, NULL, INFINITY, &abort_flag, &r),
+	    -ECANCELED);
+	assert_string_equal(seen().method, "");
+
+	/* abort set while the request is in flight: abandoned within ~1 s */
+	atomic_store(&abort_flag, 0);
+	reset_stub(200, "", NULL, 2500);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, set_after_200ms, &abort_flag), 0);
+	t0 = time_monotonic();
+	assert_int_equal(
+	    http_client_request_until(c, "PUT", base, "x", 1, NULL, INFINITY, &abort_flag, &r),
+	    -ECANCELED);
+	took = time_monotonic() - t0;
+	pthread_join(t, NULL);
+	if (took > 1.8)
+		fail_msg("abandoned %.3f s after the start, the flag was set at 0.2 s", took);
+	usleep(2500 * 1000);
+	http_client_free(c);
+}
+
 static void test_unreadable_files_fail_at_creation_naming_them(void **state)
 {
 	(void)state;
@@ -395,6 +456,7 @@ int main(void)
 	    cmocka_unit_test(test_status_body_and_retry_after_come_back),
 	    cmocka_unit_test(test_long_bodies_are_cut_to_the_cap),
 	    cmocka_unit_test(test_transport_errors_say_what_happened),
+	    cmocka_unit_test(test_request_until_is_bounded_by_the_deadline_and_the_abort_flag),
 	    cmocka_unit_test(test_unreadable_files_fail_at_creation_naming_them),
 	    cmocka_unit_test(test_headers_cannot_smuggle_or_override),
 	    cmocka_unit_test(test_debug_lines_show_requests_without_secrets),

@@ -6,6 +6,7 @@
 #  - --once with --push.delete-on-exit is a usage error.
 #  - SIGTERM to exit is bounded by --push.timeout even when the gateway
 #    hangs (issue 13 item 8, push side).
+#  - One deadline for push and remote write together.
 #  - SIGHUP never ends the agent: it asks for a reload.
 #  - A gateway URL with a query string keeps it after the group path (item 11).
 . "$(dirname "$0")/lib.sh"
@@ -98,3 +99,19 @@ rc=0
 [ "$rc" != 0 ] || fail "a gateway URL with a fragment was accepted"
 grep -q 'fragment' "$WORK/frag.log" || fail "a gateway URL with a fragment: no reason given"
 ok "gateway URL with a query string: kept after the group path; a fragment is refused"
+
+# 6. One deadline for every output: a pusher and a remote writer both facing
+#    a receiver that hangs are done within the longer timeout (2 s) from the
+#    signal, not one timeout after the other.
+BPORT=$(free_port)
+start both "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --web.listen-address "127.0.0.1:$BPORT" \
+	--push.gateway "http://127.0.0.1:$STALL_PORT" --push.timeout 2s --push.delete-on-exit \
+	--remote-write.url "http://127.0.0.1:$STALL_PORT/api/v1/write" --remote-write.timeout 2s
+wait_http "http://127.0.0.1:$BPORT/metrics"
+for _ in $(seq 1 50); do grep -q '^POST /api/v1/write' "$WORK/stall.requests" && break; sleep 0.1; done
+grep -q '^POST /api/v1/write' "$WORK/stall.requests" || fail "no remote write reached the hanging receiver"
+t0=$(date +%s%N)
+stop_agent both
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 3000 ] || fail "SIGTERM with push and remote write hanging took $ms ms (timeouts 2s)"
+ok "push and remote write hanging: exit 0 in $ms ms (both timeouts 2000 ms)"

@@ -21,127 +21,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <yaml.h>
 
 #include "promacct/log.h"
+#include "promacct/yaml_reader.h"
 
 #define ADDR_TEXT_MAX 64
-#define MAX_DEPTH     16
 
 struct loader {
-	yaml_parser_t parser;
-	yaml_event_t ev; /* the current event, valid when have_ev */
-	int have_ev;
-	const char *path;
-	char *err;
-	size_t errlen;
+	struct yaml_reader y;
 	struct config_file *out;
 	size_t cap;
 };
 
-static int fail_at(struct loader *l, yaml_mark_t m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail_at(struct loader *l, yaml_mark_t m, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	snprintf(l->err, l->errlen, "%s:%zu:%zu: %s", l->path, m.line + 1, m.column + 1, what);
-	return -EINVAL;
-}
-
-/* Line and column (0-based) of a byte offset of the file. */
-static yaml_mark_t mark_of_offset(const char *path, size_t offset)
-{
-	yaml_mark_t m = {offset, 0, 0};
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return m;
-	for (size_t i = 0; i < offset; i++) {
-		int c = getc(fp);
-		if (c == EOF)
-			break;
-		if (c == '\n') {
-			m.line++;
-			m.column = 0;
-		} else if ((c & 0xc0) != 0x80) { /* columns count characters */
-			m.column++;
-		}
-	}
-	fclose(fp);
-	return m;
-}
-
-/* Moves to the next event (the previous one is released). */
-static int next(struct loader *l)
-{
-	if (l->have_ev)
-		yaml_event_delete(&l->ev);
-	l->have_ev = 0;
-	if (!yaml_parser_parse(&l->parser, &l->ev)) {
-		yaml_mark_t m = l->parser.problem_mark;
-		if (l->parser.error == YAML_MEMORY_ERROR) {
-			snprintf(l->err, l->errlen, "out of memory");
-			return -ENOMEM;
-		}
-		if (l->parser.error == YAML_READER_ERROR) /* bad bytes: no mark, an offset */
-			m = mark_of_offset(l->path, l->parser.problem_offset);
-		return fail_at(l, m, "invalid YAML: %s%s%s",
-		               l->parser.problem ? l->parser.problem : "syntax error",
-		               l->parser.context ? " " : "",
-		               l->parser.context ? l->parser.context : "");
-	}
-	l->have_ev = 1;
-	if (l->ev.type == YAML_ALIAS_EVENT)
-		return fail_at(l, l->ev.start_mark, "aliases (*name) are not supported");
-	if ((l->ev.type == YAML_SCALAR_EVENT && l->ev.data.scalar.anchor) ||
-	    (l->ev.type == YAML_SEQUENCE_START_EVENT && l->ev.data.sequence_start.anchor) ||
-	    (l->ev.type == YAML_MAPPING_START_EVENT && l->ev.data.mapping_start.anchor))
-		return fail_at(l, l->ev.start_mark, "anchors (&name) are not supported");
-	return 0;
-}
-
-static const char *scalar(const struct loader *l)
-{
-	return (const char *)l->ev.data.scalar.value;
-}
-
-/* A null value: empty, ~ or null, unquoted. */
-static int is_null(const struct loader *l)
-{
-	if (l->ev.type != YAML_SCALAR_EVENT || l->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return 0;
-	const char *v = scalar(l);
-	return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-	       !strcmp(v, "NULL");
-}
-
-static const char *event_name(yaml_event_type_t t)
-{
-	switch (t) {
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_SCALAR_EVENT:
-		return "a scalar";
-	default:
-		return "something else";
-	}
-}
-
-/* The current event must be a scalar (a key, an address, a number). */
-static int expect_scalar(struct loader *l, const char *what)
-{
-	if (l->ev.type != YAML_SCALAR_EVENT)
-		return fail_at(l, l->ev.start_mark, "%s must be a scalar, got %s", what,
-		               event_name(l->ev.type));
-	return 0;
-}
+#define fail_at(l, m, ...)     yaml_reader_fail(&(l)->y, m, __VA_ARGS__)
+#define next(l)                yaml_reader_next(&(l)->y)
+#define scalar(l)              yaml_reader_scalar(&(l)->y)
+#define is_null(l)             yaml_reader_is_null(&(l)->y)
+#define expect_scalar(l, what) yaml_reader_expect_scalar(&(l)->y, what)
+#define EV(l)                  ((l)->y.ev)
 
 static int parse_addr(const char *text, size_t len, uint8_t *out, uint8_t *family)
 {
@@ -223,18 +120,18 @@ static int parse_labels(struct loader *l, struct range_draft *d)
 	int rc;
 	if (is_null(l))
 		return 0;
-	if (l->ev.type != YAML_MAPPING_START_EVENT)
-		return fail_at(l, l->ev.start_mark,
+	if (EV(l).type != YAML_MAPPING_START_EVENT)
+		return fail_at(l, EV(l).start_mark,
 		               "labels must be a mapping of name: value, got %s",
-		               event_name(l->ev.type));
+		               yaml_reader_what(&l->y));
 	for (;;) {
 		if ((rc = next(l)))
 			return rc;
-		if (l->ev.type == YAML_MAPPING_END_EVENT)
+		if (EV(l).type == YAML_MAPPING_END_EVENT)
 			return 0;
 		if ((rc = expect_scalar(l, "a label name")))
 			return rc;
-		yaml_mark_t km = l->ev.start_mark;
+		yaml_mark_t km = EV(l).start_mark;
 		const char *name = scalar(l);
 		if (!labels_name_valid(name))
 			return fail_at(
@@ -262,15 +159,15 @@ static int parse_labels(struct loader *l, struct range_draft *d)
 			free(n);
 			return rc;
 		}
-		if (l->ev.type != YAML_SCALAR_EVENT) {
-			rc = fail_at(l, l->ev.start_mark,
+		if (EV(l).type != YAML_SCALAR_EVENT) {
+			rc = fail_at(l, EV(l).start_mark,
 			             "the value of label '%s' must be a scalar", n);
 			free(n);
 			return rc;
 		}
 		if (!labels_utf8_valid(scalar(l))) {
 			free(n);
-			return fail_at(l, l->ev.start_mark,
+			return fail_at(l, EV(l).start_mark,
 			               "the value of a label is not valid UTF-8");
 		}
 		char *v = strdup(is_null(l) ? "" : scalar(l));
@@ -292,18 +189,18 @@ static int parse_prefix(struct loader *l, struct range_draft *d)
 	size_t alen = slash ? (size_t)(slash - text) : strlen(text);
 	uint8_t fam = 0;
 	if (parse_addr(text, alen, d->r.e.first, &fam))
-		return fail_at(l, l->ev.start_mark,
+		return fail_at(l, EV(l).start_mark,
 		               "invalid prefix '%s' (expected ADDRESS/LENGTH, e.g. 198.51.100.0/24 "
 		               "or 2001:db8::/48)",
 		               text);
 	int bits = fam == 4 ? 32 : 128;
 	unsigned long long len = (unsigned long long)bits;
 	if (slash && parse_uint(slash + 1, 0, (unsigned long long)bits, &len))
-		return fail_at(l, l->ev.start_mark,
+		return fail_at(l, EV(l).start_mark,
 		               "invalid prefix length in '%s' (0 to %d for IPv%d)", text, bits,
 		               fam);
 	if (host_bits_set(d->r.e.first, fam, (int)len))
-		return fail_at(l, l->ev.start_mark,
+		return fail_at(l, EV(l).start_mark,
 		               "prefix '%s' has host bits set (the address must be the first of "
 		               "the prefix)",
 		               text);
@@ -317,23 +214,23 @@ static int parse_range(struct loader *l, struct range_draft *d)
 {
 	int rc;
 	static const char *const keys = "prefix, first, last, labels, granularity, max_addresses";
-	yaml_mark_t start = l->ev.start_mark;
+	yaml_mark_t start = EV(l).start_mark;
 	uint8_t last_addr[16];
 	unsigned long long v;
 
 	d->r.line = (unsigned)start.line + 1;
 	d->r.column = (unsigned)start.column + 1;
-	if (l->ev.type != YAML_MAPPING_START_EVENT)
+	if (EV(l).type != YAML_MAPPING_START_EVENT)
 		return fail_at(l, start, "a range must be a mapping (%s), got %s", keys,
-		               event_name(l->ev.type));
+		               yaml_reader_what(&l->y));
 	for (;;) {
 		if ((rc = next(l)))
 			return rc;
-		if (l->ev.type == YAML_MAPPING_END_EVENT)
+		if (EV(l).type == YAML_MAPPING_END_EVENT)
 			break;
 		if ((rc = expect_scalar(l, "a key")))
 			return rc;
-		yaml_mark_t km = l->ev.start_mark;
+		yaml_mark_t km = EV(l).start_mark;
 		char key[32];
 		snprintf(key, sizeof key, "%s", scalar(l));
 		int *seen = !strcmp(key, "prefix")          ? &d->has_prefix
@@ -358,7 +255,7 @@ static int parse_range(struct loader *l, struct range_draft *d)
 		*seen = 1;
 		if ((rc = expect_scalar(l, key)))
 			return rc;
-		yaml_mark_t vm = l->ev.start_mark;
+		yaml_mark_t vm = EV(l).start_mark;
 		if (!strcmp(key, "prefix")) {
 			d->prefix_mark = vm;
 			if ((rc = parse_prefix(l, d)))
@@ -447,13 +344,13 @@ static int parse_ranges(struct loader *l)
 	int rc;
 	if (is_null(l))
 		return 0;
-	if (l->ev.type != YAML_SEQUENCE_START_EVENT)
-		return fail_at(l, l->ev.start_mark, "ranges must be a list, got %s",
-		               event_name(l->ev.type));
+	if (EV(l).type != YAML_SEQUENCE_START_EVENT)
+		return fail_at(l, EV(l).start_mark, "ranges must be a list, got %s",
+		               yaml_reader_what(&l->y));
 	for (;;) {
 		if ((rc = next(l)))
 			return rc;
-		if (l->ev.type == YAML_SEQUENCE_END_EVENT)
+		if (EV(l).type == YAML_SEQUENCE_END_EVENT)
 			return 0;
 		struct range_draft d;
 		memset(&d, 0, sizeof d);
@@ -466,89 +363,48 @@ static int parse_ranges(struct loader *l)
 	}
 }
 
-static int parse_document(struct loader *l)
+static int parse_root(struct loader *l)
 {
 	int rc, seen_ranges = 0;
-	if ((rc = next(l)))
-		return rc;
-	if (l->ev.type != YAML_STREAM_START_EVENT)
-		return fail_at(l, l->ev.start_mark, "not a YAML stream");
-	if ((rc = next(l)))
-		return rc;
-	if (l->ev.type == YAML_STREAM_END_EVENT)
-		return 0;   /* an empty file: no ranges */
-	if ((rc = next(l))) /* after DOCUMENT_START */
-		return rc;
-	if (is_null(l)) {
-		/* a document with nothing in it */
-	} else if (l->ev.type != YAML_MAPPING_START_EVENT) {
-		return fail_at(l, l->ev.start_mark, "the file must be a mapping with key 'ranges'");
-	} else {
-		for (;;) {
-			if ((rc = next(l)))
-				return rc;
-			if (l->ev.type == YAML_MAPPING_END_EVENT)
-				break;
-			if ((rc = expect_scalar(l, "a key")))
-				return rc;
-			if (strcmp(scalar(l), "ranges"))
-				return fail_at(l, l->ev.start_mark,
-				               "unknown key '%s' (known: ranges)", scalar(l));
-			if (seen_ranges++)
-				return fail_at(l, l->ev.start_mark, "key 'ranges' given twice");
-			if ((rc = next(l)) || (rc = parse_ranges(l)))
-				return rc;
-		}
+	if (EV(l).type != YAML_MAPPING_START_EVENT)
+		return fail_at(l, EV(l).start_mark, "the file must be a mapping with key 'ranges'");
+	for (;;) {
+		if ((rc = next(l)))
+			return rc;
+		if (EV(l).type == YAML_MAPPING_END_EVENT)
+			return 0;
+		if ((rc = expect_scalar(l, "a key")))
+			return rc;
+		if (strcmp(scalar(l), "ranges"))
+			return fail_at(l, EV(l).start_mark, "unknown key '%s' (known: ranges)",
+			               scalar(l));
+		if (seen_ranges++)
+			return fail_at(l, EV(l).start_mark, "key 'ranges' given twice");
+		if ((rc = next(l)) || (rc = parse_ranges(l)))
+			return rc;
 	}
-	if ((rc = next(l))) /* DOCUMENT_END */
-		return rc;
-	if ((rc = next(l)))
-		return rc;
-	if (l->ev.type != YAML_STREAM_END_EVENT)
-		return fail_at(l, l->ev.start_mark, "more than one YAML document");
-	return 0;
 }
 
 int config_file_load(const char *path, struct config_file *out, char *err, size_t errlen)
 {
 	struct loader l;
-	struct stat st;
-	int rc;
+	int rc, empty = 0;
 	double t0 = time_monotonic();
 
 	memset(out, 0, sizeof *out);
 	memset(&l, 0, sizeof l);
-	FILE *fp = fopen(path, "rb");
-	if (!fp) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
-		return rc;
-	}
-	if (fstat(fileno(fp), &st) == 0 && st.st_size > (off_t)CONFIG_FILE_MAX_BYTES) {
-		snprintf(err, errlen, "%s: larger than %u MiB", path, CONFIG_FILE_MAX_BYTES >> 20);
-		fclose(fp);
-		return -EFBIG;
-	}
-	if (!yaml_parser_initialize(&l.parser)) {
-		fclose(fp);
+	l.out = out;
+	out->path = strdup(path);
+	if (!out->path) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	yaml_parser_set_input_file(&l.parser, fp);
-	l.path = path;
-	l.err = err;
-	l.errlen = errlen;
-	l.out = out;
-	out->path = strdup(path);
-	rc = out->path ? parse_document(&l) : -ENOMEM;
-	if (l.have_ev)
-		yaml_event_delete(&l.ev);
-	yaml_parser_delete(&l.parser);
-	if (!rc && ferror(fp)) {
-		snprintf(err, errlen, "%s: read error", path);
-		rc = -EIO;
-	}
-	fclose(fp);
+	rc = yaml_reader_open(&l.y, path, CONFIG_FILE_MAX_BYTES, &empty, err, errlen);
+	if (!rc && !empty)
+		rc = parse_root(&l);
+	if (!rc)
+		rc = yaml_reader_finish(&l.y);
+	yaml_reader_close(&l.y);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
 	if (rc) {

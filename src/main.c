@@ -17,7 +17,8 @@
  * is set before the first thread starts) and taken by sigwait on a
  * dedicated thread, which posts the request to the main thread; shutdown
  * and reload are ordinary code, not signal-handler code. SIGHUP never ends
- * the agent: it asks for a reload (agent_reload, on the main thread). */
+ * the agent: it asks for a reload (agent_reload, on the main thread). A
+ * second SIGINT/SIGTERM during the shutdown exits at once (status 1). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,9 +48,10 @@
  * thread, under req_lock. */
 static pthread_mutex_t req_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t req_cond = PTHREAD_COND_INITIALIZER;
-static int req_shutdown_signal; /* SIGINT / SIGTERM received */
-static int req_reload;          /* reloads asked for and not yet done */
-static int req_no_source;       /* no capture source is left for good */
+static int req_shutdown_signal;    /* SIGINT / SIGTERM received */
+static int req_reload;             /* reloads asked for and not yet done */
+static int req_no_source;          /* no capture source is left for good */
+static int req_signal_thread_quit; /* main is done: the signal thread returns */
 static struct capture *the_capture;
 
 /* Everything the agent made; zeroed means "not made". */
@@ -104,7 +106,10 @@ static int shutdown_requested(void)
 	return sig;
 }
 
-/* Takes SIGHUP (any number) until SIGINT or SIGTERM, then returns. */
+/* Takes the signals until main is done: SIGHUP asks for a reload; the
+ * first SIGINT or SIGTERM for a shutdown; a second one while the shutdown
+ * runs (an operator who will not wait for the final push) ends the process
+ * at once, with status 1, skipping what graceful work is left. */
 static void *signal_thread(void *arg)
 {
 	const sigset_t *set = arg;
@@ -112,12 +117,22 @@ static void *signal_thread(void *arg)
 		int sig = 0;
 		if (sigwait(set, &sig) != 0)
 			continue;
+		pthread_mutex_lock(&req_lock);
+		int quit = req_signal_thread_quit;
+		int second = req_shutdown_signal != 0;
+		pthread_mutex_unlock(&req_lock);
+		if (quit)
+			return NULL;
 		if (sig == SIGHUP) {
 			request_reload();
 			continue;
 		}
+		if (second) {
+			log_warn("second signal: exiting now, the graceful shutdown is cut short",
+			         "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			_exit(1);
+		}
 		request_shutdown(sig);
-		return NULL;
 	}
 }
 
@@ -435,8 +450,10 @@ int main(int argc, char **argv)
 
 out:
 	if (sig_started) {
-		if (!shutdown_requested())
-			pthread_kill(sigthr, SIGTERM); /* blocked: its sigwait takes it */
+		pthread_mutex_lock(&req_lock);
+		req_signal_thread_quit = 1;
+		pthread_mutex_unlock(&req_lock);
+		pthread_kill(sigthr, SIGTERM); /* blocked: its sigwait takes it and returns */
 		pthread_join(sigthr, NULL);
 	}
 	__atomic_store_n(&the_capture, NULL, __ATOMIC_RELEASE);

@@ -7,6 +7,7 @@
 #  - SIGTERM to exit is bounded by --push.timeout even when the gateway
 #    hangs (issue 13 item 8, push side).
 #  - One deadline for push and remote write together.
+#  - A second SIGTERM during the shutdown exits at once.
 #  - SIGHUP never ends the agent: it asks for a reload.
 #  - A gateway URL with a query string keeps it after the group path (item 11).
 . "$(dirname "$0")/lib.sh"
@@ -115,3 +116,22 @@ stop_agent both
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$ms" -lt 3000 ] || fail "SIGTERM with push and remote write hanging took $ms ms (timeouts 2s)"
 ok "push and remote write hanging: exit 0 in $ms ms (both timeouts 2000 ms)"
+
+# 7. A second SIGTERM while the shutdown waits on a hanging gateway (10 s
+#    timeout) ends the agent at once, with status 1 and a log line.
+IPORT=$(free_port)
+start impatient "$PROMACCT" -R "$WORK/eth.pcap" --web.listen-address "127.0.0.1:$IPORT" \
+	--push.gateway "http://127.0.0.1:$STALL_PORT" --push.timeout 10s
+wait_http "http://127.0.0.1:$IPORT/metrics"
+pid=$(cat "$WORK/impatient.pid")
+kill -TERM "$pid"
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 1 ] || fail "second SIGTERM: exit $rc, expected 1"
+[ "$ms" -lt 3000 ] || fail "second SIGTERM: exit took $ms ms (push timeout 10 s)"
+grep -q 'msg="second signal' "$WORK/impatient.log" || fail "second signal not logged"
+ok "a second SIGTERM during the shutdown exits at once ($ms ms, status 1)"

@@ -5,12 +5,11 @@
  * Accounts synthetic frames until ADDRESSES IPv4 addresses each have three
  * histograms (tx tcp, rx tcp, tx udp: 3 x ADDRESSES histograms, 600k by
  * default), then times the text exposition (the /metrics body) and the
- * remote-write encoding (protobuf + snappy, 2000 samples per request, 8 shards) RUNS
- * times each and prints the medians. The text exposition side by side:
- * rendered whole into one buffer (the page held in memory, as before
- * streaming); streamed to a sink that drops it (expo_text_write, one chunk
- * held); the same with the read-out's batch as large as the state (one
- * sorting pass: what the bounded batches cost); and through a render stream
+ * remote-write encoding (protobuf + snappy, 2000 samples per request, over
+ * SHARDS shards, default 8) RUNS times each and prints the medians. The text exposition side by
+ * side: rendered whole into one buffer (the page held in memory, as before streaming); streamed to
+ * a sink that drops it (expo_text_write, one chunk held); the same with the read-out's batch as
+ * large as the state (one sorting pass: what the bounded batches cost); and through a render stream
  * read in 64 KiB pieces as the scrape page does, plain and gzip. */
 #include <arpa/inet.h>
 #include <pcap/dlt.h>
@@ -174,7 +173,8 @@ int main(int argc, char **argv)
 	for (int r = 0; r < runs; r++) {
 		memset(&c, 0, sizeof c);
 		double t0 = time_monotonic();
-		struct rw_encode_opts eo = {&es, 1700000000000, 2000, 8, 0, -1, count_body, &c};
+		size_t nsh = getenv("SHARDS") ? (size_t)atoi(getenv("SHARDS")) : 8;
+		struct rw_encode_opts eo = {&es, 1700000000000, 2000, nsh, 0, -1, count_body, &c};
 		if (rw_encode(&reg, &eo))
 			return 1;
 		t[r] = time_monotonic() - t0;

@@ -203,6 +203,7 @@ static void ep_note_push_locked(struct rw_endpoint *ep, const struct rw_drop *d)
 struct snap_ctx {
 	struct remote_write *rw;
 	int periodic; /* abandoned when stop is set */
+	size_t requests, samples, bytes;
 };
 
 static int emit_to_queues(void *arg, size_t shard, char *data, size_t len, size_t n)
@@ -216,6 +217,9 @@ static int emit_to_queues(void *arg, size_t shard, char *data, size_t len, size_
 	struct rw_body *b = rw_body_new(data, len, n);
 	if (!b)
 		return -ENOMEM;
+	s->requests++;
+	s->samples += n;
+	s->bytes += len;
 	for (size_t i = 0; i < rw->nep; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];
 		struct rw_drop d = {0, 0};
@@ -241,7 +245,8 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 	if (ts <= rw->last_ts)
 		ts = rw->last_ts + 1; /* strictly increasing per series, always */
 	rw->last_ts = ts;
-	struct snap_ctx s = {rw, periodic};
+	struct snap_ctx s = {rw, periodic, 0, 0, 0};
+	double t0 = time_monotonic();
 	struct rw_encode_opts o = {&rw->ext, ts, rw->max_samples, rw->nshards,
 	                           0,        -1, emit_to_queues,  &s};
 	/* Sources whose interface disappeared: their series end with stale
@@ -266,6 +271,9 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 	o.stale = stale;
 	o.source = -1;
 	int rc = rw_encode(rw->reg, &o);
+	log_debug("remote-write snapshot queued",
+	          "stale=%d samples=%zu requests=%zu bytes=%zu seconds=%.3f complete=%d", stale,
+	          s.samples, s.requests, s.bytes, time_monotonic() - t0, rc == 0);
 	if (rc == -ECANCELED)
 		log_debug("remote-write snapshot abandoned: stopping", "stale=%d", stale);
 	else if (rc)

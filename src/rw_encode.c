@@ -3,8 +3,9 @@
  * rw_encode is a registry collector: it walks the state once and emits
  * requests as it goes. Each series goes to one of nshards batches, chosen
  * by a hash of its labels; a batch that reaches max_samples samples is
- * packed by protobuf-c (the buffer sized by protobuf-c's own
- * get_packed_size), snappy block compressed and handed to emit, then
+ * packed by protobuf-c into a buffer of exactly its packed size (summed as
+ * the batch fills from protobuf-c's sizes of each label and sample), snappy
+ * block compressed and handed to emit, then
  * reused. So memory is nshards batches of max_samples series plus one packed
  * and one compressed buffer, whatever the size of the state.
  *
@@ -35,6 +36,27 @@ typedef Prometheus__TimeSeries TimeSeries;
 typedef Prometheus__Label Label;
 typedef Prometheus__Sample Sample;
 typedef Prometheus__MetricMetadata MetricMetadata;
+
+/* Packed sizes: each message's own size comes from protobuf-c
+ * (get_packed_size of a Label, a Sample, a MetricMetadata), computed once
+ * per label and reused by every series that carries it; only the framing of
+ * an embedded message as a field (one tag byte: every field number here is
+ * below 16; the length as a varint) is added here. enc_flush checks that
+ * pack writes exactly the sum, so a wrong size can never go unnoticed. */
+static size_t varint_size(size_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static size_t field_size(size_t msg)
+{
+	return 1 + varint_size(msg) + msg;
+}
 
 double rw_stale_nan(void)
 {
@@ -116,12 +138,15 @@ struct batch {
 	struct arena arena;
 	TimeSeries **series; /* max_samples entries */
 	size_t n;
+	size_t bytes; /* packed size of the series so far (see field_size) */
 	/* the four __name__ labels (plain, _bucket, _sum, _count) of family */
 	const char *family;
 	Label *names[4];
+	size_t names_size[4];
 	/* le labels, keyed by the (stable) le string pointer */
 	const char *le_key[RW_MAX_LE];
 	Label *le_label[RW_MAX_LE];
+	size_t le_size[RW_MAX_LE];
 	size_t nle;
 };
 
@@ -142,6 +167,7 @@ struct encoder {
 	size_t shard;
 	Label *tmpl[RW_MAX_LABELS];
 	size_t ntmpl;
+	size_t tmpl_size; /* packed size of the template's labels as fields */
 	size_t pos_name, pos_le;
 	int tmpl_valid;
 
@@ -159,6 +185,7 @@ static void enc_fail(struct encoder *e, int err)
 static void batch_reset(struct encoder *e, struct batch *b)
 {
 	b->n = 0;
+	b->bytes = 0;
 	b->family = NULL;
 	b->nle = 0;
 	arena_reset(&b->arena);
@@ -184,12 +211,17 @@ static int enc_flush(struct encoder *e, size_t shard)
 	req.timeseries = b->series;
 	req.n_metadata = e->nmeta;
 	req.metadata = e->meta;
-	size_t plen = prometheus__write_request__get_packed_size(&req);
+	size_t plen = b->bytes;
+	for (size_t i = 0; i < e->nmeta; i++)
+		plen += field_size(prometheus__metric_metadata__get_packed_size(e->meta[i]));
 	buf_reset(&e->packed);
 	if (buf_reserve(&e->packed, plen ? plen : 1))
 		return -ENOMEM;
-	if (prometheus__write_request__pack(&req, (uint8_t *)e->packed.data) != plen)
+	if (prometheus__write_request__pack(&req, (uint8_t *)e->packed.data) != plen) {
+		log_error("remote write: protobuf size mismatch, request not sent",
+		          "expected_bytes=%zu", plen);
 		return -EIO;
+	}
 	size_t clen = snappy_max_compressed_length(plen);
 	buf_reset(&e->compressed);
 	if (buf_reserve(&e->compressed, clen ? clen : 1))
@@ -273,21 +305,26 @@ static int batch_names(struct encoder *e, struct batch *b)
 		memcpy(s + n1, suffix[k], n2 + 1);
 		if (!(b->names[k] = new_label(&b->arena, "__name__", s)))
 			return -ENOMEM;
+		b->names_size[k] = field_size(prometheus__label__get_packed_size(b->names[k]));
 	}
 	b->family = e->family;
 	return 0;
 }
 
-static Label *batch_le(struct batch *b, const char *le)
+/* The le label of this bound in batch b (and its size as a field). */
+static Label *batch_le(struct batch *b, const char *le, size_t *size)
 {
 	for (size_t i = 0; i < b->nle; i++)
-		if (b->le_key[i] == le)
+		if (b->le_key[i] == le) {
+			*size = b->le_size[i];
 			return b->le_label[i];
+		}
 	if (b->nle == RW_MAX_LE)
 		return NULL;
 	Label *lb = new_label(&b->arena, "le", le); /* le texts live in the layout */
 	if (lb) {
 		b->le_key[b->nle] = le;
+		b->le_size[b->nle] = *size = field_size(prometheus__label__get_packed_size(lb));
 		b->le_label[b->nle++] = lb;
 	}
 	return lb;
@@ -309,6 +346,7 @@ static int enc_build_template(struct encoder *e)
 	struct arena *a = &e->b[e->shard].arena;
 	size_t total = l->nfixed + l->nextra + (ext ? ext->n : 0);
 	e->ntmpl = 0;
+	e->tmpl_size = 0;
 	for (size_t i = 0; i < total; i++) {
 		const struct label *lab;
 		int copy = 0;
@@ -340,6 +378,7 @@ static int enc_build_template(struct encoder *e)
 		Label *lb = new_label(a, lab->name, v);
 		if (!lb)
 			return -ENOMEM;
+		e->tmpl_size += field_size(prometheus__label__get_packed_size(lb));
 		size_t k = e->ntmpl; /* insertion sort by name */
 		while (k > 0 && strcmp(e->tmpl[k - 1]->name, lb->name) > 0) {
 			e->tmpl[k] = e->tmpl[k - 1];
@@ -410,7 +449,8 @@ static void enc_sample(struct collector *c, enum sample_kind kind, const char *l
 		return;
 	}
 	Label *name = b->names[kind];
-	Label *lel = le ? batch_le(b, le) : NULL;
+	size_t le_size = 0;
+	Label *lel = le ? batch_le(b, le, &le_size) : NULL;
 	size_t nl = e->ntmpl + 1 + (le ? 1 : 0);
 	Label **labels = arena_alloc(&b->arena, nl * sizeof *labels);
 	TimeSeries *ts = arena_alloc(&b->arena, sizeof *ts + sizeof(Sample) + sizeof(Sample *));
@@ -440,6 +480,8 @@ static void enc_sample(struct collector *c, enum sample_kind kind, const char *l
 	ts->n_samples = 1;
 	ts->samples = sp;
 	b->series[b->n++] = ts;
+	b->bytes += field_size(e->tmpl_size + b->names_size[kind] + le_size +
+	                       field_size(prometheus__sample__get_packed_size(s)));
 	if (b->n == e->o->max_samples && (rc = enc_flush(e, e->shard)))
 		enc_fail(e, rc);
 }

@@ -182,6 +182,19 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 ok "SIGTERM during a 60 s Retry-After: exit in ${ms} ms (timeout 3s)"
 stop slow429
 
+# 6c. A start-up that fails (the scrape port is in use: the receiver's own)
+#     sends nothing: no final snapshot, no stale markers (issue 13 item 2,
+#     remote-write side).
+RP=$(recv nostart "$(free_port)")
+rc=0
+timeout 20 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$RP/push" \
+	--web.listen-address "127.0.0.1:$RP" 2>"$WORK/nostart-run.log" || rc=$?
+[ "$rc" = 1 ] || fail "agent on a used port exited $rc, expected 1"
+sleep 0.3
+[ -z "$(grep '^R ' "$WORK/nostart.events" || true)" ] || fail "an agent that failed to start wrote: $(head -n3 "$WORK/nostart.events")"
+ok "a failed start-up sends no remote write (no final values, no stale markers)"
+stop nostart
+
 # 7. Live mode into the real receivers: they return what the scrape page
 #    shows (the file is read, so the values stand still).
 SPORT=$(free_port)

@@ -220,6 +220,10 @@ static int worker_open(struct worker *w, pcap_t **out, char *err, size_t errlen)
 			pcap_close(p);
 		return rc;
 	}
+	log_debug("capture opened",
+	          "interface=%s linktype=%s snaplen=%d buffer_bytes=%d promisc=%d threads=%d",
+	          w->name, pcap_datalink_val_to_name(pcap_datalink(p)), pcap_snapshot(p),
+	          c->opts.buffer_size, c->opts.promisc, c->opts.threads);
 	*out = p;
 	return 0;
 }
@@ -375,6 +379,8 @@ static int add_file(struct capture *c, const char *path, char *err, size_t errle
 		return -ENOMEM;
 	}
 	w->is_file = 1;
+	log_debug("capture file opened", "file=%s linktype=%s snaplen=%d", path,
+	          pcap_datalink_val_to_name(pcap_datalink(p)), pcap_snapshot(p));
 	worker_set_pcap(w, p);
 	c->files_pending++;
 	return 0;

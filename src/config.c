@@ -637,10 +637,13 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 		if (rc)
 			return rc;
 	}
+	double t0 = time_monotonic();
 	if (ranges_build(&c->ranges)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	log_debug("ranges built", "ranges=%zu ipv4_pieces=%zu ipv6_pieces=%zu seconds=%.3f",
+	          c->ranges.n, c->ranges.np4, c->ranges.np6, time_monotonic() - t0);
 	if (c->filter && capture_check_filter(c->filter, e, sizeof e)) {
 		snprintf(err, errlen, "-f/--filter: %s", e);
 		return -EINVAL;

@@ -24,6 +24,15 @@ want 'promacct_packet_size_bytes_ipv4_tx_count{interface="l.pcap",ip="10.0.0.2",
 want 'promacct_packet_size_bytes_ipv6_rx_count{interface="l.pcap",ip="2001:db8::/64",protocol="tcp",customer="initech"} 1'
 ok "ranges of the file after the -r flags, with labels and a /64 rollup"
 
+# --log.level debug says what was loaded and opened.
+"$PROMACCT" -R "$WORK/l.pcap" --once --log.level debug --config.file "$WORK/ranges.yml" \
+	>/dev/null 2>"$WORK/debug.log"
+for line in "msg=\"config file loaded\" file=$WORK/ranges.yml ranges=2 " \
+	'msg="ranges built" ranges=2 ' "msg=\"capture file opened\" file=$WORK/l.pcap linktype=EN10MB"; do
+	grep -qF -- "$line" "$WORK/debug.log" || fail "no debug line '$line'"
+done
+ok "debug lines: config file loaded, ranges built, capture file opened"
+
 bad() { # LINE:COLUMN NEEDLE YAML
 	printf '%s' "$3" >"$WORK/bad.yml"
 	rc=0

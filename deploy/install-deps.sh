@@ -33,9 +33,10 @@ libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml
 #   apache2-utils          htpasswd (basic auth users for the Pushgateway)
 #   wrk, tcpreplay         the load test: /metrics under 64 connections during
 #                          a live replay (tests/e2e/test_load.sh)
+#   libcap2-bin            setcap (the file-capabilities deployment, test_privdrop)
 TEST="libcmocka-dev clang libclang-rt-14-dev llvm clang-format prometheus
 prometheus-pushgateway victoria-metrics iproute2 procps curl jq openssl apache2-utils
-wrk tcpreplay"
+wrk tcpreplay libcap2-bin"
 
 # Benchmarks (bench/bench.sh): tcpreplay for the live part (also in TEST).
 BENCH="tcpreplay"

@@ -22,6 +22,7 @@
  * blocked poll).
  *
  * Lock order: capture lock, then a worker's lock. */
+#define _GNU_SOURCE
 #include "promacct/capture.h"
 
 #include <errno.h>
@@ -487,6 +488,7 @@ static void file_done(struct worker *w, int failed)
 static void *file_thread(void *arg)
 {
 	struct worker *w = arg;
+	pthread_setname_np(pthread_self(), "capture");
 	int failed = 0;
 	double t0 = time_monotonic();
 	for (;;) {
@@ -592,6 +594,7 @@ static void worker_ended(struct worker *w)
 static void *live_thread(void *arg)
 {
 	struct worker *w = arg;
+	pthread_setname_np(pthread_self(), "capture");
 	struct capture *c = w->cap;
 	double last = 0;
 	if (!w->pcap && !worker_reopen(w))

@@ -408,6 +408,13 @@ static const struct flag flags[] = {
     {"interface.wait", 0, NULL, NULL,
      "An interface missing at start is waited for (reopened as above) instead of an error.",
      flag_switch, FIELD(interface_wait), 0, 0, 0},
+    {"user", 0, "NAME", NULL,
+     "After opening the capture handles and the listening socket, run as this user (name or "
+     "id; needs root) with no capability left except CAP_NET_RAW in the capture threads when "
+     "interfaces are reopened.",
+     flag_string, FIELD(user), 0, 0, 0},
+    {"group", 0, "NAME", NULL, "With --user: run as this group (default: the user's group).",
+     flag_string, FIELD(group), 0, 0, 0},
     {"web.listen-address", 0, "[HOST]:PORT", ":9112", "Address of the scrape page.", flag_string,
      FIELD(listen_arg), 0, 0, 0},
     {"port", 'p', "PORT", NULL, "Port of the scrape page (same as --web.listen-address :PORT).",

@@ -33,6 +33,7 @@
 #include "promacct/expo_text.h"
 #include "promacct/http_server.h"
 #include "promacct/log.h"
+#include "promacct/privdrop.h"
 #include "promacct/pushgateway.h"
 #include "promacct/registry.h"
 #include "promacct/remote_write.h"
@@ -63,6 +64,7 @@ struct agent {
 	struct http_server *http;
 	struct pushgateway *push;
 	struct remote_write *rw;
+	struct privdrop priv; /* --user, --group, capabilities */
 };
 
 /* Asks the main thread for a configuration reload. Callable from any
@@ -183,6 +185,15 @@ static int agent_create(struct agent *a)
 		return -1;
 	}
 	a->reg_ok = 1;
+	struct privdrop_opts pdo = {
+	    .user = cfg->user,
+	    .group = cfg->group,
+	    .keep_net_raw = cfg->ninterfaces > 0 && cfg->interface_reopen_interval > 0,
+	};
+	if (privdrop_resolve(&pdo, &a->priv, err, sizeof err)) {
+		log_error("cannot run as the given user", "err=%s", err);
+		return -1;
+	}
 	struct capture_opts copts = {
 	    .promisc = cfg->promisc,
 	    .buffer_size = cfg->buffer_size,
@@ -261,10 +272,18 @@ static int agent_start(struct agent *a)
 		log_error("cannot start the scrape page", "err=\"%s\"", err);
 		return -1;
 	}
+	/* Capture handles and the listening socket are open: switch user and
+	 * shed capabilities; the capture threads started next keep CAP_NET_RAW
+	 * only if they reopen interfaces, every other thread has none. */
+	if (privdrop_apply(&a->priv, err, sizeof err)) {
+		log_error("cannot drop privileges", "err=%s", err);
+		return -1;
+	}
 	if (capture_start(a->cap, err, sizeof err)) {
 		log_error("cannot start capture", "err=\"%s\"", err);
 		return -1;
 	}
+	privdrop_finish();
 	if (cfg->once)
 		return 0; /* --once delivers on the main thread, no timers */
 	/* Last, the outputs with effects outside: a push or a remote write is

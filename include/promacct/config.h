@@ -40,6 +40,8 @@ struct config {
 	int capture_threads;
 	double interface_reopen_interval; /* seconds, 0: never reopen */
 	int interface_wait;
+	const char *user;  /* --user, or NULL */
+	const char *group; /* --group, or NULL */
 	char listen[300]; /* resolved from --web.listen-address or -p */
 	int web_disable;
 	int web_max_requests; /* renders of /metrics at once */

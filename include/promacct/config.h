@@ -42,7 +42,7 @@ struct config {
 	int interface_wait;
 	const char *user;  /* --user, or NULL */
 	const char *group; /* --group, or NULL */
-	char listen[300]; /* resolved from --web.listen-address or -p */
+	char listen[300];  /* resolved from --web.listen-address or -p */
 	int web_disable;
 	int web_max_requests; /* renders of /metrics at once */
 

@@ -12,6 +12,9 @@ need_root
 NS=promacct-b$$
 HOST_IF=pb$$h
 NS_IF=pb$$n
+# A subnet of its own per run (the host side sits in the shared root
+# namespace, where parallel runs must not share addresses).
+NET=10.$((100 + $$ % 100)).198
 ip netns add "$NS"
 CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
 ip netns exec "$NS" ip link set lo up
@@ -21,21 +24,21 @@ make_veth() {
 	ip link set "$NS_IF" netns "$NS"
 	sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
 	ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-	ip addr add 10.198.0.1/24 dev "$HOST_IF"
+	ip addr add $NET.1/24 dev "$HOST_IF"
 	ip link set "$HOST_IF" up
-	ip netns exec "$NS" ip addr add 10.198.0.2/24 dev "$NS_IF"
+	ip netns exec "$NS" ip addr add $NET.2/24 dev "$NS_IF"
 	ip netns exec "$NS" ip link set "$NS_IF" up
-	ip netns exec "$NS" ip neigh replace 10.198.0.1 \
+	ip netns exec "$NS" ip neigh replace $NET.1 \
 		lladdr "$(cat "/sys/class/net/$HOST_IF/address")" dev "$NS_IF"
 }
 
 send_udp() { # COUNT PAYLOAD_BYTES
 	local payload
 	payload=$(head -c "$2" /dev/zero | tr '\0' 'x')
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/10.198.0.1/9; done"
+	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/$NET.1/9; done"
 }
 
-SERIES='promacct_packet_size_bytes_ipv4_tx_count{interface="'$HOST_IF'",ip="10.198.0.2",protocol="udp"}'
+SERIES="promacct_packet_size_bytes_ipv4_tx_count{interface=\"$HOST_IF\",ip=\"$NET.2\",protocol=\"udp\"}"
 UP='promacct_interface_up{interface="'$HOST_IF'"}'
 
 # wait_value URL SERIES VALUE: until the page shows it (10 s).
@@ -50,7 +53,7 @@ wait_value() {
 
 make_veth
 port=$(free_port)
-start agent "$PROMACCT" -i "$HOST_IF" -r 10.198.0.0/24 --capture-threads 2 \
+start agent "$PROMACCT" -i "$HOST_IF" -r $NET.0/24 --capture-threads 2 \
 	--web.listen-address "127.0.0.1:$port" --interface.reopen-interval 200ms
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
@@ -95,7 +98,7 @@ ok "reopening off: no capture source left, exit 1"
 
 # --interface.wait: missing at start is not an error; captured once there.
 port=$(free_port)
-start agentw "$PROMACCT" -i "$HOST_IF" -r 10.198.0.0/24 --web.listen-address "127.0.0.1:$port" \
+start agentw "$PROMACCT" -i "$HOST_IF" -r $NET.0/24 --web.listen-address "127.0.0.1:$port" \
 	--interface.wait --interface.reopen-interval 200ms
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"

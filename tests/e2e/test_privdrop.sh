@@ -12,6 +12,9 @@ need_root
 NS=promacct-p$$
 HOST_IF=pp$$h
 NS_IF=pp$$n
+# A subnet of its own per run (the host side sits in the shared root
+# namespace, where parallel runs must not share addresses).
+NET=10.$((100 + $$ % 100)).197
 ip netns add "$NS"
 CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
 ip netns exec "$NS" ip link set lo up
@@ -20,17 +23,17 @@ make_veth() {
 	ip link set "$NS_IF" netns "$NS"
 	sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
 	ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-	ip addr add 10.197.0.1/24 dev "$HOST_IF"
+	ip addr add $NET.1/24 dev "$HOST_IF"
 	ip link set "$HOST_IF" up
-	ip netns exec "$NS" ip addr add 10.197.0.2/24 dev "$NS_IF"
+	ip netns exec "$NS" ip addr add $NET.2/24 dev "$NS_IF"
 	ip netns exec "$NS" ip link set "$NS_IF" up
-	ip netns exec "$NS" ip neigh replace 10.197.0.1 \
+	ip netns exec "$NS" ip neigh replace $NET.1 \
 		lladdr "$(cat "/sys/class/net/$HOST_IF/address")" dev "$NS_IF"
 }
 send_udp() { # COUNT
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf x >/dev/udp/10.197.0.1/9; done"
+	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf x >/dev/udp/$NET.1/9; done"
 }
-SERIES='promacct_packet_size_bytes_ipv4_tx_count{interface="'$HOST_IF'",ip="10.197.0.2",protocol="udp"}'
+SERIES="promacct_packet_size_bytes_ipv4_tx_count{interface=\"$HOST_IF\",ip=\"$NET.2\",protocol=\"udp\"}"
 wait_value() { # URL SERIES VALUE
 	for _ in $(seq 1 100); do
 		curl -fsS "$1" >"$WORK/page.out" 2>/dev/null &&
@@ -70,7 +73,7 @@ RAW=0000000000002000 # CAP_NET_RAW
 
 make_veth
 port=$(free_port)
-start agent "$PROMACCT" -i "$HOST_IF" -r 10.197.0.0/24 --capture-threads 2 --user nobody \
+start agent "$PROMACCT" -i "$HOST_IF" -r $NET.0/24 --capture-threads 2 --user nobody \
 	--web.listen-address "127.0.0.1:$port" --interface.reopen-interval 200ms
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"

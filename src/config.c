@@ -269,6 +269,14 @@ static int flag_range(const struct flag *f, const char *arg, struct config *c, c
 		snprintf(err, errlen, "-r/--range: %s", e);
 		return rc;
 	}
+	/* Kept for config_reload_ranges. */
+	const char **na = realloc(c->range_specs, (c->nrange_specs + 1) * sizeof *na);
+	if (!na) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	na[c->nrange_specs++] = arg;
+	c->range_specs = na;
 	return 0;
 }
 
@@ -573,17 +581,60 @@ static const char *push_grouping_clash(const struct config *c)
 }
 
 /* Labels of the widest series any output sends (see LABELS_MAX). */
-static int check_label_limit(const struct config *c, char *err, size_t errlen)
+static int check_label_limit(const struct config *c, const struct ranges *rs, char *err,
+                             size_t errlen)
 {
 	size_t range_labels = 0, extra = 0;
-	for (size_t r = 0; r < c->ranges.n; r++)
-		if (c->ranges.v[r].nlabels > range_labels)
-			range_labels = c->ranges.v[r].nlabels;
+	for (size_t r = 0; r < rs->n; r++)
+		if (rs->v[r].nlabels > range_labels)
+			range_labels = rs->v[r].nlabels;
 	if (c->push_gateway && c->npush_grouping + 1 > extra)
 		extra = c->npush_grouping + 1; /* + job */
 	if (c->nrw_urls && c->nrw_labels > extra)
 		extra = c->nrw_labels;
 	return labels_check_limit(range_labels, extra, err, errlen);
+}
+
+/* Adds the ranges of c->config_file (if any) to r, after what r holds,
+ * then builds r. */
+static int add_file_and_build(const struct config *c, struct ranges *r, char *err, size_t errlen)
+{
+	if (c->config_file) {
+		struct config_file cf;
+		int rc = config_file_load(c->config_file, &cf, err, errlen);
+		if (!rc)
+			rc = config_file_add_ranges(&cf, r, err, errlen);
+		config_file_free(&cf);
+		if (rc)
+			return rc;
+	}
+	double t0 = time_monotonic();
+	if (ranges_build(r)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	log_debug("ranges built", "ranges=%zu ipv4_pieces=%zu ipv6_pieces=%zu seconds=%.3f", r->n,
+	          r->np4, r->np6, time_monotonic() - t0);
+	return 0;
+}
+
+int config_reload_ranges(const struct config *c, struct ranges *out, char *err, size_t errlen)
+{
+	char e[512];
+	int rc = 0;
+	ranges_init(out);
+	for (size_t i = 0; i < c->nrange_specs && !rc; i++)
+		if ((rc = ranges_add(out, c->range_specs[i], e, sizeof e)))
+			snprintf(err, errlen, "-r/--range: %s", e);
+	if (!rc)
+		rc = add_file_and_build(c, out, err, errlen);
+	if (!rc)
+		rc = check_label_limit(c, out, err, errlen);
+	if (rc) {
+		ranges_free(out);
+		ranges_init(out);
+	}
+	return rc;
 }
 
 /* A password or token in a URL is visible in the process list and in shell
@@ -635,22 +686,8 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 		snprintf(err, errlen, "--buckets: %s", e);
 		return -EINVAL;
 	}
-	if (c->config_file) {
-		struct config_file cf;
-		int rc = config_file_load(c->config_file, &cf, err, errlen);
-		if (!rc)
-			rc = config_file_add_ranges(&cf, &c->ranges, err, errlen);
-		config_file_free(&cf);
-		if (rc)
-			return rc;
-	}
-	double t0 = time_monotonic();
-	if (ranges_build(&c->ranges)) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	log_debug("ranges built", "ranges=%zu ipv4_pieces=%zu ipv6_pieces=%zu seconds=%.3f",
-	          c->ranges.n, c->ranges.np4, c->ranges.np6, time_monotonic() - t0);
+	if (add_file_and_build(c, &c->ranges, err, errlen))
+		return -EINVAL;
 	if (c->filter && capture_check_filter(c->filter, e, sizeof e)) {
 		snprintf(err, errlen, "-f/--filter: %s", e);
 		return -EINVAL;
@@ -721,7 +758,7 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 	if (c->nrw_urls && c->rw_interval < CONFIG_WARN_INTERVAL)
 		log_warn("remote-write interval below 1s: expect that many requests per second",
 		         "interval_seconds=%g", c->rw_interval);
-	if (check_label_limit(c, err, errlen))
+	if (check_label_limit(c, &c->ranges, err, errlen))
 		return -EINVAL;
 	warn_url_secrets(c);
 	if (log_enabled(LOG_DEBUG)) {
@@ -871,6 +908,7 @@ void config_free(struct config *c)
 {
 	free(c->interfaces);
 	free(c->reads);
+	free(c->range_specs);
 	ranges_free(&c->ranges);
 	free(c->layout);
 	labels_free(c->push_grouping, c->npush_grouping);

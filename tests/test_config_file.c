@@ -299,6 +299,57 @@ static void test_config_flag_appends_the_file_after_the_flags(void **state)
 	config_free(&c);
 }
 
+static void write_yaml(const char *yaml)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(yaml, fp);
+	fclose(fp);
+}
+
+/* The reload path: -r flags again, the file read again; a bad file leaves
+ * the caller's state alone; the label limit holds on reload too. */
+static void test_reload_builds_the_ranges_anew(void **state)
+{
+	(void)state;
+	struct config c;
+	struct ranges r;
+	char *argv[] = {
+	    "promacct",           "-R",       "x.pcap",        "-r", "192.0.2.0/24:src=flag",
+	    "--remote-write.url", "http://w", "--config.file", path, NULL};
+	write_yaml("ranges:\n  - prefix: 198.51.100.0/24\n    labels: {customer: a}\n");
+	assert_int_equal(config_parse(&c, 9, argv, err, sizeof err), CONFIG_OK);
+	assert_int_equal(c.ranges.n, 2);
+
+	write_yaml("ranges:\n  - prefix: 198.51.100.0/24\n    labels: {customer: b}\n"
+	           "  - prefix: 203.0.113.0/24\n");
+	assert_int_equal(config_reload_ranges(&c, &r, err, sizeof err), 0);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.v[0].labels[0].value, "flag");
+	assert_string_equal(r.v[1].labels[0].value, "b");
+	assert_int_equal(ranges_lookup4(&r, 0xcb007101), 2); /* 203.0.113.1 */
+	ranges_free(&r);
+
+	write_yaml("ranges:\n  - prefix: 198.51.100.1/24\n");
+	assert_int_not_equal(config_reload_ranges(&c, &r, err, sizeof err), 0);
+	assert_non_null(strstr(err, ":2:13: prefix '198.51.100.1/24' has host bits set"));
+	assert_int_equal(r.n, 0);
+	ranges_free(&r);
+
+	/* 57 range labels + job + instance + 5 fixed = 64 fits; with the
+	 * command line's external labels, 58 does not. */
+	char yaml[2048];
+	int o = snprintf(yaml, sizeof yaml, "ranges:\n  - prefix: 10.0.0.0/8\n    labels:\n");
+	for (int i = 0; i < 58; i++)
+		o += snprintf(yaml + o, sizeof yaml - (size_t)o, "      l%d: v\n", i);
+	write_yaml(yaml);
+	assert_int_not_equal(config_reload_ranges(&c, &r, err, sizeof err), 0);
+	assert_non_null(strstr(err, "too many labels per series"));
+	ranges_free(&r);
+	assert_int_equal(c.ranges.n, 2); /* untouched */
+	config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +366,7 @@ int main(void)
 	    cmocka_unit_test(test_yaml_syntax_and_features_refused),
 	    cmocka_unit_test(test_missing_file_names_it),
 	    cmocka_unit_test(test_config_flag_appends_the_file_after_the_flags),
+	    cmocka_unit_test(test_reload_builds_the_ranges_anew),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

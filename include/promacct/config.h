@@ -31,8 +31,10 @@ struct config {
 	size_t nreads;
 	const char *filter;
 	int once;
-	struct ranges ranges;    /* the -r flags, then the ranges of config_file */
-	const char *config_file; /* --config.file, or NULL */
+	struct ranges ranges;     /* the -r flags, then the ranges of config_file */
+	const char *config_file;  /* --config.file, or NULL */
+	const char **range_specs; /* the -r flags as given, for reloads */
+	size_t nrange_specs;
 	size_t max_addresses;
 	struct histogram_layout *layout;
 	int buffer_size;
@@ -84,6 +86,14 @@ struct config {
 enum config_result config_parse(struct config *c, int argc, char **argv, char *err,
                                 size_t errlen) MUST_CHECK;
 void config_free(struct config *c);
+
+/* For a reload (SIGHUP, POST /-/reload): c's ranges built anew, the -r
+ * flags as given then c->config_file read again, checked against the one
+ * label limit with c's outputs. Returns 0 with *out built (caller frees with
+ * ranges_free), or negative errno with one line in err ("FILE:LINE:COLUMN:
+ * ...") and *out empty. c is not changed: a bad file changes nothing. */
+int config_reload_ranges(const struct config *c, struct ranges *out, char *err,
+                         size_t errlen) MUST_CHECK;
 void config_usage(FILE *out);
 
 /* The host name (for instance labels). Returns a static buffer. */

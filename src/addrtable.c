@@ -189,11 +189,25 @@ static size_t aset_find(const struct addrtable *t, const struct addr_key *k, uin
 	}
 }
 
+/* The overflow histogram (`ip="other"`) of a refused key's range group. */
+static counter_t *overflow(struct addrtable *t, const struct addr_key *k)
+{
+	struct addr_key o;
+	memset(&o, 0, sizeof o);
+	o.family = k->family;
+	o.dir = k->dir;
+	o.proto = k->proto;
+	o.pad = ADDRTABLE_PAD_OTHER;
+	o.range = t->other_of ? t->other_of[k->range] : k->range;
+	return addrtable_get(t, &o);
+}
+
 counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h, uint64_t id)
 {
 	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
-	int found;
-	size_t aslot;
+	int found = 1, other = k->pad == ADDRTABLE_PAD_OTHER;
+	size_t aslot = 0;
+	uint64_t aid = 0;
 
 	if (n >= t->max_entries)
 		return NULL;
@@ -210,17 +224,19 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 			return NULL;
 		atomic_store_explicit(&t->chunks[chunk], c, memory_order_release);
 	}
-	uint64_t aid = addr_id(k);
-	aslot = aset_find(t, k, aid, &found);
+	if (!other) { /* an overflow key is no address: never capped */
+		aid = addr_id(k);
+		aslot = aset_find(t, k, aid, &found);
+	}
 	if (!found) {
 		if (t->admit) {
 			if (!t->admit->admit(t->admit, k))
-				return NULL;
+				return overflow(t, k);
 		} else {
 			size_t cur = atomic_load_explicit(t->tracked, memory_order_relaxed);
 			do {
 				if (cur >= t->max_tracked)
-					return NULL;
+					return overflow(t, k);
 			} while (!atomic_compare_exchange_weak_explicit(
 			    t->tracked, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
 		}

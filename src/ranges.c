@@ -79,6 +79,7 @@ void ranges_free(struct ranges *r)
 		free(r->v[i].text);
 	}
 	free(r->v);
+	free(r->other_of);
 	tables_free(r);
 	ranges_init(r);
 }
@@ -498,18 +499,25 @@ static uint64_t text_hash(const char *t, uint64_t seed)
 	return h;
 }
 
-/* range.group: the first range with the same labels, granularity and cap
- * (a hash set over the ranges: O(n)). */
+/* range.group: the first range with the same labels, granularity and cap;
+ * other_of: the first range with the same labels (hash sets over the
+ * ranges: O(n)). */
 static int set_groups(struct ranges *r)
 {
 	size_t cap = 16;
 	while (cap < 2 * r->n)
 		cap *= 2;
-	uint32_t *slots = calloc(cap, sizeof *slots); /* range index + 1 */
-	if (!slots)
+	uint32_t *slots = calloc(cap, sizeof *slots), *oslots = calloc(cap, sizeof *oslots);
+	uint32_t *other = malloc(sizeof *other * (r->n ? r->n : 1));
+	if (!slots || !oslots || !other) {
+		free(slots);
+		free(oslots);
+		free(other);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct range *g = &r->v[i];
+		uint64_t th = text_hash(g->text, 0);
 		uint64_t h = text_hash(g->text, (uint64_t)g->granularity << 56 ^ g->max_addresses);
 		size_t j = (size_t)h & (cap - 1);
 		g->group = (uint32_t)i;
@@ -524,8 +532,19 @@ static int set_groups(struct ranges *r)
 		}
 		if (!slots[j])
 			slots[j] = (uint32_t)i + 1;
+		other[i] = (uint32_t)i;
+		for (j = (size_t)th & (cap - 1); oslots[j]; j = (j + 1) & (cap - 1))
+			if (!strcmp(r->v[oslots[j] - 1].text, g->text)) {
+				other[i] = oslots[j] - 1;
+				break;
+			}
+		if (!oslots[j])
+			oslots[j] = (uint32_t)i + 1;
 	}
 	free(slots);
+	free(oslots);
+	free(r->other_of);
+	r->other_of = other;
 	return 0;
 }
 

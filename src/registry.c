@@ -43,6 +43,12 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 	r->max_addresses = max_addresses;
 	r->start_time = time_now();
 	r->collect_batch = COLLECT_BATCH;
+	for (size_t i = 0; i < ranges->n && !r->range_held; i++)
+		if (ranges->v[i].max_addresses) {
+			r->range_held = calloc(ranges->n, sizeof *r->range_held);
+			if (!r->range_held)
+				return -ENOMEM;
+		}
 	return 0;
 }
 
@@ -67,24 +73,56 @@ static int tracked_inc(struct registry *r)
 	return 1;
 }
 
-/* Admission of an address new to one shard (its writer's slow path). */
+/* The cap of the key's range group, 0 when it has none. */
+static size_t group_cap(const struct registry *r, const struct addr_key *k)
+{
+	return r->range_held ? r->ranges->v[k->range].max_addresses : 0;
+}
+
+/* One more key of its range group against the group's cap (gcap > 0); 0
+ * when it is reached. */
+static int group_inc(struct registry *r, const struct addr_key *k, size_t gcap)
+{
+	_Atomic size_t *held = &r->range_held[k->range];
+	size_t cur = atomic_load_explicit(held, memory_order_relaxed);
+	do {
+		if (cur >= gcap)
+			return 0;
+	} while (!atomic_compare_exchange_weak_explicit(held, &cur, cur + 1, memory_order_relaxed,
+	                                                memory_order_relaxed));
+	return 1;
+}
+
+/* Admission of an address new to one shard (its writer's slow path): the
+ * range group's own cap, then --max-addresses. A refused key goes to its
+ * range's overflow histogram (addrtable_insert). */
 static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 {
 	struct acct_shard *sh =
 	    (struct acct_shard *)((char *)a - offsetof(struct acct_shard, admit));
 	struct source_cap *sc = sh->cap;
 	struct registry *r = sc->reg;
+	size_t gcap = group_cap(r, k);
 	int ok = 0;
 
 	if (!sc->shared) {
 		/* The only writer, which also makes the transitions. */
-		if (!atomic_load_explicit(&sc->down, memory_order_relaxed) && !tracked_inc(r))
+		if (gcap && !group_inc(r, k, gcap))
 			return 0;
+		if (!atomic_load_explicit(&sc->down, memory_order_relaxed) && !tracked_inc(r)) {
+			if (gcap)
+				atomic_fetch_sub_explicit(&r->range_held[k->range], 1,
+				                          memory_order_relaxed);
+			return 0;
+		}
 		atomic_fetch_add_explicit(&sc->held, 1, memory_order_relaxed);
 		return 1;
 	}
 	if (addrset_contains(&sc->set, k))
 		return 1; /* another shard holds it: counted once */
+	/* refusals take no lock */
+	if (gcap && atomic_load_explicit(&r->range_held[k->range], memory_order_relaxed) >= gcap)
+		return 0;
 	if (atomic_load_explicit(&r->tracked, memory_order_relaxed) >= r->max_addresses &&
 	    !atomic_load_explicit(&sc->down, memory_order_relaxed))
 		return 0;
@@ -92,13 +130,21 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 	int down = atomic_load_explicit(&sc->down, memory_order_relaxed);
 	if (addrset_contains(&sc->set, k)) {
 		ok = 1;
+	} else if (gcap && !group_inc(r, k, gcap)) {
+		ok = 0;
 	} else if (down || tracked_inc(r)) {
 		if (addrset_add(&sc->set, k) == 0) {
 			atomic_fetch_add_explicit(&sc->held, 1, memory_order_relaxed);
 			ok = 1;
-		} else if (!down) {
-			atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
+		} else {
+			if (!down)
+				atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
+			if (gcap)
+				atomic_fetch_sub_explicit(&r->range_held[k->range], 1,
+				                          memory_order_relaxed);
 		}
+	} else if (gcap) {
+		atomic_fetch_sub_explicit(&r->range_held[k->range], 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return ok;
@@ -222,6 +268,8 @@ void registry_free(struct registry *r)
 		source_cap_free(r->sources[i].cap);
 	}
 	free(r->sources);
+	free(r->range_held);
+	r->range_held = NULL;
 	for (size_t i = 0; i < r->nself; i++)
 		for (int j = 0; j < 2; j++) {
 			free(r->self[i].labels[j].name);
@@ -276,6 +324,7 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 		return NULL;
 	}
 	sh->table.admit = &sh->admit;
+	sh->table.other_of = r->ranges->other_of;
 	s->shards[s->nshards++] = sh;
 	return sh;
 }
@@ -414,6 +463,10 @@ static void heap_sort(struct ref *h, size_t n)
 static void addr_text(const struct addr_key *k, char *out, size_t len)
 {
 	char *p = out;
+	if (k->pad == ADDRTABLE_PAD_OTHER) {
+		memcpy(out, "other", 6); /* a range's overflow series */
+		return;
+	}
 	if (k->family != 4) {
 		inet_ntop(AF_INET6, k->addr, out, (socklen_t)len);
 		p += strlen(out);
@@ -643,6 +696,34 @@ static void collect_counter_per_source(struct registry *r, struct collector *c, 
 	}
 }
 
+/* Per range with a cap of its own (max_addresses; ranges alike count
+ * together): the keys it holds and its cap, with the range's labels. Only
+ * capped ranges, so 100,000 plain ranges add no series. */
+static void collect_range_caps(struct registry *r, struct collector *c)
+{
+	static const char *const names[2] = {"promacct_range_tracked_keys",
+	                                     "promacct_range_max_keys"};
+	static const char *const help[2] = {
+	    "Keys (addresses or rollup prefixes, per interface) a range with max_addresses holds.",
+	    "The max_addresses cap of the range."};
+	if (!r->range_held)
+		return;
+	for (int m = 0; m < 2 && !c->stop; m++) {
+		c->family(c, names[m], help[m], METRIC_GAUGE);
+		for (size_t i = 0; i < r->ranges->n; i++) {
+			const struct range *g = &r->ranges->v[i];
+			if (!g->max_addresses || g->group != i)
+				continue;
+			struct series_labels sl = {NULL, 0, g->labels, g->nlabels, g->text};
+			c->series(c, &sl);
+			c->sample(c, SAMPLE_PLAIN, NULL,
+			          m ? (double)g->max_addresses
+			            : (double)atomic_load_explicit(&r->range_held[i],
+			                                           memory_order_relaxed));
+		}
+	}
+}
+
 /* A family of one unlabelled gauge. */
 static void collect_gauge(struct collector *c, const char *name, const char *help, double v)
 {
@@ -746,8 +827,9 @@ static int collect(struct registry *r, struct collector *c, int only)
 
 	collect_counter_per_source(r, c, only, "promacct_untracked_packets_total",
 	                           "Address observations (a packet counts once for its source and "
-	                           "once for its destination) not accounted per address because "
-	                           "--max-addresses was reached.",
+	                           "once for its destination) in a range but in no series: a "
+	                           "capture thread's table was full or out of memory (a cap "
+	                           "sends them to the range's ip=\"other\" series instead).",
 	                           offsetof(struct acct_shard, untracked));
 
 	if (only >= 0)
@@ -775,6 +857,7 @@ static int collect(struct registry *r, struct collector *c, int only)
 	collect_gauge(c, "promacct_max_addresses",
 	              "The --max-addresses limit of tracked (interface, address) pairs.",
 	              (double)r->max_addresses);
+	collect_range_caps(r, c);
 
 	c->family(c, "promacct_build_info",
 	          "A metric with a constant '1' value labeled by the version of promacct and of "

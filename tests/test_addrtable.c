@@ -153,8 +153,14 @@ static void test_caps_on_entries_and_addresses(void **state)
 		struct addr_key k = key4(i, DIR_TX, PROTO_TCP);
 		assert_non_null(addrtable_get(&tb->t, &k));
 	}
-	struct addr_key k = key4(3, DIR_TX, PROTO_TCP);
-	assert_null(addrtable_get(&tb->t, &k)); /* a fourth address */
+	/* a fourth and fifth address: refused by the cap, they share their
+	 * range's overflow histogram (key4: range a & 7) */
+	struct addr_key k = key4(3, DIR_TX, PROTO_TCP), k5 = key4(11, DIR_TX, PROTO_TCP);
+	counter_t *other = addrtable_get(&tb->t, &k);
+	assert_non_null(other);
+	assert_ptr_equal(addrtable_get(&tb->t, &k5), other);
+	assert_int_equal(addrtable_key(&tb->t, 3)->pad, ADDRTABLE_PAD_OTHER);
+	assert_int_equal(addrtable_addresses(&tb->t), 3);
 	k = key4(2, DIR_RX, PROTO_UDP);
 	assert_non_null(addrtable_get(&tb->t, &k)); /* a known address */
 	for (uint8_t p = 0; p < PROTO_COUNT; p++) {

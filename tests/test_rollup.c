@@ -18,6 +18,7 @@ struct rspec {
 	const char *first, *last;
 	int granularity;
 	const char *name, *value; /* one label, or NULL */
+	size_t max_addresses;
 };
 
 /* A fixture whose ranges come as entries (as from a config file). */
@@ -33,7 +34,8 @@ static struct fixture *rollup_fixture_cap(const struct rspec *rs, size_t n, int 
 		char name[64], value[64];
 		struct label l = {name, value};
 		struct range_entry e = {.family = strchr(rs[i].first, ':') ? 6 : 4,
-		                        .granularity = per_address ? 0 : rs[i].granularity};
+		                        .granularity = per_address ? 0 : rs[i].granularity,
+		                        .max_addresses = per_address ? 0 : rs[i].max_addresses};
 		int af = e.family == 4 ? AF_INET : AF_INET6;
 		if (inet_pton(af, rs[i].first, e.first) != 1 ||
 		    inet_pton(af, rs[i].last, e.last) != 1)
@@ -78,9 +80,9 @@ static void expect_line(char *page, const char *line)
 }
 
 static const struct rspec isp[] = {
-    {"198.51.100.0", "198.51.100.255", 24, "customer", "acme"},
-    {"2001:db8:100::", "2001:db8:1ff:ffff:ffff:ffff:ffff:ffff", 64, "customer", "initech"},
-    {"192.0.2.0", "192.0.2.255", 0, "customer", "globex"},
+    {"198.51.100.0", "198.51.100.255", 24, "customer", "acme", 0},
+    {"2001:db8:100::", "2001:db8:1ff:ffff:ffff:ffff:ffff:ffff", 64, "customer", "initech", 0},
+    {"192.0.2.0", "192.0.2.255", 0, "customer", "globex", 0},
 };
 
 static void test_rollup_series_are_prefixes_in_cidr_form(void **state)
@@ -197,9 +199,11 @@ static void test_rollup_identity(void **state)
 {
 	(void)state;
 	static const struct rspec rs[] = {
-	    {"10.0.0.0", "10.0.0.0", 0, "c", "exact"},  {"10.0.0.0", "10.0.0.127", 24, "c", "a"},
-	    {"10.0.0.128", "10.0.0.255", 24, "c", "b"}, {"10.0.1.0", "10.0.1.127", 24, "c", "a"},
-	    {"10.0.1.128", "10.0.1.255", 24, "c", "a"},
+	    {"10.0.0.0", "10.0.0.0", 0, "c", "exact", 0},
+	    {"10.0.0.0", "10.0.0.127", 24, "c", "a", 0},
+	    {"10.0.0.128", "10.0.0.255", 24, "c", "b", 0},
+	    {"10.0.1.0", "10.0.1.127", 24, "c", "a", 0},
+	    {"10.0.1.128", "10.0.1.255", 24, "c", "a", 0},
 	};
 	struct fixture *f = rollup_fixture(rs, 5, 0);
 	fixture_ip(f, NULL, "10.0.0.0", "192.0.2.1", 6, 114);
@@ -234,7 +238,7 @@ static void test_rollup_identity(void **state)
 static void test_cap_counts_prefixes(void **state)
 {
 	(void)state;
-	static const struct rspec rs[] = {{"10.0.0.0", "10.0.255.255", 24, "c", "a"}};
+	static const struct rspec rs[] = {{"10.0.0.0", "10.0.255.255", 24, "c", "a", 0}};
 	struct fixture *f = rollup_fixture_cap(rs, 1, 0, 2);
 	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
 	assert_non_null(s2);
@@ -243,8 +247,10 @@ static void test_cap_counts_prefixes(void **state)
 	fixture_ip(f, NULL, "10.0.1.1", "192.0.2.1", 6, 114);
 	fixture_ip(f, s2, "10.0.1.9", "192.0.2.1", 6, 114);
 	fixture_ip(f, NULL, "10.0.2.1", "192.0.2.1", 6, 114); /* a third prefix: the cap */
-	assert_int_equal(counter_read(&f->shard->untracked) + counter_read(&s2->untracked), 1);
+	assert_int_equal(counter_read(&f->shard->untracked) + counter_read(&s2->untracked), 0);
 	char *page = fixture_render(&f->reg);
+	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                  "ip=\"other\",protocol=\"tcp\",c=\"a\"} 1");
 	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
 	                  "ip=\"10.0.0.0/24\",protocol=\"tcp\",c=\"a\"} 2");
 	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
@@ -254,6 +260,62 @@ static void test_cap_counts_prefixes(void **state)
 	fixture_free(f);
 }
 
+/* A range's max_addresses bounds its keys; what it refuses is accounted in
+ * its overflow series (ip="other", its labels), so the sums per customer are
+ * those of an uncapped run. Ranges alike share the cap. */
+static void test_range_caps_overflow_keeps_customer_sums_exact(void **state)
+{
+	(void)state;
+	static const struct rspec rs[] = {
+	    {"10.0.0.0", "10.0.0.127", 0, "customer", "acme", 2},
+	    {"10.0.0.128", "10.0.0.255", 0, "customer", "acme", 2}, /* alike: one cap */
+	    {"10.0.1.0", "10.0.1.255", 0, "customer", "globex", 0},
+	    {"2001:db8::", "2001:db8:0:ffff:ffff:ffff:ffff:ffff", 64, "customer", "acme", 1},
+	};
+	struct fixture *capped = rollup_fixture(rs, 4, 0), *free_run = rollup_fixture(rs, 4, 1);
+	struct fixture *both[2] = {capped, free_run};
+	for (int k = 0; k < 2; k++) {
+		struct fixture *f = both[k];
+		fixture_ip(f, NULL, "10.0.0.1", "10.0.1.1", 6, 114);
+		fixture_ip(f, NULL, "10.0.0.200", "10.0.1.2", 6, 214);
+		fixture_ip(f, NULL, "10.0.0.3", "10.0.1.3", 6, 314); /* acme's third key */
+		fixture_ip(f, NULL, "10.0.0.201", "10.0.1.4", 6, 414);
+		fixture_ip(f, NULL, "10.0.0.1", "10.0.1.5", 6, 514); /* held: its own */
+		fixture_ip(f, NULL, "2001:db8:0:1::1", "2001:db8:0:1::2", 17, 94);
+		fixture_ip(f, NULL, "2001:db8:0:2::1", "2001:db8:0:1::2", 17, 194); /* 2nd /64 */
+	}
+	char *page = fixture_render(&capped->reg), *free_page = fixture_render(&free_run->reg);
+	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\","
+	                  "ip=\"10.0.0.1\",protocol=\"tcp\",customer=\"acme\"} 600");
+	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\","
+	                  "ip=\"10.0.0.200\",protocol=\"tcp\",customer=\"acme\"} 200");
+	expect_line(page, "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\","
+	                  "ip=\"other\",protocol=\"tcp\",customer=\"acme\"} 700");
+	expect_line(page, "promacct_packet_size_bytes_ipv6_tx_sum{interface=\"eth0\","
+	                  "ip=\"2001:db8:0:1::/64\",protocol=\"udp\",customer=\"acme\"} 80");
+	expect_line(page, "promacct_packet_size_bytes_ipv6_tx_sum{interface=\"eth0\","
+	                  "ip=\"other\",protocol=\"udp\",customer=\"acme\"} 180");
+	expect_line(page, "promacct_range_tracked_keys{customer=\"acme\"} 2");
+	expect_line(page, "promacct_range_max_keys{customer=\"acme\"} 2");
+	assert_null(strstr(page, "ip=\"10.0.0.3\""));
+	assert_null(strstr(page, "promacct_range_tracked_keys{customer=\"globex\"}"));
+	assert_null(strstr(free_page, "ip=\"other\",protocol"));
+	static const char *const fams[] = {"ipv4_tx", "ipv4_rx", "ipv6_tx", "ipv6_rx"};
+	for (int fi = 0; fi < 4; fi++)
+		for (int c = 0; c < 2; c++) {
+			const char *cust = c ? "globex" : "acme";
+			assert_true(customer_total(page, fams[fi], "sum", cust) ==
+			            customer_total(free_page, fams[fi], "sum", cust));
+			assert_true(customer_total(page, fams[fi], "count", cust) ==
+			            customer_total(free_page, fams[fi], "count", cust));
+		}
+	assert_int_equal(counter_read(&capped->shard->untracked), 0);
+	free(page);
+	free(free_page);
+	fixture_free(capped);
+	fixture_free(free_run);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +323,7 @@ int main(void)
 	    cmocka_unit_test(test_rollup_sums_equal_per_address_sums),
 	    cmocka_unit_test(test_rollup_identity),
 	    cmocka_unit_test(test_cap_counts_prefixes),
+	    cmocka_unit_test(test_range_caps_overflow_keeps_customer_sums_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,12 +44,16 @@ struct addr_key {
 			uint8_t family; /* 4 or 6 */
 			uint8_t dir;    /* enum direction */
 			uint8_t proto;  /* enum proto_class */
-			uint8_t pad;    /* 0, or a rollup's prefix length */
+			uint8_t pad;    /* 0, a rollup's prefix length, or ADDRTABLE_PAD_OTHER */
 		};
 		uint32_t meta;
 	};
 	uint32_t range; /* the range group (ranges.h): part of a rollup key's identity */
 };
+
+/* pad of a range's overflow key (`ip="other"`): address zero, range the
+ * range group whose cap was reached; it is never counted against a cap. */
+#define ADDRTABLE_PAD_OTHER 0xff
 
 static inline uint32_t addr_key_meta(uint8_t family, uint8_t dir, uint8_t proto)
 {
@@ -67,7 +71,11 @@ struct addrtable_admit {
 struct addrtable {
 	unsigned words;                /* counter words per histogram */
 	struct addrtable_admit *admit; /* or NULL, see above */
-	size_t max_entries;            /* histograms this table may hold */
+	/* The range group whose overflow key takes a refused key of group g:
+	 * other_of[g] (the first range with the same labels), or g itself when
+	 * NULL. Not owned. */
+	const uint32_t *other_of;
+	size_t max_entries; /* histograms this table may hold */
 	size_t max_chunks;
 	/* Shared by all tables of the process: addresses tracked so far and
 	 * the cap (--max-addresses). */
@@ -210,8 +218,10 @@ static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
 	return (counter_t *)(addrtable_chunk(t, i) + (i & (ADDRTABLE_CHUNK - 1)) * t->stride);
 }
 
-/* Slow path: inserts the key (hash h, id). NULL when a cap is reached or
- * memory is out. */
+/* Slow path: inserts the key (hash h, id). A key refused by a cap (the
+ * admission or max_tracked) gets its range group's overflow histogram
+ * instead (ADDRTABLE_PAD_OTHER); NULL when the table is full or memory is
+ * out. */
 counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h, uint64_t id);
 
 /* Writer only. The histogram of key k (hash h, id as addrtable_key_id),

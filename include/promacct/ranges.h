@@ -44,6 +44,9 @@ struct range_entry {
 struct ranges {
 	struct range *v;
 	size_t n, cap;
+	/* other_of[i]: the first range with range i's labels, whose overflow
+	 * series (ip="other") takes i's refused traffic. */
+	uint32_t *other_of;
 	uint32_t *p4_first;
 	int32_t *p4_owner;
 	uint32_t *p4_val;

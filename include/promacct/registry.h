@@ -57,6 +57,9 @@ struct registry {
 	struct ranges *ranges;           /* not owned */
 	size_t max_addresses;
 	_Atomic size_t tracked;
+	/* Keys held per range group with a cap of its own (max_addresses),
+	 * indexed by range; NULL when no range has one. */
+	_Atomic size_t *range_held;
 	struct source *sources;
 	size_t nsources;
 	double start_time;

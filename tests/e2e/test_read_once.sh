@@ -95,7 +95,10 @@ ok "files with the same base name count each address once against the cap"
 [ "$(value_of "$WORK/filter.out" 'promacct_packet_size_bytes_all_bucket{interface="eth.pcap",le="100"}')" = 5 ] ||
 	fail "custom buckets"
 [ "$(value_of "$WORK/filter.out" 'promacct_tracked_addresses')" = 1 ] || fail "max-addresses"
-[ "$(value_of "$WORK/filter.out" 'promacct_untracked_packets_total{interface="eth.pcap"}')" = 3 ] ||
+# over the cap, 10.0.0.2's 3 observations go to the range's overflow series
+[ "$(value_of "$WORK/filter.out" 'promacct_packet_size_bytes_ipv4_rx_count{interface="eth.pcap",ip="other",protocol="tcp"}')" = 3 ] ||
+	fail "overflow count"
+[ "$(value_of "$WORK/filter.out" 'promacct_untracked_packets_total{interface="eth.pcap"}')" = 0 ] ||
 	fail "untracked count"
 ok "filter, buckets, max-addresses"
 

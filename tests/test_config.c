@@ -124,6 +124,10 @@ static void test_usage_errors_name_the_problem(void **state)
 	expect_usage("-i", "needs a value");
 	expect_usage("-i eth0 --buckets 128,64", "increasing");
 	expect_usage("-i eth0 --buckets 64,abc", "number");
+	expect_usage(
+	    "-i eth0 --buckets 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,"
+	    "24,25,26,27,28,29,30,31,32,33",
+	    "at most 32"); /* documented in --help and README */
 	expect_usage("-i eth0 -r 10.0.0.0/40", "range");
 	expect_usage("-i eth0 -r 10.0.0.0/8:ip=x", "reserved");
 	expect_usage("-i eth0 -f tcp)", "filter");

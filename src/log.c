@@ -265,8 +265,10 @@ static void raw_put(char *raw, size_t *rl, const char *s, size_t n)
 }
 
 /* Expands the printf conversion that starts at *pp ('%') into raw, taking
- * its argument from ap; advances *pp past it. */
-static void expand_conversion(const char **pp, va_list *ap, char *raw, size_t *rl)
+ * its argument from ap; advances *pp past it. Returns -1 for a conversion
+ * it does not know (its argument's type is unknown: the caller must stop
+ * reading arguments), else 0. */
+static int expand_conversion(const char **pp, va_list *ap, char *raw, size_t *rl)
 {
 	const char *p = *pp + 1;
 	char spec[32];
@@ -317,7 +319,7 @@ static void expand_conversion(const char **pp, va_list *ap, char *raw, size_t *r
 	char conv = *p;
 	if (!conv) {
 		*pp = p;
-		return;
+		return -1;
 	}
 	p++;
 	*pp = p;
@@ -423,18 +425,18 @@ static void expand_conversion(const char **pp, va_list *ap, char *raw, size_t *r
 		tmp[0] = '%';
 		n = 1;
 		break;
-	default: /* unsupported (%n and friends): nothing */
-		n = 0;
-		break;
+	default: /* unsupported (%n, %m and friends) */
+		return -1;
 	}
 #undef FMT
 	if (n < 0)
 		n = 0;
 	if ((size_t)n >= sizeof tmp) { /* longer than any value: raw_put cuts and marks */
 		raw_put(raw, rl, tmp, sizeof tmp);
-		return;
+		return 0;
 	}
 	raw_put(raw, rl, tmp, (size_t)n);
+	return 0;
 }
 
 /* Splits `kv` into fields and writes each one escaped. */
@@ -457,12 +459,13 @@ static void out_fields(struct out *o, const char *kv, va_list *ap)
 			p = eq + 1;
 		}
 		size_t rl = 0;
+		int bad = 0;
 		int quoted = *p == '"';
 		if (quoted)
 			p++;
-		while (*p && (quoted ? *p != '"' : *p != ' ')) {
+		while (*p && !bad && (quoted ? *p != '"' : *p != ' ')) {
 			if (*p == '%') {
-				expand_conversion(&p, ap, raw, &rl);
+				bad = expand_conversion(&p, ap, raw, &rl);
 			} else if (quoted && *p == '\\' && p[1]) {
 				raw_put(raw, &rl, p + 1, 1);
 				p += 2;
@@ -473,10 +476,12 @@ static void out_fields(struct out *o, const char *kv, va_list *ap)
 		}
 		if (quoted && *p == '"')
 			p++;
-		if (kl == 0 && rl == 0)
+		if (bad)
+			raw_put(raw, &rl, "<bad format>", 12);
+		else if (kl == 0 && rl == 0)
 			continue; /* "%s" with "" */
 		out_field(o, key, kl, raw, rl, quoted);
-		if (o->full)
+		if (o->full || bad)
 			return;
 	}
 }

@@ -351,6 +351,19 @@ static void test_long_values_and_lines_are_cut_and_stay_valid(void **state)
 	assert_string_equal(log_bytes(b, sizeof b, "a\0b", 3), "a b");
 }
 
+/* A conversion the logger does not know (its argument type is unknown)
+ * stops the line there instead of reading arguments of the wrong type. */
+static void test_unknown_conversions_stop_safely(void **state)
+{
+	(void)state;
+	use_format("logfmt");
+	const char *fmt = "a=%d b=%q c=%s"; /* not a literal: no compile-time check */
+	log_write(LOG_INFO, "m", fmt, 1, "x", "y");
+	assert_non_null(strstr(output(), "msg=\"m\" a=1 b=\"<bad format>\"\n"));
+	log_info("m", "pct=%d%% s=%s", 50, "x");
+	assert_non_null(strstr(output(), "msg=\"m\" pct=50% s=x\n"));
+}
+
 static void test_levels_filter(void **state)
 {
 	(void)state;
@@ -408,6 +421,7 @@ int main(void)
 	    cmocka_unit_test(test_json_line_parses_with_hostile_values),
 	    cmocka_unit_test(test_values_escaped_once_even_from_old_callers),
 	    cmocka_unit_test(test_long_values_and_lines_are_cut_and_stay_valid),
+	    cmocka_unit_test(test_unknown_conversions_stop_safely),
 	    cmocka_unit_test(test_levels_filter),
 	    cmocka_unit_test(test_rate_limited_lines_carry_the_suppressed_count),
 	    cmocka_unit_test(test_state_changes_are_reported_once),

@@ -51,7 +51,7 @@ fresh_tree() { # DIR
 # regression input. One line per target: wall and CPU seconds, runs,
 # coverage.
 FUZZ_SECONDS=${PROMACCT_FUZZ_SECONDS:-45}
-FUZZ_TARGETS="parse ranges config expo http"
+FUZZ_TARGETS="parse ranges config expo http config_file web_config"
 run_fuzz() {
 	fresh_tree "$OUT/fuzz"
 	echo "== fuzz: build (clang, libFuzzer, ASan+UBSan)"

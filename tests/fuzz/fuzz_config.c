@@ -2,7 +2,7 @@
  *
  * Input: argv[1..] separated by NUL bytes (at most 64 arguments; argv[0] is
  * "promacct"). Checks: the result is one of the three documented ones, a
- * usage error names the problem, an accepted configuration is
+ * usage error names the problem in one line, an accepted configuration is
  * consistent (capture sources given, positive intervals and caps), and
  * config_free releases everything (LeakSanitizer). Parsing twice in one
  * process must give the same answer (getopt state is reset). --help and
@@ -32,6 +32,7 @@ static enum config_result parse(int argc, char **argv, char *err, size_t errlen)
 	FUZZ_CHECK(r == CONFIG_OK || r == CONFIG_EXIT_OK || r == CONFIG_USAGE, "result %d", (int)r);
 	if (r == CONFIG_USAGE) {
 		FUZZ_CHECK(err[0] && memchr(err, '\0', errlen), "usage error without a message");
+		FUZZ_CHECK(!strchr(err, '\n'), "usage error over several lines: %s", err);
 	}
 	if (r == CONFIG_OK) {
 		FUZZ_CHECK(c.ninterfaces + c.nreads > 0, "accepted without a capture source");

@@ -393,6 +393,30 @@ static inline const char *tc_sample(struct tc_state *st, const char *s, const ch
 	return NULL;
 }
 
+/* A range's rendered label text (,name="value"...): NULL or the problem. */
+static inline const char *tc_label_text(const char *t)
+{
+	const char *end = t + strlen(t);
+	while (t < end) {
+		if (*t != ',')
+			return "label text does not start with ,";
+		t++;
+		size_t n = tc_name(t, 0);
+		if (!n)
+			return "invalid label name";
+		t += n;
+		if (*t != '=')
+			return "no = after the label name";
+		t++;
+		char v[8];
+		size_t q = tc_quoted(t, end, v, sizeof v);
+		if (!q)
+			return "label value not strictly escaped UTF-8";
+		t += q;
+	}
+	return NULL;
+}
+
 static inline const char *text_check(const char *text, size_t len, size_t *line_no)
 {
 	struct tc_state st;

@@ -430,6 +430,7 @@ void capture_free(struct capture *c)
 {
 	if (!c)
 		return;
+	capture_shutdown(c, time_monotonic()); /* threads still running */
 	for (size_t i = 0; i < c->nw; i++) {
 		if (c->w[i].pcap)
 			pcap_close(c->w[i].pcap);

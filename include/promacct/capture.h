@@ -71,6 +71,7 @@ void capture_request_stop(struct capture *c);
  * block timeout), so the deadline (time_monotonic() seconds) is not
  * waited for. */
 void capture_shutdown(struct capture *c, double deadline);
+/* Stops threads still running (as capture_shutdown), closes the handles. */
 void capture_free(struct capture *c);
 
 /* Checks a BPF expression compiles (for a usage error before anything is

@@ -15,7 +15,7 @@ set -eu
 # Build: compiler, CMake, and the libraries promacct links; iproute2 for
 # deploy/quickstart.sh (ip route: the interface of the default route).
 BUILD="build-essential cmake pkg-config libpcap-dev libmicrohttpd-dev zlib1g-dev
-libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml-dev libcrypt-dev ca-certificates iproute2"
+libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml-dev libcrypt-dev libgnutls28-dev ca-certificates iproute2"
 
 # Tests (tests/run.sh and tests/e2e/*.sh):
 #   libcmocka-dev          unit tests

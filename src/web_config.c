@@ -18,6 +18,8 @@
 
 #include <crypt.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,12 +221,26 @@ static int parse_tls(struct loader *l)
 		               c->client_auth == WEB_CLIENT_VERIFY_IF_GIVEN
 		                   ? "VerifyClientCertIfGiven"
 		                   : "RequireAndVerifyClientCert");
+	if (c->client_auth != WEB_CLIENT_NONE && !c->client_ca_file)
+		return fail_at(l, start,
+		               "client_auth_type needs client_ca_file (libmicrohttpd asks clients "
+		               "for certificates only with a list of trusted CAs)");
 	if (c->client_ca_file && c->client_auth == WEB_CLIENT_NONE)
 		return fail_at(l, ca_m,
 		               "client_ca_file is given without a client_auth_type that asks for "
 		               "client certificates");
 	if (c->min_version && c->max_version && c->min_version > c->max_version)
 		return fail_at(l, start, "min_version is above max_version");
+	{
+		/* exporter-toolkit's defaults: TLS 1.2 to 1.3. */
+		int lo = c->min_version ? (int)c->min_version : WEB_TLS12;
+		int hi = c->max_version ? (int)c->max_version : WEB_TLS13;
+		size_t o = (size_t)snprintf(c->tls_priorities, sizeof c->tls_priorities,
+		                            "NORMAL:-VERS-ALL");
+		for (int v = lo; v <= hi; v++)
+			o += (size_t)snprintf(c->tls_priorities + o, sizeof c->tls_priorities - o,
+			                      ":+VERS-TLS1.%d", v - 10);
+	}
 	if ((rc = read_pem(l, cert_m, "certificate file", c->cert_file, &c->cert_pem)) ||
 	    (rc = read_pem(l, key_m, "key file", c->key_file, &c->key_pem)))
 		return rc;
@@ -585,4 +601,87 @@ int web_config_check_basic_auth(const struct web_config *c, const char *user, co
 		pthread_mutex_unlock(&cache_lock);
 	}
 	return ok;
+}
+
+/* ---- libmicrohttpd glue ---- */
+
+unsigned web_config_mhd_options(const struct web_config *c, struct MHD_OptionItem *opts)
+{
+	size_t n = 0;
+	if (c->cert_pem) {
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, c->cert_pem};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, c->key_pem};
+		if (c->client_ca_pem)
+			opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+			                                    c->client_ca_pem};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+		                                    (void *)c->tls_priorities};
+	}
+	opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	return c->cert_pem ? MHD_USE_TLS : 0;
+}
+
+/* 0 when the connection's client certificate satisfies client_auth_type. */
+static int check_client_cert(const struct web_config *c, struct MHD_Connection *conn)
+{
+	if (!c->cert_pem || c->client_auth == WEB_CLIENT_NONE ||
+	    c->client_auth == WEB_CLIENT_REQUEST)
+		return 0;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return 403;
+	gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+	unsigned int ncerts = 0;
+	const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &ncerts);
+	int has_cert = certs && ncerts > 0;
+	if (!has_cert)
+		return c->client_auth == WEB_CLIENT_VERIFY_IF_GIVEN ? 0 : 403;
+	if (c->client_auth == WEB_CLIENT_REQUIRE_ANY)
+		return 0;
+	unsigned int status = 0;
+	if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
+		return 403;
+	return 0;
+}
+
+int web_config_check_request(const struct web_config *c, struct MHD_Connection *conn)
+{
+	int rc = check_client_cert(c, conn);
+	if (rc || !c->nusers)
+		return rc;
+	char *password = NULL;
+	char *user = MHD_basic_auth_get_username_password(conn, &password);
+	int ok = user && password && web_config_check_basic_auth(c, user, password);
+	if (password) {
+		memset(password, 0, strlen(password));
+		MHD_free(password);
+	}
+	if (user)
+		MHD_free(user);
+	return ok ? 0 : 401;
+}
+
+int web_config_queue_denied(const struct web_config *c, struct MHD_Connection *conn, int status)
+{
+	static const char unauthorized[] = "Unauthorized\n";
+	static const char forbidden[] = "Forbidden: a valid client certificate is required\n";
+	const char *body = status == 401 ? unauthorized : forbidden;
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	web_config_add_headers(c, r);
+	enum MHD_Result res = status == 401
+	                          ? MHD_queue_basic_auth_fail_response(conn, "promacct", r)
+	                          : MHD_queue_response(conn, MHD_HTTP_FORBIDDEN, r);
+	MHD_destroy_response(r);
+	return res;
+}
+
+void web_config_add_headers(const struct web_config *c, struct MHD_Response *r)
+{
+	for (size_t i = 0; i < c->nheaders; i++)
+		MHD_add_response_header(r, c->headers[i].name, c->headers[i].value);
 }

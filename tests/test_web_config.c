@@ -12,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
 
 #include "promacct/web_config.h"
 
@@ -227,6 +231,150 @@ static void test_basic_auth_checks_bcrypt(void **state)
 	web_config_free(&c);
 }
 
+/* ---- the libmicrohttpd glue against a real TLS daemon and libcurl ---- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+	(void)url, (void)method, (void)version, (void)upload, (void)upload_size, (void)con_cls;
+	const struct web_config *wc = cls;
+	int denied = web_config_check_request(wc, conn);
+	if (denied)
+		return (enum MHD_Result)web_config_queue_denied(wc, conn, denied);
+	static const char body[] = "promacct_up 1\n";
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	web_config_add_headers(wc, r);
+	enum MHD_Result res = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return res;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	char *seen = arg;
+	if (!strncasecmp(data, "X-Frame-Options: deny", 21))
+		strcpy(seen, "yes");
+	return size * n;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	(void)data, (void)arg;
+	return size * n;
+}
+
+/* One request; returns the status, 0 when TLS or the transfer failed. */
+static long get(int port, const char *userpwd, const char *client, const char *tls_max,
+                char *header_seen)
+{
+	char url[64], cert[256], key[256], ca[256];
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/metrics", port);
+	snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+	CURL *h = curl_easy_init();
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	if (header_seen) {
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, header_seen);
+	}
+	if (userpwd)
+		curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+	if (client) {
+		snprintf(cert, sizeof cert, "%s/%s.crt", dir, client);
+		snprintf(key, sizeof key, "%s/%s.key", dir, client);
+		curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, key);
+	}
+	if (tls_max && !strcmp(tls_max, "1.2"))
+		curl_easy_setopt(h, CURLOPT_SSLVERSION,
+		                 (long)(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
+	long status = 0;
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	return status;
+}
+
+static int make_certs(void)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+	         "cd %s && (K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+	         "openssl req -x509 $K -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca && "
+	         "printf 'subjectAltName=IP:127.0.0.1\\n' >san.ext && "
+	         "openssl req $K -keyout tls.key -out tls.csr -subj /CN=127.0.0.1 && "
+	         "openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-out tls.crt -days 2 -extfile san.ext && "
+	         "openssl req $K -keyout client.key -out client.csr -subj /CN=client && "
+	         "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-out client.crt -days 2 && "
+	         "openssl req -x509 $K -keyout stranger.key -out stranger.crt -days 2 "
+	         "-subj /CN=stranger) >/dev/null 2>&1",
+	         dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_tls_basic_auth_and_client_certificates_through_mhd(void **state)
+{
+	(void)state;
+	if (system("command -v openssl >/dev/null 2>&1") != 0)
+		skip();
+	assert_int_equal(make_certs(), 0);
+	char yaml[1024], hash[128];
+	bcrypt("s3cret", hash, sizeof hash);
+	struct web_config c;
+
+	/* TLS 1.3 only, basic auth, a header. */
+	snprintf(yaml, sizeof yaml,
+	         "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
+	         "  min_version: TLS13\n"
+	         "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+	         "basic_auth_users:\n  alice: %s\n",
+	         hash);
+	if (load(yaml, &c))
+		fail_msg("%s", err);
+	assert_string_equal(c.tls_priorities, "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+	struct MHD_OptionItem tls[WEB_CONFIG_MHD_OPTIONS];
+	unsigned flags = web_config_mhd_options(&c, tls);
+	assert_int_equal(flags, MHD_USE_TLS);
+	struct MHD_Daemon *d =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | flags, 0, NULL, NULL,
+	                     on_request, &c, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	assert_non_null(d);
+	int port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	char seen[8] = "";
+	assert_int_equal(get(port, NULL, NULL, NULL, seen), 401);
+	assert_string_equal(seen, "yes"); /* headers on refusals too */
+	assert_int_equal(get(port, "alice:wrong", NULL, NULL, NULL), 401);
+	assert_int_equal(get(port, "mallory:s3cret", NULL, NULL, NULL), 401);
+	assert_int_equal(get(port, "alice:s3cret", NULL, NULL, NULL), 200);
+	assert_int_equal(get(port, "alice:s3cret", NULL, "1.2", NULL), 0); /* below min_version */
+	MHD_stop_daemon(d);
+	web_config_free(&c);
+
+	/* Client certificates signed by the CA, required and verified. */
+	if (load("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
+	         "  client_ca_file: ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n",
+	         &c))
+		fail_msg("%s", err);
+	flags = web_config_mhd_options(&c, tls);
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | flags, 0, NULL, NULL,
+	                     on_request, &c, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	assert_non_null(d);
+	port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	assert_int_equal(get(port, NULL, "client", NULL, NULL), 200);
+	long s = get(port, NULL, NULL, NULL, NULL);
+	assert_true(s == 403 || s == 0); /* no certificate */
+	s = get(port, NULL, "stranger", NULL, NULL);
+	assert_true(s == 403 || s == 0); /* not signed by the CA */
+	MHD_stop_daemon(d);
+	web_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +385,7 @@ int main(void)
 	    cmocka_unit_test(test_headers_are_those_exporter_toolkit_allows),
 	    cmocka_unit_test(test_users_need_bcrypt_hashes),
 	    cmocka_unit_test(test_basic_auth_checks_bcrypt),
+	    cmocka_unit_test(test_tls_basic_auth_and_client_certificates_through_mhd),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

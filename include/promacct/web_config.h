@@ -72,6 +72,8 @@ struct web_config {
 
 	struct web_user *users; /* basic auth on when nusers > 0 */
 	size_t nusers;
+
+	char tls_priorities[128]; /* GnuTLS priority string for min/max_version */
 };
 
 /* Reads and validates path into *out (zeroed first). Returns 0, or
@@ -84,5 +86,43 @@ void web_config_free(struct web_config *c);
  * 0 otherwise. Thread-safe. A successful check is remembered for a while so
  * that a scrape every few seconds does not pay bcrypt's cost each time. */
 int web_config_check_basic_auth(const struct web_config *c, const char *user, const char *password);
+
+/* ---- libmicrohttpd glue, for the scrape server ----
+ *
+ * Daemon start (TLS):
+ *     struct MHD_OptionItem tls[WEB_CONFIG_MHD_OPTIONS];
+ *     unsigned flags = web_config_mhd_options(wc, tls);
+ *     MHD_start_daemon(base_flags | flags, ..., MHD_OPTION_ARRAY, tls, ...);
+ * Each request, before answering:
+ *     int denied = web_config_check_request(wc, conn);
+ *     if (denied)
+ *             return web_config_queue_denied(wc, conn, denied);
+ * Each response: web_config_add_headers(wc, response).
+ * libmicrohttpd asks clients for a certificate only when it has a trust
+ * list, so every client_auth_type but NoClientCert needs client_ca_file. */
+struct MHD_OptionItem;
+struct MHD_Connection;
+struct MHD_Response;
+
+#define WEB_CONFIG_MHD_OPTIONS 5 /* entries web_config_mhd_options may fill, END included */
+
+/* Fills opts (WEB_CONFIG_MHD_OPTIONS entries, ended by MHD_OPTION_END)
+ * with the certificate, key, client CA and priorities of c, and returns the
+ * daemon flags to add (MHD_USE_TLS), or 0 (opts then holds just the END)
+ * when c configures no TLS. opts points into c: c must outlive the daemon. */
+unsigned web_config_mhd_options(const struct web_config *c, struct MHD_OptionItem *opts);
+
+/* 0 when the request may be answered; else the status to refuse it with:
+ * 403 when client_auth_type wants a (verified) client certificate that the
+ * connection lacks, 401 when basic auth is configured and the request's
+ * user and password do not match. Thread-safe; bcrypt runs here. */
+int web_config_check_request(const struct web_config *c, struct MHD_Connection *conn);
+
+/* Queues the refusal (401 with WWW-Authenticate: Basic realm="promacct",
+ * or 403) and returns libmicrohttpd's result as an int (enum MHD_Result). */
+int web_config_queue_denied(const struct web_config *c, struct MHD_Connection *conn, int status);
+
+/* Adds the configured headers to a response. */
+void web_config_add_headers(const struct web_config *c, struct MHD_Response *r);
 
 #endif

@@ -43,6 +43,10 @@
 
 #define HOST_MAX 256
 
+/* Render failures repeat with every scrape while their cause lasts (a page
+ * over its cap, memory): one line per 10 s, with the count left out. */
+static struct log_limit render_fail_log = LOG_LIMIT_INIT(10);
+
 struct scrape;
 
 struct http_server {
@@ -313,7 +317,8 @@ static ssize_t scrape_read(void *cls, uint64_t pos, char *buf, size_t max)
 	if (!sc->failed) {
 		sc->failed = 1;
 		if (n != -ECANCELED)
-			log_error("rendering metrics failed", "err=\"%s\"", strerror((int)-n));
+			log_limited(&render_fail_log, LOG_ERROR, "rendering metrics failed",
+			            "err=%s", strerror((int)-n));
 	}
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
@@ -378,7 +383,8 @@ static enum MHD_Result scrape_begin(struct http_server *s, struct MHD_Connection
 		return MHD_YES;
 fail:
 	self_inc(s->scrape_errors, 1);
-	log_error("cannot start a render", "err=\"%s\"", strerror(ENOMEM));
+	log_limited(&render_fail_log, LOG_ERROR, "cannot start a render", "err=%s",
+	            strerror(ENOMEM));
 	sc->queued = 1;
 	return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 	                    "rendering metrics failed\n");
@@ -405,7 +411,8 @@ static enum MHD_Result scrape_continue(struct scrape *sc)
 	if (st < 0) {
 		sc->failed = 1;
 		if (st != -ECANCELED)
-			log_error("rendering metrics failed", "err=\"%s\"", strerror(-st));
+			log_limited(&render_fail_log, LOG_ERROR, "rendering metrics failed",
+			            "err=%s", strerror(-st));
 		return reply_static(sc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 		                    "rendering metrics failed\n");
 	}

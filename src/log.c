@@ -11,8 +11,9 @@
  * \u00XX), and bytes that are not valid UTF-8 become \ufffd, so a logfmt
  * line is always one line and a JSON line is always valid JSON, whatever a
  * file name, URL, HTTP body or error text holds. Lines are bounded: a value
- * is cut at LOG_VALUE_MAX bytes, a line at LOG_LINE_MAX (fields that do not
- * fit are dropped and `truncated=true` is added), both marked.
+ * is cut at LOG_VALUE_MAX bytes, a line at LOG_LINE_MAX (the value that does
+ * not fit is cut, the fields after it are dropped, `truncated=true` is
+ * added), both marked with "...".
  *
  * Rate limiting: a log_limit holds its own mutex (taken only by the thread
  * that logs through it, never on a hot path); log_state_changed is one
@@ -162,13 +163,14 @@ static int logfmt_bare(const char *v, size_t n)
 
 /* Writes v[0..n) as a quoted string for logfmt and JSON alike (the escapes
  * used are valid in both). When it does not fit, the string is cut at a
- * character boundary and ends with "...". */
-static void out_quoted(struct out *o, const char *v, size_t n)
+ * character boundary, ends with "..." and o->full is set. Returns -1 when
+ * nothing was written (no room for even a short piece). */
+static int out_quoted(struct out *o, const char *v, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)v;
-	if (o->len + 2 + 3 > o->cap) {
+	if (o->len + 2 + 3 + 16 > o->cap) { /* not even a useful piece fits */
 		o->full = 1;
-		return;
+		return -1;
 	}
 	o->cap -= 4; /* keep room for ..." */
 	out_put(o, "\"", 1);
@@ -200,13 +202,16 @@ static void out_quoted(struct out *o, const char *v, size_t n)
 		}
 		if (out_put(o, w, wl)) {
 			o->cap += 4;
+			o->full = 0;
 			out_put(o, "...\"", 4);
-			return;
+			o->full = 1; /* the line is cut */
+			return 0;
 		}
 		i += step;
 	}
 	o->cap += 4;
 	out_put(o, "\"", 1);
+	return 0;
 }
 
 static void out_key(struct out *o, const char *k, size_t n)
@@ -233,17 +238,22 @@ static void out_key(struct out *o, const char *k, size_t n)
 	}
 }
 
-/* One field. Nothing of it is written when the key and the shortest value
- * do not fit, so a line never ends in the middle of a field. */
+/* One field. A value that does not fit is cut (quoted, ending in "...");
+ * when not even the key and a short piece fit, nothing of the field is
+ * written, so a line never ends in the middle of a field. */
 static void out_field(struct out *o, const char *key, size_t kl, const char *v, size_t n, int quote)
 {
 	size_t mark = o->len;
 	out_key(o, key, kl);
-	if (format == LOG_LOGFMT && !quote && logfmt_bare(v, n))
+	if (o->full) {
+		o->len = mark;
+		return;
+	}
+	if (format == LOG_LOGFMT && !quote && logfmt_bare(v, n) && o->len + n <= o->cap) {
 		out_put(o, v, n);
-	else
-		out_quoted(o, v, n);
-	if (o->full)
+		return;
+	}
+	if (out_quoted(o, v, n))
 		o->len = mark;
 }
 

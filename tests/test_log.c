@@ -328,23 +328,31 @@ static void test_values_escaped_once_even_from_old_callers(void **state)
 static void test_long_values_and_lines_are_cut_and_stay_valid(void **state)
 {
 	(void)state;
-	static char big[3 * LOG_VALUE_MAX];
+	static char big[3 * LOG_VALUE_MAX], ctl[LOG_VALUE_MAX];
 	memset(big, '"', sizeof big - 1);
+	memset(ctl, 0x1b, sizeof ctl - 1); /* each byte escapes to 6 */
 	use_format("json");
 	log_error("big", "a=%s b=%s c=%s d=%s e=%s", big, big, big, big, big);
 	const char *out = output();
 	assert_int_equal(count_lines(out), 1);
 	assert_true(strlen(out) <= LOG_LINE_MAX);
 	assert_json_lines(out);
-	assert_non_null(strstr(out, "...\""));
-	assert_non_null(strstr(out, "\"truncated\":\"true\"}"));
+	assert_non_null(strstr(out, "\"a\":\"\\\"\\\""));
+	assert_non_null(strstr(out, "\"b\":\"\\\"")); /* cut, not dropped */
+	assert_non_null(strstr(out, "...\",\"truncated\":\"true\"}\n"));
+	assert_null(strstr(out, "\"e\":"));
+	log_error("ctl", "body=%s after=%s", ctl, "x");
+	out = output();
+	assert_json_lines(out);
+	assert_non_null(strstr(out, "\"body\":\"\\u001b\\u001b"));
+	assert_non_null(strstr(out, "\\u001b...\",\"truncated\":\"true\"}\n"));
 
 	use_format("logfmt");
 	log_error("big", "a=%s b=%s c=%s d=%s e=%s", big, big, big, big, big);
 	out = output();
 	assert_int_equal(count_lines(out), 1);
 	assert_true(strlen(out) <= LOG_LINE_MAX);
-	assert_non_null(strstr(out, " truncated=true\n"));
+	assert_non_null(strstr(out, "...\" truncated=true\n"));
 
 	char b[8];
 	assert_string_equal(log_bytes(b, sizeof b, "0123456789", 10), "0123...");

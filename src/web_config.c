@@ -575,7 +575,8 @@ int web_config_check_basic_auth(const struct web_config *c, const char *user, co
 	/* An unknown user costs the same bcrypt as a known one. */
 	const char *hash = u ? u->hash : c->users[0].hash;
 	char key[KEY_MAX];
-	int have_key = u && cache_key(user, password, hash, key);
+	/* The key is computed for unknown users too: same work either way. */
+	int have_key = cache_key(user, password, hash, key) && u;
 	if (have_key) {
 		double now = time_monotonic();
 		pthread_mutex_lock(&cache_lock);

@@ -244,9 +244,55 @@ int http_client_request(http_client *c, const char *method, const char *url, con
 	                                 NULL, resp);
 }
 
+/* libcurl pulls a streamed body (see http_client_request_stream). */
+struct body_pull {
+	const struct http_body_reader *r;
+	size_t sent;
+	int err; /* the reader's error, 0 if none */
+};
+
+static size_t on_read(char *dst, size_t size, size_t n, void *arg)
+{
+	struct body_pull *b = arg;
+	ssize_t got = b->r->read(b->r->arg, dst, size * n);
+	if (got < 0) {
+		b->err = (int)got;
+		return CURL_READFUNC_ABORT;
+	}
+	b->sent += (size_t)got;
+	return (size_t)got;
+}
+
+static int request(http_client *c, const char *method, const char *url, const char *body,
+                   size_t body_len, struct body_pull *pull, const char *const *extra_headers,
+                   double deadline, const atomic_int *abort, struct http_response *resp);
+
 int http_client_request_until(http_client *c, const char *method, const char *url, const char *body,
                               size_t body_len, const char *const *extra_headers, double deadline,
                               const atomic_int *abort, struct http_response *resp)
+{
+	return request(c, method, url, body, body_len, NULL, extra_headers, deadline, abort, resp);
+}
+
+int http_client_request_stream(http_client *c, const char *method, const char *url,
+                               const struct http_body_reader *body,
+                               const char *const *extra_headers, double deadline,
+                               const atomic_int *abort, struct http_response *resp)
+{
+	struct body_pull pull = {body, 0, 0};
+	int rc = request(c, method, url, NULL, 0, &pull, extra_headers, deadline, abort, resp);
+	if (pull.err && rc != -ECANCELED) {
+		snprintf(resp->error, sizeof resp->error, "producing the body failed: %s",
+		         strerror(-pull.err));
+		resp->status = 0;
+		rc = -EIO;
+	}
+	return rc;
+}
+
+static int request(http_client *c, const char *method, const char *url, const char *body,
+                   size_t body_len, struct body_pull *pull, const char *const *extra_headers,
+                   double deadline, const atomic_int *abort, struct http_response *resp)
 {
 	struct curl_slist *hdrs = NULL, *n;
 	int rc = 0;
@@ -289,6 +335,11 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 	if (!(n = curl_slist_append(hdrs, "Expect:"))) /* no 100-continue round trip */
 		goto oom;
 	hdrs = n;
+	if (pull) { /* a body of unknown length: chunked */
+		if (!(n = curl_slist_append(hdrs, "Transfer-Encoding: chunked")))
+			goto oom;
+		hdrs = n;
+	}
 
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
 	c->curl_err[0] = '\0';
@@ -311,8 +362,13 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (!strcmp(method, "POST") || !strcmp(method, "PUT")) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		if (pull) {
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, pull);
+		} else {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		}
 		if (!strcmp(method, "PUT"))
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
 	} else if (strcmp(method, "GET")) {
@@ -376,8 +432,8 @@ int http_client_request_until(http_client *c, const char *method, const char *ur
 			log_debug("http request",
 			          "method=%s url=%s status=%ld seconds=%.3f "
 			          "sent_bytes=%zu received_bytes=%zu",
-			          method, shown, resp->status, resp->seconds, body_len,
-			          (size_t)got);
+			          method, shown, resp->status, resp->seconds,
+			          pull ? pull->sent : body_len, (size_t)got);
 	}
 	goto out;
 oom:

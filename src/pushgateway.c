@@ -5,13 +5,14 @@
  * pushgateway_shutdown(deadline) / pushgateway_free. The one stop flag is
  * `stop`: the timer's wait and a push in flight both watch it.
  *
- * The timer thread (timer.c) wakes every interval, renders the registry into
- * a text-format body with the same renderer as the scrape page, and PUTs or
- * POSTs it to the group URL. Rendering reads counters without stopping
- * capture; the HTTP request blocks only this thread, bounded by the timeout
- * and abandoned when stop is set. Counters are cumulative, so a failed push
- * loses nothing: the next interval sends the current state. Failures are
- * logged once per change of state (not every interval) and counted.
+ * The timer thread (timer.c) wakes every interval and PUTs or POSTs the
+ * registry to the group URL as a gzip text-format body streamed while it is
+ * rendered (a render stream, as the scrape page's, read by libcurl's read
+ * callback: chunked, a few hundred KiB held whatever the state's size). Rendering reads counters
+ * without stopping capture; the HTTP request blocks only this thread, bounded by the timeout and
+ * abandoned when stop is set. Counters are cumulative, so a failed push loses nothing: the next
+ * interval sends the current state. Failures are logged once per change of state (not every
+ * interval) and counted.
  *
  * Graceful work (the final push, DELETE with delete_on_exit) happens in
  * pushgateway_shutdown, on the caller's thread after the timer thread has
@@ -29,11 +30,11 @@
 
 #include "promacct/expo_text.h"
 #include "promacct/log.h"
+#include "promacct/render.h"
 #include "promacct/timer.h"
 
-#define GZIP_MIN_BYTES 1024 /* smaller bodies go uncompressed */
-#define GZIP_LEVEL     6
-#define URL_MAX        8192
+#define GZIP_LEVEL 1 /* fast: bodies are deflated while they are rendered */
+#define URL_MAX    8192
 
 struct pushgateway {
 	struct registry *reg;
@@ -42,7 +43,6 @@ struct pushgateway {
 	char shown[512]; /* url without password and query (url_redact): logs */
 	int post;
 	int delete_on_exit;
-	size_t last_size; /* timer thread, then the shutdown caller */
 
 	struct timer timer;
 	atomic_int stop; /* the one stop flag */
@@ -241,35 +241,33 @@ static void note_result(struct pushgateway *p, int ok, const struct http_respons
 /* One push, bounded by the client's timeout, the deadline and (when not
  * NULL) the abort flag. Failures are logged and counted; an abandoned push
  * (shutting down) is neither. 0 on success, -1 if not. */
+static ssize_t body_read(void *arg, char *dst, size_t max)
+{
+	ssize_t n = render_stream_read(arg, dst, max, 1);
+	return n == RENDER_EOF ? 0 : n;
+}
+
 static int push_once(struct pushgateway *p, double deadline, const atomic_int *abort)
 {
-	struct buf text, gz;
 	struct http_response resp;
-	char what[300];
 	int rc;
 
-	buf_init(&text, BUF_DEFAULT_MAX);
-	buf_init(&gz, BUF_DEFAULT_MAX);
-	if (p->last_size && buf_reserve(&text, p->last_size + p->last_size / 8))
-		buf_reset(&text);
-	rc = expo_text_render(p->reg, &text);
-	if (rc) {
-		snprintf(what, sizeof what, "rendering failed: %s", strerror(-rc));
-		note_result(p, 0, NULL, what);
-		rc = -1;
-		goto out;
+	/* The body is rendered while it is sent: a render thread fills a queue
+	 * of two gzip chunks that libcurl's read callback empties (render.c),
+	 * so a push holds a few hundred KiB whatever the size of the state. */
+	struct render_opts ro = {.gzip = 1, .gzip_level = GZIP_LEVEL};
+	struct render_stream *rs = render_stream_new(p->reg, &ro);
+	if (!rs || render_stream_start(rs)) {
+		render_stream_free(rs);
+		note_result(p, 0, NULL, "rendering failed: out of memory");
+		return -1;
 	}
-	p->last_size = text.len;
-	const char *body = text.data;
-	size_t body_len = text.len;
-	const char *headers[3] = {"Content-Type: " EXPO_TEXT_CONTENT_TYPE, NULL, NULL};
-	if (text.len >= GZIP_MIN_BYTES && buf_gzip(&gz, text.data, text.len, GZIP_LEVEL) == 0) {
-		body = gz.data;
-		body_len = gz.len;
-		headers[1] = "Content-Encoding: gzip";
-	}
-	rc = http_client_request_until(p->http, p->post ? "POST" : "PUT", p->url, body, body_len,
-	                               headers, deadline, abort, &resp);
+	const char *headers[] = {"Content-Type: " EXPO_TEXT_CONTENT_TYPE, "Content-Encoding: gzip",
+	                         NULL};
+	struct http_body_reader body = {body_read, rs};
+	rc = http_client_request_stream(p->http, p->post ? "POST" : "PUT", p->url, &body, headers,
+	                                deadline, abort, &resp);
+	render_stream_free(rs);
 	gauge_set(p->duration, resp.seconds);
 	if (rc == -ECANCELED) {
 		log_debug("push abandoned: shutting down", "url=%s", p->shown);
@@ -281,9 +279,6 @@ static int push_once(struct pushgateway *p, double deadline, const atomic_int *a
 		note_result(p, 0, &resp, NULL);
 		rc = -1;
 	}
-out:
-	buf_free(&text);
-	buf_free(&gz);
 	return rc;
 }
 

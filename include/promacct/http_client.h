@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "promacct/buf.h"
@@ -62,6 +63,21 @@ int http_client_request(http_client *c, const char *method, const char *url, con
 int http_client_request_until(http_client *c, const char *method, const char *url, const char *body,
                               size_t body_len, const char *const *extra_headers, double deadline,
                               const atomic_int *abort, struct http_response *resp) MUST_CHECK;
+
+/* A request body produced while it is sent (chunked transfer encoding):
+ * read copies up to max bytes to dst and returns the count, 0 at the end,
+ * or a negative errno that abandons the request. */
+struct http_body_reader {
+	ssize_t (*read)(void *arg, char *dst, size_t max);
+	void *arg;
+};
+
+/* http_client_request_until with a streamed body (POST or PUT). A reader
+ * error fails the request (-EIO, resp->error names it). */
+int http_client_request_stream(http_client *c, const char *method, const char *url,
+                               const struct http_body_reader *body,
+                               const char *const *extra_headers, double deadline,
+                               const atomic_int *abort, struct http_response *resp) MUST_CHECK;
 
 /* The seconds a Retry-After header value (delay-seconds or an HTTP date,
  * taken relative to `now`) asks to wait: >= 0, or -1 when the value is not

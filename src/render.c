@@ -21,6 +21,9 @@
 #include <string.h>
 #include <zlib.h>
 
+/* The render thread's stack: the walk and the text collector need ~20 KiB. */
+#define RENDER_STACK (256 * 1024)
+
 struct slot {
 	char *data;
 	size_t len; /* bytes in it */
@@ -129,10 +132,30 @@ static int gzip_write(struct expo_sink *k, const char *data, size_t len)
 	return deflate_out(s, Z_NO_FLUSH);
 }
 
+/* The chunks and the zlib state, allocated once admitted (a render waiting
+ * for a slot holds only its thread). */
+static int render_alloc(struct render_stream *s)
+{
+	for (int i = 0; i < RENDER_QUEUE; i++) {
+		s->q[i].data = malloc(s->slot_cap);
+		if (!s->q[i].data)
+			return -ENOMEM;
+	}
+	if (s->o.gzip) {
+		int level = s->o.gzip_level >= 1 && s->o.gzip_level <= 9 ? s->o.gzip_level : 1;
+		if (deflateInit2(&s->zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		s->zinit = 1;
+	}
+	return 0;
+}
+
 static void *render_main(void *arg)
 {
 	struct render_stream *s = arg;
 	int rc = s->o.admit ? s->o.admit(s->o.arg, &s->stop) : 0;
+	if (rc == 0 && (rc = render_alloc(s)) != 0 && s->o.done)
+		s->o.done(s->o.arg, rc, 0);
 	if (rc == 0) {
 		uint64_t bytes = 0;
 		rc = expo_text_write(s->reg, &s->sink, &bytes);
@@ -164,26 +187,16 @@ struct render_stream *render_stream_new(struct registry *r, const struct render_
 	s->slot_cap = o->gzip ? RENDER_GZIP_SLOT : RENDER_SLOT;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	for (int i = 0; i < RENDER_QUEUE; i++) {
-		s->q[i].data = malloc(s->slot_cap);
-		if (!s->q[i].data)
-			goto fail;
-	}
-	if (o->gzip) {
-		int level = o->gzip_level >= 1 && o->gzip_level <= 9 ? o->gzip_level : 1;
-		if (deflateInit2(&s->zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-			goto fail;
-		s->zinit = 1;
-	}
 	return s;
-fail:
-	render_stream_free(s);
-	return NULL;
 }
 
 int render_stream_start(struct render_stream *s)
 {
-	int rc = pthread_create(&s->thread, NULL, render_main, s);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, RENDER_STACK);
+	int rc = pthread_create(&s->thread, &attr, render_main, s);
+	pthread_attr_destroy(&attr);
 	if (rc)
 		return -rc;
 	s->started = 1;

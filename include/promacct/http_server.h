@@ -12,9 +12,11 @@
 #define HTTP_SERVER_THREADS            2
 #define HTTP_SERVER_MAX_RENDERS        4   /* default --web.max-requests */
 #define HTTP_SERVER_RENDER_WAIT        1.0 /* seconds a scrape waits for a render slot */
-#define HTTP_SERVER_MAX_WAITING        16  /* scrapes waiting for a slot; more: 503 at once */
-#define HTTP_SERVER_RETRY_AFTER        "1" /* seconds, in a 503's Retry-After */
-#define HTTP_SERVER_GZIP_LEVEL         1   /* fast: pages are large and compress well anyway */
+/* Scrapes waiting for a render slot (each holds a connection and an idle
+ * thread, no buffers); beyond this, 503 at once. */
+#define HTTP_SERVER_MAX_WAITING HTTP_SERVER_CONNECTION_LIMIT
+#define HTTP_SERVER_RETRY_AFTER "1" /* seconds, in a 503's Retry-After */
+#define HTTP_SERVER_GZIP_LEVEL  1   /* fast: pages are large and compress well anyway */
 
 struct http_server_opts {
 	const char *listen;   /* [HOST]:PORT */

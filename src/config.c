@@ -465,7 +465,11 @@ static const struct flag flags[] = {
     {"remote-write.queue-max-bytes", 0, "BYTES", "512M",
      "Compressed requests kept per endpoint, K/M/G suffixes; the oldest are dropped beyond "
      "(the default holds 3 snapshots of a 1M-histogram state).",
-     flag_count, FIELD(rw_queue_max_bytes), 0, 1 << 20, (double)((uint64_t)1 << 40)},
+     flag_count, FIELD(rw_queue_max_bytes), 0, 65536, (double)((uint64_t)1 << 40)},
+    {"remote-write.queue-dir", 0, "DIR", NULL,
+     "Keep each endpoint's queue on disk under DIR (one directory per endpoint URL), so "
+     "queued requests survive a restart; off: memory only.",
+     flag_string, FIELD(rw_queue_dir), 0, 0, 0},
     {"remote-write.queue-max-samples", 0, "N", "0",
      "Samples kept per endpoint, besides the byte bound (0: no bound in samples).", flag_count,
      FIELD(rw_queue_max_samples), 0, 0, (double)((uint64_t)1 << 40)},

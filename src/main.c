@@ -237,6 +237,7 @@ static int agent_create(struct agent *a)
 		    .min_backoff = cfg->rw_min_backoff,
 		    .max_backoff = cfg->rw_max_backoff,
 		    .http = cfg->rw_http,
+		    .queue_dir = cfg->rw_queue_dir,
 		};
 		a->rw = remote_write_new(&ro, &a->reg, err, sizeof err);
 		if (!a->rw) {

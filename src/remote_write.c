@@ -31,6 +31,7 @@
  * later ones get only the time left (http_client_request_until). */
 #include "promacct/remote_write.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -40,6 +41,7 @@
 #include <time.h>
 
 #include "promacct/log.h"
+#include "promacct/rw_disk.h"
 #include "promacct/rw_queue.h"
 #include "promacct/timer.h"
 
@@ -55,6 +57,8 @@ struct rw_shard {
 	pthread_t thread;
 	int started;
 	unsigned int seed;
+	char *buf; /* a body read from disk */
+	size_t buf_cap;
 };
 
 struct rw_endpoint {
@@ -68,6 +72,7 @@ struct rw_endpoint {
 	struct rw_queue q;
 	size_t busy;            /* shards with a request in flight */
 	int last_ok;            /* -1 unknown, 0 failing, 1 succeeding */
+	int disk_failing;       /* appends to the disk queue fail */
 	size_t failed_requests; /* since it last succeeded */
 	int full;               /* dropping from a full queue since full_since */
 	double full_since;
@@ -76,6 +81,9 @@ struct rw_endpoint {
 	struct rw_drop rejected_unlogged;
 	gauge_t *sent, *failed, *dropped, *queue, *queue_bytes, *shards_max, *shards_in_use,
 	    *last_success, *duration;
+	/* --remote-write.queue-dir: the on-disk queue (under lock) */
+	struct rw_disk *disk;
+	gauge_t *disk_bytes, *replayed, *corrupt;
 };
 
 struct remote_write {
@@ -86,8 +94,9 @@ struct remote_write {
 	size_t nshards;
 	double interval, min_backoff, max_backoff;
 	size_t max_samples;
-	int64_t last_ts;      /* timer / shutdown thread only */
-	unsigned char *ended; /* per source: its stale markers were queued */
+	const char *queue_dir; /* NULL: queues in memory only */
+	int64_t last_ts;       /* timer / shutdown thread only */
+	unsigned char *ended;  /* per source: its stale markers were queued */
 	struct timer timer;
 
 	atomic_int stop;   /* the one stop flag: no more periodic snapshots */
@@ -165,6 +174,8 @@ static void ep_wait(struct rw_endpoint *ep, double until)
 
 static void ep_gauges_locked(struct rw_endpoint *ep)
 {
+	if (ep->disk)
+		gauge_set(ep->disk_bytes, (double)rw_disk_bytes(ep->disk));
 	gauge_set(ep->queue, (double)ep->q.samples);
 	gauge_set(ep->queue_bytes, (double)ep->q.bytes);
 	gauge_set(ep->shards_in_use, (double)rw_queue_shards_in_use(&ep->q));
@@ -202,6 +213,7 @@ static void ep_note_push_locked(struct rw_endpoint *ep, const struct rw_drop *d)
 
 struct snap_ctx {
 	struct remote_write *rw;
+	int64_t ts;
 	int periodic; /* abandoned when stop is set */
 	size_t requests, samples, bytes;
 };
@@ -214,8 +226,8 @@ static int emit_to_queues(void *arg, size_t shard, char *data, size_t len, size_
 		free(data);
 		return -ECANCELED;
 	}
-	struct rw_body *b = rw_body_new(data, len, n);
-	if (!b)
+	struct rw_body *b = NULL;
+	if (!rw->queue_dir && !(b = rw_body_new(data, len, n)))
 		return -ENOMEM;
 	s->requests++;
 	s->samples += n;
@@ -224,16 +236,40 @@ static int emit_to_queues(void *arg, size_t shard, char *data, size_t len, size_
 		struct rw_endpoint *ep = &rw->ep[i];
 		struct rw_drop d = {0, 0};
 		pthread_mutex_lock(&ep->lock);
-		if (rw_queue_push(&ep->q, shard, b, &d)) {
+		struct rw_body *eb = b;
+		if (ep->disk) {
+			/* on disk before it counts as queued */
+			struct rw_disk_record rec;
+			int rc = rw_disk_append(ep->disk, shard, s->ts, data, len, n, &rec);
+			if (rc) {
+				if (!ep->disk_failing)
+					log_error(
+					    "remote-write queue: cannot write to disk, request "
+					    "dropped",
+					    "url=\"%s\" err=\"%s\"", ep->shown, strerror(-rc));
+				ep->disk_failing = 1;
+			} else {
+				ep->disk_failing = 0;
+				eb = rw_body_new_disk(ep->disk, &rec, 0);
+				if (!eb)
+					rw_disk_done(ep->disk, &rec);
+			}
+		}
+		if (!eb || rw_queue_push(&ep->q, shard, eb, &d)) {
 			d.requests++;
 			d.samples += n;
 		}
+		if (ep->disk && eb)
+			rw_body_unref(eb); /* the queue holds it */
 		ep_note_push_locked(ep, &d);
 		ep_gauges_locked(ep);
 		pthread_cond_broadcast(&ep->cond);
 		pthread_mutex_unlock(&ep->lock);
 	}
-	rw_body_unref(b);
+	if (b)
+		rw_body_unref(b);
+	else
+		free(data);
 	return 0;
 }
 
@@ -245,7 +281,7 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 	if (ts <= rw->last_ts)
 		ts = rw->last_ts + 1; /* strictly increasing per series, always */
 	rw->last_ts = ts;
-	struct snap_ctx s = {rw, periodic, 0, 0, 0};
+	struct snap_ctx s = {rw, ts, periodic, 0, 0, 0};
 	double t0 = time_monotonic();
 	struct rw_encode_opts o = {&rw->ext, ts, rw->max_samples, rw->nshards,
 	                           0,        -1, emit_to_queues,  &s};
@@ -271,9 +307,19 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 	o.stale = stale;
 	o.source = -1;
 	int rc = rw_encode(rw->reg, &o);
+	for (size_t i = 0; i < rw->nep; i++) {
+		struct rw_endpoint *ep = &rw->ep[i];
+		if (!ep->disk)
+			continue;
+		pthread_mutex_lock(&ep->lock);
+		if (rw_disk_sync(ep->disk))
+			log_error("remote-write queue: fdatasync failed", "url=\"%s\"", ep->shown);
+		pthread_mutex_unlock(&ep->lock);
+	}
 	log_debug("remote-write snapshot queued",
-	          "stale=%d samples=%zu requests=%zu bytes=%zu seconds=%.3f complete=%d", stale,
-	          s.samples, s.requests, s.bytes, time_monotonic() - t0, rc == 0);
+	          "ts_ms=%lld stale=%d samples=%zu requests=%zu bytes=%zu seconds=%.3f complete=%d",
+	          (long long)ts, stale, s.samples, s.requests, s.bytes, time_monotonic() - t0,
+	          rc == 0);
 	if (rc == -ECANCELED)
 		log_debug("remote-write snapshot abandoned: stopping", "stale=%d", stale);
 	else if (rc)
@@ -318,7 +364,8 @@ static enum attempt_result send_one(struct rw_shard *sh, const struct rw_body *b
 	 * deadline. */
 	struct remote_write *rw = ep->rw;
 	int stopping = atomic_load(&rw->stop);
-	int rc = http_client_request_until(sh->http, "POST", ep->url, b->data, b->len, headers,
+	const char *data = b->disk ? sh->buf : b->data;
+	int rc = http_client_request_until(sh->http, "POST", ep->url, data, b->len, headers,
 	                                   stopping ? gauge_read(&rw->deadline) : INFINITY,
 	                                   stopping ? NULL : &rw->stop, &resp);
 	*retry_after = resp.retry_after;
@@ -373,6 +420,31 @@ static enum attempt_result send_one(struct rw_shard *sh, const struct rw_body *b
 	return res;
 }
 
+/* Reads an on-disk body into the shard's buffer (b->data stays NULL: the
+ * queue's bodies hold no bytes in memory). */
+static int shard_read_disk(struct rw_shard *sh, const struct rw_body *b, int fd)
+{
+	struct rw_endpoint *ep = sh->ep;
+	if (b->len > sh->buf_cap) {
+		char *nb = realloc(sh->buf, b->len);
+		if (!nb)
+			return -ENOMEM;
+		sh->buf = nb;
+		sh->buf_cap = b->len;
+	}
+	int rc = rw_disk_pread(fd, &b->rec, sh->buf);
+	if (rc) {
+		pthread_mutex_lock(&ep->lock);
+		self_inc(ep->corrupt, 1);
+		self_inc(ep->dropped, (double)b->nsamples);
+		log_error("remote-write queue: a request on disk is unreadable, dropped",
+		          "url=\"%s\" samples=%zu err=\"%s\"", ep->shown, b->nsamples,
+		          strerror(-rc));
+		pthread_mutex_unlock(&ep->lock);
+	}
+	return rc;
+}
+
 /* One shard of one endpoint: sends its FIFO in order until the queues are
  * closed and it is empty, or the deadline passes. */
 static void *sender_thread(void *arg)
@@ -384,6 +456,14 @@ static void *sender_thread(void *arg)
 	pthread_mutex_lock(&ep->lock);
 	while (!expired(rw)) {
 		struct rw_body *b = rw_queue_begin(&ep->q, sh->idx);
+		if (b && !b->replayed && ep->q.replayed) {
+			/* requests from before a restart go first, in every shard:
+			 * a series may hash to another shard than it did then */
+			rw_queue_end(&ep->q, sh->idx, 0);
+			b = NULL;
+			ep_wait(ep, INFINITY);
+			continue;
+		}
 		if (!b) {
 			if (atomic_load(&rw->closed))
 				break;
@@ -391,9 +471,14 @@ static void *sender_thread(void *arg)
 			continue;
 		}
 		ep->busy++;
+		int fd = b->disk ? rw_disk_fd(b->disk, &b->rec) : -1;
 		pthread_mutex_unlock(&ep->lock);
-		double retry_after;
-		enum attempt_result res = send_one(sh, b, &retry_after);
+		double retry_after = -1;
+		enum attempt_result res;
+		if (!b->disk || shard_read_disk(sh, b, fd) == 0)
+			res = send_one(sh, b, &retry_after);
+		else
+			res = REJECTED; /* unreadable on disk: dropped, counted, logged */
 		pthread_mutex_lock(&ep->lock);
 		ep->busy--;
 		if (res == RETRY || res == CANCELED) {
@@ -406,14 +491,92 @@ static void *sender_thread(void *arg)
 			continue;
 		}
 		attempt = 0;
+		int replayed = b->replayed;
 		rw_queue_end(&ep->q, sh->idx, 1);
 		ep_gauges_locked(ep);
+		if (replayed && ep->q.replayed == 0)
+			pthread_cond_broadcast(&ep->cond); /* shards waiting for the replay */
 	}
 	pthread_mutex_unlock(&ep->lock);
 	return NULL;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
+
+static int replay_one(void *ctx, const struct rw_disk_record *r)
+{
+	struct rw_endpoint *ep = ctx;
+	struct rw_body *b = rw_body_new_disk(ep->disk, r, 1);
+	if (!b)
+		return -ENOMEM;
+	struct rw_drop d = {0, 0};
+	int rc = rw_queue_push(&ep->q, r->shard % ep->rw->nshards, b, &d);
+	rw_body_unref(b);
+	if (d.requests)
+		self_inc(ep->dropped, (double)d.samples);
+	return rc;
+}
+
+/* Opens the endpoint's on-disk queue and puts what it holds back into the
+ * memory queue (the bodies stay on disk). */
+static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
+{
+	struct remote_write *rw = ep->rw;
+	struct rw_disk_stats st;
+	/* segments of 1/8 of the bound: what is done but not yet deleted with
+	 * its segment stays below that */
+	size_t seg = ep->q.max_bytes ? ep->q.max_bytes / 8 : RW_DISK_SEGMENT_MAX;
+	if (seg < 16384)
+		seg = 16384;
+	if (seg > RW_DISK_SEGMENT_MAX)
+		seg = RW_DISK_SEGMENT_MAX;
+	ep->disk = rw_disk_open(rw->queue_dir, ep->url, ep->shown, seg, err, errlen);
+	if (!ep->disk)
+		return -1;
+	pthread_mutex_lock(&ep->lock);
+	int rc = rw_disk_replay(ep->disk, replay_one, ep, &st, err, errlen);
+	ep_gauges_locked(ep);
+	pthread_mutex_unlock(&ep->lock);
+	if (rc)
+		return -1;
+	self_inc(ep->replayed, (double)st.replayed);
+	self_inc(ep->corrupt, (double)st.corrupt);
+	if (st.max_ts_ms > rw->last_ts)
+		rw->last_ts = st.max_ts_ms; /* new snapshots come after the replayed */
+	char dn[17];
+	rw_disk_dirname(ep->url, dn);
+	log_info("remote-write queue on disk",
+	         "url=\"%s\" dir=\"%s/%s\" requests=%zu samples=%zu "
+	         "bytes=%zu corrupt_records=%zu",
+	         ep->shown, rw->queue_dir, dn, st.replayed, ep->q.samples, rw_disk_bytes(ep->disk),
+	         st.corrupt);
+	return 0;
+}
+
+/* Queues under --remote-write.queue-dir whose endpoint is not configured
+ * any more are left alone, and said so. */
+static void log_stray_queues(struct remote_write *rw)
+{
+	DIR *dh = opendir(rw->queue_dir);
+	if (!dh)
+		return;
+	struct dirent *de;
+	while ((de = readdir(dh))) {
+		if (strlen(de->d_name) != 16 || strspn(de->d_name, "0123456789abcdef") != 16)
+			continue;
+		int known = 0;
+		for (size_t i = 0; i < rw->nep && !known; i++) {
+			char dn[17];
+			rw_disk_dirname(rw->ep[i].url, dn);
+			known = !strcmp(dn, de->d_name);
+		}
+		if (!known)
+			log_info(
+			    "remote-write queue of an endpoint no longer configured: left alone",
+			    "dir=\"%s/%s\"", rw->queue_dir, de->d_name);
+	}
+	closedir(dh);
+}
 
 struct remote_write *remote_write_new(const struct remote_write_opts *o, struct registry *reg,
                                       char *err, size_t errlen)
@@ -429,6 +592,7 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 	rw->max_backoff = o->max_backoff;
 	rw->max_samples = o->max_samples_per_send ? o->max_samples_per_send : 1;
 	rw->nshards = o->max_shards ? o->max_shards : 1;
+	rw->queue_dir = o->queue_dir;
 	atomic_init(&rw->stop, 0);
 	atomic_init(&rw->closed, 0);
 	timer_init(&rw->timer,
@@ -514,9 +678,24 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 		RW_SELF(duration, "promacct_remote_write_request_duration_seconds",
 		        "Duration of the last request to the endpoint, in seconds.", METRIC_GAUGE,
 		        NULL, NULL);
+		if (rw->queue_dir) {
+			RW_SELF(disk_bytes, "promacct_remote_write_disk_bytes",
+			        "Bytes of the endpoint's on-disk queue (--remote-write.queue-dir).",
+			        METRIC_GAUGE, NULL, NULL);
+			RW_SELF(replayed, "promacct_remote_write_disk_replayed_requests_total",
+			        "Requests read back from the on-disk queue at start-up.",
+			        METRIC_COUNTER, NULL, NULL);
+			RW_SELF(corrupt, "promacct_remote_write_disk_corrupt_records_total",
+			        "Records of the on-disk queue skipped as torn or damaged.",
+			        METRIC_COUNTER, NULL, NULL);
+			if (ep_open_disk(ep, err, errlen))
+				goto fail;
+		}
 #undef RW_SELF
 		gauge_set(ep->shards_max, (double)rw->nshards);
 	}
+	if (rw->queue_dir)
+		log_stray_queues(rw);
 	return rw;
 oom:
 	snprintf(err, errlen, "out of memory");
@@ -625,10 +804,13 @@ void remote_write_free(struct remote_write *rw)
 	timer_destroy(&rw->timer);
 	for (size_t i = 0; i < rw->nep; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];
-		rw_queue_free(&ep->q);
+		rw_queue_free(&ep->q); /* before the disk; what is queued stays on disk */
+		rw_disk_close(ep->disk);
 		if (ep->shards)
-			for (size_t s = 0; s < rw->nshards; s++)
+			for (size_t s = 0; s < rw->nshards; s++) {
 				http_client_free(ep->shards[s].http);
+				free(ep->shards[s].buf);
+			}
 		free(ep->shards);
 		free(ep->url);
 		free(ep->shown);

@@ -31,12 +31,27 @@ struct rw_body *rw_body_new(char *data, size_t len, size_t nsamples)
 	b->data = data;
 	b->len = len;
 	b->nsamples = nsamples;
+	b->disk = NULL;
+	b->replayed = 0;
+	return b;
+}
+
+struct rw_body *rw_body_new_disk(struct rw_disk *disk, const struct rw_disk_record *r, int replayed)
+{
+	struct rw_body *b = rw_body_new(NULL, r->len, r->nsamples);
+	if (b) {
+		b->disk = disk;
+		b->rec = *r;
+		b->replayed = replayed;
+	}
 	return b;
 }
 
 void rw_body_unref(struct rw_body *b)
 {
 	if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+		if (b->disk)
+			rw_disk_done(b->disk, &b->rec);
 		free(b->data);
 		free(b);
 	}
@@ -47,7 +62,7 @@ int rw_queue_init(struct rw_queue *q, size_t nshards, size_t max_bytes, size_t m
 	q->nshards = nshards ? nshards : 1;
 	q->shard = calloc(q->nshards, sizeof *q->shard);
 	q->oldest = q->newest = NULL;
-	q->bytes = q->samples = 0;
+	q->bytes = q->samples = q->replayed = 0;
 	q->max_bytes = max_bytes;
 	q->max_samples = max_samples;
 	return q->shard ? 0 : -ENOMEM;
@@ -74,6 +89,7 @@ static void unlink_item(struct rw_queue *q, struct rw_item *it)
 		q->newest = it->gprev;
 	q->bytes -= it->body->len;
 	q->samples -= it->body->nsamples;
+	q->replayed -= it->body->replayed ? 1 : 0;
 	rw_body_unref(it->body);
 	free(it);
 }
@@ -82,8 +98,10 @@ void rw_queue_free(struct rw_queue *q)
 {
 	if (!q->shard)
 		return;
-	while (q->oldest)
+	while (q->oldest) {
+		q->oldest->body->disk = NULL; /* not done: it stays pending on disk */
 		unlink_item(q, q->oldest);
+	}
 	free(q->shard);
 	q->shard = NULL;
 }
@@ -117,6 +135,7 @@ int rw_queue_push(struct rw_queue *q, size_t shard, struct rw_body *body, struct
 	q->newest = it;
 	q->bytes += body->len;
 	q->samples += body->nsamples;
+	q->replayed += body->replayed ? 1 : 0;
 	struct rw_item *p = q->oldest;
 	while (over(q) && p && p != it) {
 		struct rw_item *next = p->gnext;

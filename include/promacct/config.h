@@ -71,6 +71,7 @@ struct config {
 	size_t rw_max_shards;
 	size_t rw_queue_max_bytes;
 	size_t rw_queue_max_samples; /* 0: no bound in samples */
+	const char *rw_queue_dir;    /* NULL: queues in memory only */
 	const char **rw_headers;
 	size_t nrw_headers;
 	struct label *rw_labels; /* external labels, job and instance included */

@@ -27,7 +27,10 @@ struct remote_write_opts {
 	const struct label *external_labels;
 	size_t nexternal_labels;
 	double min_backoff, max_backoff; /* seconds */
-	struct http_client_opts http;    /* timeout: one request */
+	/* An on-disk queue per endpoint under this directory (NULL: memory
+	 * only): requests survive a restart and are sent then. Borrowed. */
+	const char *queue_dir;
+	struct http_client_opts http; /* timeout: one request */
 };
 
 struct remote_write;

@@ -8,19 +8,28 @@
 #include <stddef.h>
 
 #include "promacct/common.h"
+#include "promacct/rw_disk.h"
 
 /* An encoded request, shared by the queues of every endpoint (reference
- * counted; the last rw_body_unref frees it). */
+ * counted; the last rw_body_unref frees it). With an on-disk queue the body
+ * is on disk only (data NULL): each endpoint has its own, and the last
+ * unref marks its record done (under the endpoint's lock). */
 struct rw_body {
 	atomic_size_t refs;
-	char *data; /* snappy-compressed WriteRequest */
+	char *data; /* snappy-compressed WriteRequest, or NULL: on disk */
 	size_t len;
 	size_t nsamples;
+	struct rw_disk *disk; /* not owned */
+	struct rw_disk_record rec;
+	int replayed; /* read back from disk at start-up */
 };
 
 /* Takes ownership of data; one reference. NULL on out of memory (data is
  * freed then). */
 struct rw_body *rw_body_new(char *data, size_t len, size_t nsamples);
+/* A body whose bytes are the record r of disk. */
+struct rw_body *rw_body_new_disk(struct rw_disk *disk, const struct rw_disk_record *r,
+                                 int replayed);
 void rw_body_unref(struct rw_body *b);
 
 struct rw_item;
@@ -32,6 +41,7 @@ struct rw_queue {
 	} * shard;
 	struct rw_item *oldest, *newest; /* every item, in push order */
 	size_t bytes, samples;           /* queued, in flight included */
+	size_t replayed;                 /* replayed requests still queued */
 	size_t max_bytes, max_samples;   /* bounds; 0: none */
 };
 
@@ -42,7 +52,8 @@ struct rw_drop {
 
 int rw_queue_init(struct rw_queue *q, size_t nshards, size_t max_bytes,
                   size_t max_samples) MUST_CHECK;
-/* Frees every queued request (in flight ones too: stop the senders first). */
+/* Frees every queued request (in flight ones too: stop the senders first);
+ * requests on disk stay there, not done, for the next start. */
 void rw_queue_free(struct rw_queue *q);
 
 /* Appends body to the shard's FIFO (takes a new reference). While the queue

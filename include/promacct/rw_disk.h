@@ -1,0 +1,72 @@
+/* The on-disk remote-write queue of one endpoint (--remote-write.queue-dir):
+ * encoded requests appended to segment files, read back oldest first,
+ * removed once the endpoint accepted them (or they were dropped). Not
+ * thread-safe: the endpoint's lock guards every call but rw_disk_pread. */
+#ifndef PROMACCT_RW_DISK_H
+#define PROMACCT_RW_DISK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "promacct/common.h"
+
+#define RW_DISK_FORMAT      "promacct-remote-write-queue 1"
+#define RW_DISK_SEGMENT_MAX ((size_t)64 << 20) /* bytes per segment file at most */
+
+struct rw_disk;
+
+/* Where a request lives on disk. */
+struct rw_disk_record {
+	uint64_t seg; /* segment number */
+	uint64_t off; /* of the body in the segment file */
+	size_t len;   /* body bytes */
+	size_t nsamples;
+	size_t shard;
+	int64_t ts_ms; /* the timestamp of the snapshot it belongs to */
+	uint32_t crc;  /* of the body (zlib crc32) */
+};
+
+struct rw_disk_stats {
+	size_t replayed; /* valid records found at open */
+	size_t corrupt;  /* records skipped at open: torn or failing the checksum */
+	int64_t max_ts_ms;
+};
+
+/* The directory of an endpoint under dir: a hash of the full URL (so a
+ * changed URL gets its own queue), 16 hex digits. out needs 17 bytes. */
+void rw_disk_dirname(const char *url, char *out);
+
+/* Opens (creating it if needed) the endpoint's queue under dir: takes an
+ * exclusive lock (a second agent is refused), checks the format (another
+ * version is refused) and lists the segments. A segment file is closed for a
+ * new one beyond segment_max bytes (0: RW_DISK_SEGMENT_MAX). NULL with a
+ * message in err. */
+struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown_url,
+                             size_t segment_max, char *err, size_t errlen);
+/* Reads every segment found at open, oldest first, calling replay(ctx,
+ * record) for each valid record not done before; a torn or corrupt record
+ * ends its segment (or, with a damaged body only, is skipped) and is
+ * counted. Once, before the first append. 0, or replay's error. */
+int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_disk_record *r),
+                   void *ctx, struct rw_disk_stats *st, char *err, size_t errlen) MUST_CHECK;
+/* Appends one request (written, not yet synced). 0 or a negative errno. */
+int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *body, size_t len,
+                   size_t nsamples, struct rw_disk_record *out) MUST_CHECK;
+/* fdatasync of the segment being written: what was appended survives a
+ * power cut. */
+int rw_disk_sync(struct rw_disk *d) MUST_CHECK;
+/* The file descriptor to read a record's body with pread (valid until the
+ * record is done). -1 if unknown. */
+int rw_disk_fd(struct rw_disk *d, const struct rw_disk_record *r);
+/* Reads a record's body (r->len bytes) from fd; checks its checksum. 0,
+ * -EIO or -EBADMSG. Needs no lock. */
+int rw_disk_pread(int fd, const struct rw_disk_record *r, char *buf) MUST_CHECK;
+/* A record is accepted or dropped: a segment whose records are all done is
+ * deleted (not the one being written). */
+void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r);
+/* Bytes of the segment files. */
+size_t rw_disk_bytes(const struct rw_disk *d);
+/* Closes the files and releases the lock; the queue stays on disk. */
+void rw_disk_close(struct rw_disk *d);
+
+#endif

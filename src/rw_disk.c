@@ -1,0 +1,568 @@
+/* DESIGN: the on-disk remote-write queue of one endpoint.
+ *
+ * Layout: DIR/<16 hex digits: FNV-1a 64 of the endpoint URL>/ holds
+ * `format` (RW_DISK_FORMAT and the URL shown without secrets), `lock` (an
+ * exclusive flock while an agent uses the queue) and segment files
+ * `<20-digit number>.seg`. A segment is a sequence of records: a 32-byte
+ * header (magic, body length, samples, shard, snapshot timestamp, crc32 of
+ * the body, crc32 of the header; little-endian) and the body (a
+ * snappy-compressed WriteRequest). Records are appended by the timer thread
+ * under the endpoint's lock; each run writes a new segment, and a segment
+ * beyond its size (a fraction of the queue's bound, so done records cannot
+ * keep much beyond the bound on disk) is closed for a new one. rw_disk_sync
+ * (fdatasync) after each snapshot bounds what a power cut can lose to the
+ * snapshot being written. A segment is deleted once every record in it is
+ * done (accepted, or dropped by the byte bound), unless it is being
+ * written. At open, segments are read oldest first: a record with a bad
+ * magic, an impossible length or a checksum that fails ends its segment
+ * (a torn tail after a crash), is counted, and never stops the agent.
+ * Records done in a segment that stays (other records of it are pending)
+ * are listed by offset in `<number>.done`, so a restart skips them.
+ * Only senders read records (pread on the segment's descriptor, which stays
+ * open while any of its records is pending). */
+#define _GNU_SOURCE
+#include "promacct/rw_disk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define REC_MAGIC   0x51575250u /* "PRWQ" */
+#define REC_HEADER  32
+#define REC_MAX_LEN ((size_t)256 << 20)
+
+struct segment {
+	uint64_t id;
+	int fd;
+	int done_fd; /* <id>.done: offsets of the records done, appended; -1 until needed */
+	size_t bytes;
+	size_t pending; /* records not done */
+};
+
+struct rw_disk {
+	char *path; /* the endpoint's directory */
+	int lock_fd;
+	struct segment *seg;
+	size_t nseg, cap;
+	uint64_t next_id;
+	int writing; /* seg[nseg - 1] takes appends */
+	size_t bytes;
+	size_t segment_max;
+	uint64_t *ids; /* segments found at open, until rw_disk_replay */
+	size_t nids;
+};
+
+void rw_disk_dirname(const char *url, char *out)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = url; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 0x100000001b3ull;
+	}
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t body_crc(const char *body, size_t len)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+	while (len > 0) {
+		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+		c = crc32(c, (const Bytef *)body, n);
+		body += n;
+		len -= n;
+	}
+	return (uint32_t)c;
+}
+
+static void encode_header(unsigned char *h, const struct rw_disk_record *r)
+{
+	uint64_t ts = (uint64_t)r->ts_ms;
+	put32(h, REC_MAGIC);
+	put32(h + 4, (uint32_t)r->len);
+	put32(h + 8, (uint32_t)r->nsamples);
+	put32(h + 12, (uint32_t)r->shard);
+	put32(h + 16, (uint32_t)ts);
+	put32(h + 20, (uint32_t)(ts >> 32));
+	put32(h + 24, r->crc);
+	put32(h + 28, (uint32_t)crc32(0L, h, 28));
+}
+
+/* 0 and *r filled, or -1: not a valid header. */
+static int decode_header(const unsigned char *h, struct rw_disk_record *r)
+{
+	if (get32(h) != REC_MAGIC || get32(h + 28) != (uint32_t)crc32(0L, h, 28))
+		return -1;
+	r->len = get32(h + 4);
+	r->nsamples = get32(h + 8);
+	r->shard = get32(h + 12);
+	r->ts_ms = (int64_t)((uint64_t)get32(h + 16) | (uint64_t)get32(h + 20) << 32);
+	r->crc = get32(h + 24);
+	return r->len > REC_MAX_LEN ? -1 : 0;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int read_full(int fd, void *p, size_t n, off_t off)
+{
+	char *c = p;
+	while (n > 0) {
+		ssize_t r = pread(fd, c, n, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -EIO;
+		c += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+static void seg_path(const struct rw_disk *d, uint64_t id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%020llu.seg", d->path, (unsigned long long)id);
+}
+
+static void done_path(const struct rw_disk *d, uint64_t id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%020llu.done", d->path, (unsigned long long)id);
+}
+
+static struct segment *seg_find(struct rw_disk *d, uint64_t id)
+{
+	for (size_t i = 0; i < d->nseg; i++)
+		if (d->seg[i].id == id)
+			return &d->seg[i];
+	return NULL;
+}
+
+static struct segment *seg_add(struct rw_disk *d, uint64_t id, int fd)
+{
+	if (d->nseg == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 16;
+		struct segment *ns = realloc(d->seg, ncap * sizeof *ns);
+		if (!ns)
+			return NULL;
+		d->seg = ns;
+		d->cap = ncap;
+	}
+	struct segment *s = &d->seg[d->nseg++];
+	*s = (struct segment){id, fd, -1, 0, 0};
+	return s;
+}
+
+static void seg_remove(struct rw_disk *d, size_t i)
+{
+	char p[4096];
+	seg_path(d, d->seg[i].id, p, sizeof p);
+	close(d->seg[i].fd);
+	if (unlink(p) && errno != ENOENT)
+		fprintf(stderr, "promacct: cannot remove %s: %s\n", p, strerror(errno));
+	if (d->seg[i].done_fd >= 0)
+		close(d->seg[i].done_fd);
+	done_path(d, d->seg[i].id, p, sizeof p);
+	(void)unlink(p);
+	d->bytes -= d->seg[i].bytes;
+	memmove(&d->seg[i], &d->seg[i + 1], (d->nseg - i - 1) * sizeof *d->seg);
+	d->nseg--;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Checks or writes the format file. */
+static int check_format(struct rw_disk *d, const char *shown, char *err, size_t errlen)
+{
+	char p[4096], buf[512];
+	snprintf(p, sizeof p, "%s/format", d->path);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			goto io;
+		snprintf(buf, sizeof buf, "%s\nurl=%s\n", RW_DISK_FORMAT, shown);
+		int rc = write_all(fd, buf, strlen(buf));
+		if (!rc && fsync(fd))
+			rc = -errno;
+		close(fd);
+		if (rc) {
+			errno = -rc;
+			goto io;
+		}
+		return 0;
+	}
+	if (fd < 0)
+		goto io;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n < 0)
+		goto io;
+	buf[n] = '\0';
+	size_t fl = strlen(RW_DISK_FORMAT);
+	if (strncmp(buf, RW_DISK_FORMAT, fl) || buf[fl] != '\n') {
+		snprintf(err, errlen,
+		         "remote-write queue %s was written by an incompatible version "
+		         "(format \"%.*s\", this version reads \"%s\"): move it away or delete it",
+		         d->path, (int)strcspn(buf, "\n"), buf, RW_DISK_FORMAT);
+		return -EINVAL;
+	}
+	return 0;
+io:
+	snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+	return -EIO;
+}
+
+/* Reads one segment's records, oldest first. */
+static int replay_segment(struct rw_disk *d, uint64_t id,
+                          int (*replay)(void *ctx, const struct rw_disk_record *r), void *ctx,
+                          struct rw_disk_stats *st, char *err, size_t errlen)
+{
+	char p[4096];
+	seg_path(d, id, p, sizeof p);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+		return -EIO;
+	}
+	struct stat sb;
+	if (fstat(fd, &sb)) {
+		close(fd);
+		snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+		return -EIO;
+	}
+	struct segment *s = seg_add(d, id, fd);
+	if (!s) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->bytes = (size_t)sb.st_size;
+	d->bytes += s->bytes;
+	off_t off = 0;
+	char *body = NULL;
+	size_t body_cap = 0;
+	int rc = 0;
+	/* offsets of the records already done (accepted or dropped) */
+	uint64_t *done = NULL;
+	size_t ndone = 0;
+	done_path(d, id, p, sizeof p);
+	int dfd = open(p, O_RDONLY | O_CLOEXEC);
+	if (dfd >= 0) {
+		struct stat db;
+		if (!fstat(dfd, &db) && db.st_size >= 8) {
+			ndone = (size_t)db.st_size / 8;
+			done = malloc(ndone * 8);
+			if (!done || read_full(dfd, done, ndone * 8, 0))
+				ndone = 0;
+			else
+				qsort(done, ndone, sizeof *done, cmp_u64);
+		}
+		close(dfd);
+	}
+	while (off < sb.st_size) {
+		unsigned char h[REC_HEADER];
+		struct rw_disk_record r;
+		if (sb.st_size - off < REC_HEADER || read_full(fd, h, REC_HEADER, off) ||
+		    decode_header(h, &r) || (off_t)r.len > sb.st_size - off - REC_HEADER) {
+			st->corrupt++; /* a torn or corrupt tail: the rest is unreadable */
+			break;
+		}
+		if (r.len > body_cap) {
+			char *nb = realloc(body, r.len);
+			if (!nb) {
+				rc = -ENOMEM;
+				snprintf(err, errlen, "out of memory");
+				break;
+			}
+			body = nb;
+			body_cap = r.len;
+		}
+		if (read_full(fd, body, r.len, off + REC_HEADER) ||
+		    body_crc(body, r.len) != r.crc) {
+			st->corrupt++; /* the body is damaged: skip it, go on */
+			off += REC_HEADER + (off_t)r.len;
+			continue;
+		}
+		r.seg = id;
+		r.off = (uint64_t)(off + REC_HEADER);
+		off += REC_HEADER + (off_t)r.len;
+		if (ndone && bsearch(&r.off, done, ndone, sizeof *done, cmp_u64))
+			continue;    /* accepted (or dropped) before the restart */
+		s = seg_find(d, id); /* replay may not move it, but be safe */
+		s->pending++;
+		st->replayed++;
+		if (r.ts_ms > st->max_ts_ms)
+			st->max_ts_ms = r.ts_ms;
+		if ((rc = replay(ctx, &r))) {
+			snprintf(err, errlen, "remote-write queue replay: %s", strerror(-rc));
+			break;
+		}
+	}
+	free(body);
+	free(done);
+	s = seg_find(d, id);
+	if (!rc && s->pending == 0)
+		seg_remove(d, (size_t)(s - d->seg)); /* nothing left in it */
+	return rc;
+}
+
+struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown_url,
+                             size_t segment_max, char *err, size_t errlen)
+{
+	char name[17], p[4096];
+	uint64_t *ids = NULL;
+	size_t nids = 0, idcap = 0;
+	DIR *dh = NULL;
+	struct rw_disk *d = calloc(1, sizeof *d);
+	if (!d)
+		goto oom;
+	d->lock_fd = -1;
+	d->segment_max = segment_max ? segment_max : RW_DISK_SEGMENT_MAX;
+	rw_disk_dirname(url, name);
+	size_t pl = strlen(dir) + 1 + sizeof name;
+	if (!(d->path = malloc(pl)))
+		goto oom;
+	snprintf(d->path, pl, "%s/%s", dir, name);
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "--remote-write.queue-dir %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (mkdir(d->path, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
+		goto fail;
+	}
+	snprintf(p, sizeof p, "%s/lock", d->path);
+	d->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0) {
+		snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB)) {
+		snprintf(err, errlen,
+		         "remote-write queue %s is in use by another agent (locked): two agents "
+		         "cannot share a queue directory",
+		         d->path);
+		goto fail;
+	}
+	if (check_format(d, shown_url, err, errlen))
+		goto fail;
+	if (!(dh = opendir(d->path))) {
+		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
+		goto fail;
+	}
+	struct dirent *de;
+	while ((de = readdir(dh))) {
+		char *end;
+		unsigned long long id = strtoull(de->d_name, &end, 10);
+		if (end == de->d_name || strcmp(end, ".seg"))
+			continue;
+		if (nids == idcap) {
+			size_t nc = idcap ? idcap * 2 : 16;
+			uint64_t *ni = realloc(ids, nc * sizeof *ni);
+			if (!ni)
+				goto oom;
+			ids = ni;
+			idcap = nc;
+		}
+		ids[nids++] = id;
+	}
+	closedir(dh);
+	dh = NULL;
+	if (nids)
+		qsort(ids, nids, sizeof *ids, cmp_u64);
+	d->ids = ids;
+	d->nids = nids;
+	if (nids)
+		d->next_id = ids[nids - 1] + 1;
+	return d;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	if (dh)
+		closedir(dh);
+	free(ids);
+	rw_disk_close(d);
+	return NULL;
+}
+
+int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_disk_record *r),
+                   void *ctx, struct rw_disk_stats *st, char *err, size_t errlen)
+{
+	int rc = 0;
+	memset(st, 0, sizeof *st);
+	for (size_t i = 0; i < d->nids && !rc; i++)
+		rc = replay_segment(d, d->ids[i], replay, ctx, st, err, errlen);
+	free(d->ids);
+	d->ids = NULL;
+	d->nids = 0;
+	return rc;
+}
+
+/* Opens a new segment for appends. */
+static int seg_new(struct rw_disk *d)
+{
+	char p[4096];
+	seg_path(d, d->next_id, p, sizeof p);
+	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (!seg_add(d, d->next_id, fd)) {
+		close(fd);
+		unlink(p);
+		return -ENOMEM;
+	}
+	d->next_id++;
+	d->writing = 1;
+	int dfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) { /* the new name survives a power cut */
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *body, size_t len,
+                   size_t nsamples, struct rw_disk_record *out)
+{
+	int rc;
+	if (len > REC_MAX_LEN)
+		return -E2BIG;
+	struct segment *s = d->writing ? &d->seg[d->nseg - 1] : NULL;
+	if (s && s->bytes + REC_HEADER + len > d->segment_max && s->bytes > 0) {
+		if (rw_disk_sync(d))
+			fprintf(stderr, "promacct: remote-write queue: fdatasync failed\n");
+		d->writing = 0;
+		if (s->pending == 0)
+			seg_remove(d, d->nseg - 1);
+		s = NULL;
+	}
+	if (!s) {
+		if ((rc = seg_new(d)))
+			return rc;
+		s = &d->seg[d->nseg - 1];
+	}
+	struct rw_disk_record r = {s->id, s->bytes + REC_HEADER, len, nsamples, shard,
+	                           ts_ms, body_crc(body, len)};
+	unsigned char h[REC_HEADER];
+	encode_header(h, &r);
+	if ((rc = write_all(s->fd, h, REC_HEADER)) || (rc = write_all(s->fd, body, len))) {
+		/* a partial record: cut it off, the file stays readable */
+		if (ftruncate(s->fd, (off_t)s->bytes))
+			d->writing = 0; /* next append starts a new segment */
+		return rc;
+	}
+	s->bytes += REC_HEADER + len;
+	d->bytes += REC_HEADER + len;
+	s->pending++;
+	*out = r;
+	return 0;
+}
+
+int rw_disk_sync(struct rw_disk *d)
+{
+	if (!d->writing)
+		return 0;
+	return fdatasync(d->seg[d->nseg - 1].fd) ? -errno : 0;
+}
+
+int rw_disk_fd(struct rw_disk *d, const struct rw_disk_record *r)
+{
+	struct segment *s = seg_find(d, r->seg);
+	return s ? s->fd : -1;
+}
+
+int rw_disk_pread(int fd, const struct rw_disk_record *r, char *buf)
+{
+	if (fd < 0 || read_full(fd, buf, r->len, (off_t)r->off))
+		return -EIO;
+	return body_crc(buf, r->len) == r->crc ? 0 : -EBADMSG;
+}
+
+void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
+{
+	struct segment *s = seg_find(d, r->seg);
+	if (!s || s->pending == 0)
+		return;
+	s->pending--;
+	size_t i = (size_t)(s - d->seg);
+	if (s->pending == 0 && !(d->writing && i == d->nseg - 1)) {
+		seg_remove(d, i);
+		return;
+	}
+	/* Remembered in the segment's .done file, so a restart does not send it
+	 * again (written, not synced: it survives kill -9; a power cut may lose
+	 * the last ones, which are then sent twice). */
+	if (s->done_fd < 0) {
+		char p[4096];
+		done_path(d, s->id, p, sizeof p);
+		s->done_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	}
+	uint64_t off = r->off;
+	if (s->done_fd < 0 || write_all(s->done_fd, &off, sizeof off))
+		fprintf(stderr, "promacct: remote-write queue: cannot record a done request\n");
+}
+
+size_t rw_disk_bytes(const struct rw_disk *d)
+{
+	return d->bytes;
+}
+
+void rw_disk_close(struct rw_disk *d)
+{
+	if (!d)
+		return;
+	if (d->writing && rw_disk_sync(d))
+		fprintf(stderr, "promacct: remote-write queue: fdatasync failed\n");
+	for (size_t i = 0; i < d->nseg; i++) {
+		struct segment *s = &d->seg[i];
+		/* an empty segment of this run holds nothing: remove it */
+		if (s->pending == 0 && d->writing && i == d->nseg - 1)
+			seg_remove(d, i--);
+		else {
+			close(s->fd);
+			if (s->done_fd >= 0)
+				close(s->done_fd);
+		}
+	}
+	free(d->seg);
+	free(d->ids);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd); /* releases the lock */
+	free(d->path);
+	free(d);
+}

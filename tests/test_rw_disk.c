@@ -1,0 +1,251 @@
+/* Specification of the on-disk remote-write queue (src/rw_disk.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "promacct/rw_disk.h"
+
+#define URL "http://127.0.0.1:9/api/v1/write"
+
+struct seen {
+	struct rw_disk_record r[64];
+	size_t n;
+};
+
+static int collect(void *ctx, const struct rw_disk_record *r)
+{
+	struct seen *s = ctx;
+	assert_true(s->n < 64);
+	s->r[s->n++] = *r;
+	return 0;
+}
+
+static char *tmpdir(void)
+{
+	char *t = strdup("/tmp/promacct-rwdisk.XXXXXX");
+	assert_non_null(mkdtemp(t));
+	return t;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct rw_disk *open_q(const char *dir, struct seen *s, struct rw_disk_stats *st)
+{
+	char err[512] = "";
+	memset(s, 0, sizeof *s);
+	struct rw_disk *d = rw_disk_open(dir, URL, URL, 0, err, sizeof err);
+	if (!d)
+		fail_msg("open: %s", err);
+	if (rw_disk_replay(d, collect, s, st, err, sizeof err))
+		fail_msg("replay: %s", err);
+	return d;
+}
+
+static void append(struct rw_disk *d, size_t shard, int64_t ts, const char *text,
+                   struct rw_disk_record *r)
+{
+	assert_int_equal(rw_disk_append(d, shard, ts, text, strlen(text), 7, r), 0);
+}
+
+static void check_body(struct rw_disk *d, const struct rw_disk_record *r, const char *want)
+{
+	char buf[256];
+	assert_int_equal(r->len, strlen(want));
+	assert_int_equal(rw_disk_pread(rw_disk_fd(d, r), r, buf), 0);
+	assert_memory_equal(buf, want, r->len);
+}
+
+/* What was appended and not done comes back after a reopen, oldest first,
+ * with its shard, timestamp and samples. */
+static void test_records_survive_a_restart_in_order(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record a, b, c;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 0);
+	append(d, 0, 1000, "first", &a);
+	append(d, 3, 1000, "second", &b);
+	append(d, 1, 2000, "third", &c);
+	check_body(d, &b, "second");
+	rw_disk_done(d, &a); /* accepted */
+	assert_int_equal(rw_disk_sync(d), 0);
+	rw_disk_close(d);
+
+	d = open_q(dir, &s, &st);
+	assert_int_equal(st.replayed, 2); /* the accepted one is not sent again */
+	assert_int_equal(s.r[0].shard, 3);
+	assert_int_equal(s.r[0].ts_ms, 1000);
+	assert_int_equal(s.r[0].nsamples, 7);
+	check_body(d, &s.r[0], "second");
+	assert_int_equal(s.r[1].shard, 1);
+	assert_int_equal(s.r[1].ts_ms, 2000);
+	check_body(d, &s.r[1], "third");
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* A segment whose records are all done is deleted; the queue's bytes
+ * follow. */
+static void test_done_segments_are_deleted(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record a, b;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	append(d, 0, 1, "aaaa", &a);
+	append(d, 0, 2, "bbbb", &b);
+	assert_true(rw_disk_bytes(d) > 8);
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.r[0].ts_ms, 1);
+	assert_int_equal(s.r[1].ts_ms, 2);
+	check_body(d, &s.r[0], "aaaa");
+	check_body(d, &s.r[1], "bbbb");
+	assert_int_equal(st.max_ts_ms, 2);
+	rw_disk_done(d, &s.r[0]);
+	rw_disk_done(d, &s.r[1]);
+	assert_int_equal(rw_disk_bytes(d), 0);
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 0);
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
+static char *segment_file(const char *dir)
+{
+	char sub[17], path[512];
+	rw_disk_dirname(URL, sub);
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	DIR *dh = opendir(path);
+	assert_non_null(dh);
+	struct dirent *de;
+	char *found = NULL;
+	while ((de = readdir(dh)))
+		if (strstr(de->d_name, ".seg")) {
+			found = malloc(1024);
+			snprintf(found, 1024, "%s/%s", path, de->d_name);
+		}
+	closedir(dh);
+	assert_non_null(found);
+	return found;
+}
+
+/* A torn tail (a crash in the middle of a write) and a damaged body are
+ * skipped and counted; the good records before them are kept. */
+static void test_torn_and_corrupt_records_are_skipped_and_counted(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record a, b, c;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	append(d, 0, 1, "good-one", &a);
+	append(d, 0, 2, "damaged!", &b);
+	append(d, 0, 3, "good-two", &c);
+	rw_disk_close(d);
+	char *seg = segment_file(dir);
+	int fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, (off_t)b.off + 2), 1); /* a flipped body byte */
+	struct stat sb;
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_int_equal(ftruncate(fd, sb.st_size - 3), 0); /* a torn last record */
+	close(fd);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 1);
+	check_body(d, &s.r[0], "good-one");
+	assert_int_equal(st.corrupt, 2);
+	rw_disk_close(d);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void test_a_second_agent_is_refused(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s, s2;
+	struct rw_disk_stats st;
+	char err[512] = "";
+	struct rw_disk *d = open_q(dir, &s, &st);
+	(void)s2;
+	assert_null(rw_disk_open(dir, URL, URL, 0, err, sizeof err));
+	assert_non_null(strstr(err, "in use by another agent"));
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st); /* the lock goes with the first */
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void test_another_format_is_refused(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	char err[512] = "", sub[17], path[600];
+	rw_disk_close(open_q(dir, &s, &st));
+	rw_disk_dirname(URL, sub);
+	snprintf(path, sizeof path, "%s/%s/format", dir, sub);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("promacct-remote-write-queue 99\n", f);
+	fclose(f);
+	assert_null(rw_disk_open(dir, URL, URL, 0, err, sizeof err));
+	assert_non_null(strstr(err, "incompatible version"));
+	rm_rf(dir);
+	free(dir);
+}
+
+/* Another URL, another directory. */
+static void test_the_directory_name_is_a_hash_of_the_url(void **state)
+{
+	(void)state;
+	char a[17], b[17], c[17];
+	rw_disk_dirname("http://a/api/v1/write", a);
+	rw_disk_dirname("http://a/api/v1/write", b);
+	rw_disk_dirname("http://b/api/v1/write", c);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_int_equal(strlen(a), 16);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_records_survive_a_restart_in_order),
+	    cmocka_unit_test(test_done_segments_are_deleted),
+	    cmocka_unit_test(test_torn_and_corrupt_records_are_skipped_and_counted),
+	    cmocka_unit_test(test_a_second_agent_is_refused),
+	    cmocka_unit_test(test_another_format_is_refused),
+	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -17,7 +17,7 @@ fi
 COMMANDS="sh bash cmake make gcc cc pkg-config protoc-c clang clang-format llvm-symbolizer
 awk sed grep diff mktemp timeout hostname od gunzip nproc seq sort
 ip ss sysctl curl jq promtool prometheus prometheus-pushgateway victoria-metrics openssl htpasswd
-wrk tcpreplay getconf setcap setpriv id systemd-analyze man dpkg-deb flock ldd gzip"
+wrk tcpreplay getconf setcap setpriv id systemd-analyze man dpkg-deb flock ldd gzip nm"
 
 # Files found by the compilers rather than on PATH: the sanitizer runtimes
 # of the ASan+UBSan and TSan suites, and the headers the build includes.

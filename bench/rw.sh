@@ -80,7 +80,11 @@ else
 	got=$(awk '$1 == "R" && $2 == 200 { s += $3 } END { printf "%.0f", s }' "$W/events")
 fi
 echo "$MODE $(basename "$P") ${RW_FLAGS:-}: ${RUN}s: sent $sent, dropped $dropped, queued $queued, receiver got ${got:-?}, agent peak RSS $((rss / 1024)) MiB"
-grep -c 'queue full' "$W/agent.log" | sed 's/^/  "queue full" log lines: /'
+echo "  \"queue full\" log lines: $(grep -c 'queue full' "$W/agent.log" || true)"
+snaps=$(grep -c 'msg="remote-write snapshot queued".*stale=0.*complete=1' "$W/agent.log" || true)
+if [ "$snaps" -gt 0 ]; then # with --log.level debug
+	echo "  snapshots queued whole: $snaps, seconds each (encoding): $(sed -n 's/.*msg="remote-write snapshot queued".*stale=0.* seconds=\([0-9.]*\) complete=1.*/\1/p' "$W/agent.log" | tr '\n' ' ')"
+fi
 t1=$SECONDS
 kill -TERM "$AGENT"
 wait "$AGENT" || true

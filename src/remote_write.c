@@ -723,11 +723,15 @@ static size_t join_senders(struct remote_write *rw)
 	size_t lost = 0;
 	for (size_t i = 0; i < rw->nep; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];
+		int joined = 0;
 		for (size_t s = 0; s < rw->nshards; s++)
 			if (ep->shards[s].started) {
 				pthread_join(ep->shards[s].thread, NULL);
 				ep->shards[s].started = 0;
+				joined = 1;
 			}
+		if (!joined)
+			continue; /* never started, or said already */
 		pthread_mutex_lock(&ep->lock);
 		if (ep->q.samples)
 			log_warn("remote write stopped with samples unsent",

@@ -5,7 +5,7 @@
 # the snapshots from before the kill, then the new ones, each sample once,
 # per-series timestamps strictly increasing. A torn tail is skipped and
 # counted; a second agent on the same directory is refused; the bound holds
-# on disk.
+# on disk. The same SIGKILL-and-restart into the real Prometheus.
 . "$(dirname "$0")/lib.sh"
 : "${RW_RECEIVER:?}"
 
@@ -91,9 +91,40 @@ ok "a torn tail is skipped and counted"
 #    done leaves the disk with its segment (1/8 of the bound).
 rm -rf "$Q"
 agent a6 --remote-write.queue-max-bytes 64K --remote-write.interval 100ms
-sleep 3
+for _ in $(seq 1 150); do
+	grep -q 'msg="remote-write queue full' "$WORK/a6.log" && break
+	sleep 0.1
+done
+grep -q 'msg="remote-write queue full' "$WORK/a6.log" || fail "no drop at the bound"
+sleep 1
 total=$(find "$Q" -name '*.seg' -exec cat {} + | wc -c)
 stop_agent a6
-grep -q 'msg="remote-write queue full' "$WORK/a6.log" || fail "no drop at the bound"
 [ "$total" -le $((65536 + 65536 / 8 + 4096)) ] || fail "$total bytes on disk with a 64K bound"
 ok "disk queue bounded: $total bytes on disk with a 64K bound"
+
+# 7. The same with the real Prometheus as the receiver: down while the first
+#    agent runs and is killed, up after the restart; it holds every snapshot
+#    queued before the kill.
+rm -rf "$Q"
+PPORT=$(free_port)
+URL="http://127.0.0.1:$PPORT/api/v1/write"
+agent p1 --log.level debug
+sleep 2
+kill -9 "$(cat "$WORK/p1.pid")"
+wait "$(cat "$WORK/p1.pid")" 2>/dev/null || true
+agent p2
+start_prometheus prom "$PPORT"
+wait_http "http://127.0.0.1:$PPORT/-/ready" 60
+sed -n 's/.*msg="remote-write snapshot queued" ts_ms=\([0-9]*\) stale=0 .*complete=1.*/\1/p' \
+	"$WORK/p1.log" >"$WORK/p-queued"
+Sel='promacct_packet_size_bytes_all_count{interface="eth.pcap"}[10m]'
+for _ in $(seq 1 100); do
+	curl -fsS --get "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$Sel" |
+		jq -r '.data.result[0].values[]?[0] | . * 1000 | round' >"$WORK/p-ts" || true
+	[ -z "$(grep -vxF -f "$WORK/p-ts" "$WORK/p-queued" || true)" ] && break
+	sleep 0.2
+done
+missing=$(grep -vxF -f "$WORK/p-ts" "$WORK/p-queued" || true)
+[ -z "$missing" ] || fail "Prometheus lacks snapshots queued before the kill: $missing"
+stop_agent p2
+ok "Prometheus holds all $(wc -l <"$WORK/p-queued") snapshots queued before the SIGKILL ($(wc -l <"$WORK/p-ts") in all)"

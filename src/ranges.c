@@ -32,6 +32,8 @@ static int32_t empty_owner[1] = {-1};
 static uint32_t empty_val[1];
 static uint32_t empty_idx4[(1u << (32 - RANGES_IDX4_SHIFT)) + 1];
 static u128 empty_first6[1];
+static uint32_t empty_blk16[1u << (32 - RANGES_IDX4_SHIFT)];
+static u128 empty_top6[1];
 
 static void tables_empty(struct ranges *r)
 {
@@ -40,10 +42,14 @@ static void tables_empty(struct ranges *r)
 	r->p4_val = empty_val;
 	r->np4 = 1;
 	r->idx4 = empty_idx4;
+	r->blk16 = empty_blk16;
+	r->dir = NULL;
 	r->p6_first = empty_first6;
 	r->p6_owner = empty_owner;
 	r->p6_val = empty_val;
 	r->np6 = 1;
+	r->p6_top = empty_top6;
+	r->ntop6 = 1;
 }
 
 static void tables_free(struct ranges *r)
@@ -54,10 +60,15 @@ static void tables_free(struct ranges *r)
 		free(r->p4_owner);
 	if (r->idx4 != empty_idx4)
 		free(r->idx4);
+	if (r->blk16 != empty_blk16)
+		free(r->blk16);
+	free(r->dir);
 	if (r->p6_first != empty_first6)
 		free(r->p6_first);
 	if (r->p6_owner != empty_owner)
 		free(r->p6_owner);
+	if (r->p6_top != empty_top6)
+		free(r->p6_top);
 	if (r->p4_val != empty_val)
 		free(r->p4_val);
 	if (r->p6_val != empty_val)
@@ -566,6 +577,49 @@ static uint32_t *piece_vals(const struct ranges *r, const int32_t *owner, size_t
 	return v;
 }
 
+/* The dir blocks of the dense /16s (see struct ranges_dir). */
+static int build_dir(const uint32_t *first, const uint32_t *val, size_t n, const uint32_t *idx4,
+                     uint32_t **out_blk, struct ranges_dir **out_dir)
+{
+	size_t nh = (size_t)1 << (32 - RANGES_IDX4_SHIFT), nb = 0;
+	uint32_t *blk = calloc(nh, sizeof *blk);
+	if (!blk)
+		return -ENOMEM;
+	for (size_t h = 0; h < nh; h++)
+		if (idx4[h + 1] - idx4[h] + 1 >= RANGES_DENSE16)
+			blk[h] = (uint32_t)++nb;
+	struct ranges_dir *dir = nb ? calloc(nb << 8, sizeof *dir) : NULL;
+	if (nb && !dir) {
+		free(blk);
+		return -ENOMEM;
+	}
+	for (size_t h = 0; h < nh; h++) {
+		if (!blk[h])
+			continue;
+		size_t p = idx4[h]; /* the piece holding the /24's first address */
+		for (uint32_t q = 0; q < 256; q++) {
+			uint32_t base = (uint32_t)h << 16 | q << 8;
+			while (p + 1 < n && first[p + 1] <= base)
+				p++;
+			struct ranges_dir *d = &dir[(size_t)(blk[h] - 1) << 8 | q];
+			size_t k = 1;
+			while (p + k < n && first[p + k] <= base + 255 && k <= 3)
+				k++;
+			if (k > 3)
+				continue; /* n = 0: search */
+			d->n = (uint8_t)k;
+			for (size_t i = 0; i < k; i++) {
+				d->val[i] = val[p + i];
+				if (i)
+					d->cut[i - 1] = (uint8_t)(first[p + i] & 255);
+			}
+		}
+	}
+	*out_blk = blk;
+	*out_dir = dir;
+	return 0;
+}
+
 int ranges_build(struct ranges *r)
 {
 	u128 *f4 = NULL, *f6 = NULL;
@@ -595,7 +649,23 @@ int ranges_build(struct ranges *r)
 			p++;
 		idx4[h] = (uint32_t)p;
 	}
+	uint32_t *blk16;
+	struct ranges_dir *dir;
+	size_t ntop6 = (n6 + RANGES_TOP6 - 1) / RANGES_TOP6;
+	u128 *top6 = malloc(sizeof *top6 * ntop6);
+	if (!top6)
+		goto out;
+	for (size_t j = 0; j < ntop6; j++)
+		top6[j] = f6[j * RANGES_TOP6];
+	if (build_dir(first4, v4, n4, idx4, &blk16, &dir)) {
+		free(top6);
+		goto out;
+	}
 	tables_free(r);
+	r->p6_top = top6;
+	r->ntop6 = ntop6;
+	r->blk16 = blk16;
+	r->dir = dir;
 	r->p4_first = first4;
 	r->p4_owner = o4;
 	r->p4_val = v4;
@@ -619,19 +689,4 @@ out:
 	free(v4);
 	free(v6);
 	return rc;
-}
-
-size_t ranges_piece6(const struct ranges *r, const uint8_t *addr)
-{
-	uint64_t hi64, lo64;
-	memcpy(&hi64, addr, 8);
-	memcpy(&lo64, addr + 8, 8);
-	u128 a = (u128)__builtin_bswap64(hi64) << 64 | __builtin_bswap64(lo64);
-	size_t base = 0, n = r->np6;
-	while (n > 1) {
-		size_t half = n / 2;
-		base = r->p6_first[base + half] <= a ? base + half : base;
-		n -= half;
-	}
-	return base;
 }

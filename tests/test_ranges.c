@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "promacct/ranges.h"
@@ -335,6 +336,40 @@ static void test_ipv6_overlaps_answer_like_a_first_match_scan(void **state)
 			if (memcmp(first[i], a, 16) <= 0 && memcmp(a, last[i], 16) <= 0)
 				want = i;
 		assert_int_equal(ranges_lookup6(&r, a), want);
+		/* the capture threads' two-step lookup: window, then piece */
+		assert_int_equal(ranges_val6_in(&r, a, ranges_prefetch6(&r, a)),
+		                 ranges_val6(&r, a));
+	}
+	ranges_free(&r);
+}
+
+/* A dense /16 (a table of its /24s, up to three pieces inline): every
+ * address of it, and of its neighbours, answers like the piece search. */
+static void test_dense_blocks_answer_like_the_search(void **state)
+{
+	(void)state;
+	uint32_t x = 977;
+	struct ranges r;
+	ranges_init(&r);
+	for (int i = 0; i < 3000; i++) {
+		char spec[64];
+		uint32_t a = (10u << 24) + (rnd32(&x) & 0xffff), len = rnd32(&x) % 300;
+		uint32_t b = a + len > 0x0a00ffffu ? 0x0a00ffffu : a + len;
+		snprintf(spec, sizeof spec, "%u.%u.%u.%u-%u.%u.%u.%u:n=%d", a >> 24, a >> 16 & 255,
+		         a >> 8 & 255, a & 255, b >> 24, b >> 16 & 255, b >> 8 & 255, b & 255,
+		         i % 7);
+		assert_int_equal(ranges_add(&r, spec, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_build(&r), 0);
+	assert_non_null(ranges_dir4(&r, 0x0a000000u));
+	assert_null(ranges_dir4(&r, 0x0b000000u));
+	struct ranges_hint4 hint;
+	ranges_hint4_init(&hint, &r);
+	for (uint32_t a = 0x09ffff00u; a <= 0x0a010100u; a++) {
+		uint32_t want = r.p4_val[ranges_piece4(&r, a)];
+		assert_int_equal(ranges_val4_dir(&r, a), want);
+		assert_int_equal(ranges_val4_hint(&r, a, &hint), want);
+		assert_int_equal(ranges_val4(&r, a), want);
 	}
 	ranges_free(&r);
 }
@@ -435,6 +470,7 @@ int main(void)
 	    cmocka_unit_test(test_hinted_lookup_matches_plain_lookup),
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),
+	    cmocka_unit_test(test_dense_blocks_answer_like_the_search),
 	    cmocka_unit_test(test_hundred_thousand_ranges),
 	    cmocka_unit_test(test_entries_are_copied_and_checked),
 	};

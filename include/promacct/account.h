@@ -7,22 +7,28 @@
 #include "promacct/parse.h"
 #include "promacct/registry.h"
 
-/* Batched accounting for the capture threads. Per frame, the interface
- * histogram is counted at once and the address lookups are queued with a
- * prefetch of their hash slot. When a queue is full, the entries its slots
- * name (key and counters) are prefetched, and the *other* queue - whose
- * entries were prefetched one queue earlier - is counted. So each entry has
- * a whole queue of packets' time to arrive from memory, and the misses of
- * many lookups overlap instead of following one another. Frame bytes are
- * not kept: only parsed keys are queued. */
+/* Batched accounting for the capture threads, a pipeline of three queues
+ * so that each lookup's memory arrives while other packets are worked on.
+ * Per frame, the interface histogram is counted at once and the two
+ * addresses are queued as they are, with a prefetch of what their range
+ * lookup reads (ranges_prefetch4). When the queue being filled is full, one
+ * step of each stage runs, each on the queue the stage before worked on one
+ * step earlier: (1) the range lookups of the queue filled one step ago -
+ * dropping addresses in no range, masking rollups - and a prefetch of their
+ * hash slots; (2) a prefetch of the entries the slots name (key and
+ * counters); (3) counting, after which that queue is the one to fill. So a
+ * range lookup, a slot and an entry each have a whole queue of packets'
+ * time to arrive from memory, and the misses of many lookups overlap
+ * instead of following one another. Frame bytes are not kept: only
+ * addresses are queued. */
 #define ACCT_BATCH 32 /* address lookups per queue */
 
 struct acct_item {
-	struct addr_key k;
+	struct addr_key k; /* the address as captured until resolved */
 	uint64_t h;
 	uint64_t id; /* addrtable_key_id */
 	uint32_t size;
-	uint32_t cidx;   /* the candidate's entry index */
+	uint32_t cidx; /* until resolved: an IPv6 range window; then the candidate's entry index */
 	counter_t *cand; /* the counters the slot named at prefetch time, or NULL */
 };
 
@@ -32,18 +38,84 @@ struct acct_queue {
 };
 
 struct acct_batch {
-	struct acct_queue q[2];
-	unsigned cur;              /* the queue being filled; the other waits to be counted */
-	struct ranges_hint4 hint4; /* IPv4 range segment of the previous hit */
+	/* q[cur] is being filled; q[(cur + 3) % 4] was filled one step ago,
+	 * q[(cur + 2) % 4] resolved one step ago, q[(cur + 1) % 4] had its
+	 * entries prefetched one step ago. */
+	struct acct_queue q[4];
+	unsigned cur;
+	const struct ranges *ranges;
+	struct ranges_hint4 hint4; /* IPv4 range piece of the previous lookup */
 };
 
 static inline void account_batch_init(struct acct_batch *b, const struct ranges *ranges)
 {
-	b->q[0].n = b->q[1].n = 0;
+	b->q[0].n = b->q[1].n = b->q[2].n = b->q[3].n = 0;
 	b->cur = 0;
+	b->ranges = ranges;
 	ranges_hint4_init(&b->hint4, ranges);
 }
 
+/* Stage 1: range lookups (the address words and meta in it->k as queued);
+ * addresses in no range leave the queue. */
+static inline void account_queue_resolve(struct acct_shard *s, struct acct_batch *b,
+                                         struct acct_queue *q)
+{
+	const struct ranges *ranges = b->ranges;
+	unsigned n = 0;
+	for (unsigned i = 0; i < q->n; i++) {
+		struct acct_item *it = &q->it[n];
+		*it = q->it[i];
+		uint64_t a = it->k.aw[0], w = it->k.aw[1], h;
+		uint32_t v, meta = it->k.meta;
+		/* Hash and id per family (the compiler folds the IPv4 zero word).
+		 * A rollup key is the masked address with the granularity in meta
+		 * and the range group in its identity (addrtable_hash_key). */
+		if (it->k.family == 4) {
+			uint32_t host = __builtin_bswap32((uint32_t)a);
+			v = ranges_val4_hint(ranges, host, &b->hint4);
+			if (!ranges_val_in(v))
+				continue;
+			unsigned g = ranges_val_rollup(v);
+			if (UNLIKELY(g)) {
+				a = __builtin_bswap32(host & ~(0xffffffffu >> g));
+				meta |= g << 24;
+				h = addrtable_hash_key(a, 0, meta, ranges_val_group(v));
+				it->id = h >> 27;
+			} else {
+				h = addrtable_hash_words(a, 0, meta);
+				it->id = addrtable_id(4, a, it->k.dir, it->k.proto, h);
+			}
+		} else {
+			v = ranges_val6_in(ranges, it->k.addr, it->cidx);
+			if (!ranges_val_in(v))
+				continue;
+			unsigned g = ranges_val_rollup(v);
+			if (UNLIKELY(g)) {
+				/* the words hold the address in memory order: mask big-endian */
+				uint64_t hi = __builtin_bswap64(a), lo = __builtin_bswap64(w);
+				hi = g >= 64 ? hi : hi & ~(~0ull >> g);
+				lo = g >= 64 ? lo & ~(~0ull >> (g - 64)) : 0;
+				a = __builtin_bswap64(hi);
+				w = __builtin_bswap64(lo);
+				meta |= g << 24;
+				h = addrtable_hash_key(a, w, meta, ranges_val_group(v));
+			} else {
+				h = addrtable_hash_words(a, w, meta);
+			}
+			it->id = addrtable_id(6, a, it->k.dir, it->k.proto, h);
+		}
+		it->k.aw[0] = a;
+		it->k.aw[1] = w;
+		it->k.meta = meta;
+		it->k.range = ranges_val_group(v);
+		it->h = h;
+		addrtable_prefetch_slot(&s->table, h);
+		n++;
+	}
+	q->n = n;
+}
+
+/* Stage 2: the entries the slots name. */
 static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queue *q)
 {
 	for (unsigned i = 0; i < q->n; i++) {
@@ -54,6 +126,7 @@ static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queu
 	}
 }
 
+/* Stage 3: counting. */
 static inline void account_queue_count(struct acct_shard *s, struct acct_queue *q,
                                        const struct histogram_layout *l)
 {
@@ -76,84 +149,51 @@ static inline void account_queue_count(struct acct_shard *s, struct acct_queue *
 	q->n = 0;
 }
 
-/* The current queue is full: prefetch its entries, count the other one. */
+/* The queue being filled is full: one step of each stage. */
 static inline void account_batch_step(struct acct_shard *s, struct acct_batch *b,
                                       const struct histogram_layout *l)
 {
-	account_queue_prefetch(s, &b->q[b->cur]);
-	b->cur ^= 1;
-	account_queue_count(s, &b->q[b->cur], l);
+	unsigned c = b->cur;
+	account_queue_resolve(s, b, &b->q[(c + 3) % 4]);
+	account_queue_prefetch(s, &b->q[(c + 2) % 4]);
+	account_queue_count(s, &b->q[(c + 1) % 4], l);
+	b->cur = (c + 1) % 4;
 }
 
 /* Counts everything queued (end of each dispatch: counts are complete). */
 static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *b,
                                        const struct histogram_layout *l)
 {
-	account_queue_count(s, &b->q[b->cur ^ 1], l);
-	account_queue_prefetch(s, &b->q[b->cur]);
-	account_queue_count(s, &b->q[b->cur], l);
+	unsigned c = b->cur;
+	account_queue_count(s, &b->q[(c + 1) % 4], l);
+	account_queue_prefetch(s, &b->q[(c + 2) % 4]);
+	account_queue_count(s, &b->q[(c + 2) % 4], l);
+	for (unsigned k = 3; k <= 4; k++) { /* filled one step ago, then now */
+		struct acct_queue *q = &b->q[(c + k) % 4];
+		account_queue_resolve(s, b, q);
+		account_queue_prefetch(s, q);
+		account_queue_count(s, q, l);
+	}
 }
 
-static inline void account_batch_addr(struct acct_shard *s, struct acct_batch *b,
-                                      const struct ranges *ranges, const struct parsed_packet *p,
+/* Queues one address of a parsed frame. */
+static inline void account_batch_addr(struct acct_batch *b, const struct parsed_packet *p,
                                       const uint8_t *addr, enum direction dir)
 {
-	uint32_t v;
-	uint64_t a = 0, w = 0, h, id;
-	uint32_t meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
-	/* Hash and id per family (the compiler folds the IPv4 zero word), and
-	 * only for addresses in a range. A rollup key is the masked address
-	 * with the granularity in meta and the range group in its identity
-	 * (addrtable_hash_key). */
-	if (p->family == 4) {
-		uint32_t a4;
-		memcpy(&a4, addr, 4);
-		uint32_t host = __builtin_bswap32(a4);
-		v = ranges_val4_hint(ranges, host, &b->hint4);
-		if (!ranges_val_in(v))
-			return;
-		unsigned g = ranges_val_rollup(v);
-		if (UNLIKELY(g)) {
-			a = __builtin_bswap32(host & ~(0xffffffffu >> g));
-			meta |= g << 24;
-			h = addrtable_hash_key(a, 0, meta, ranges_val_group(v));
-			id = h >> 27;
-		} else {
-			a = a4;
-			h = addrtable_hash_words(a, 0, meta);
-			id = addrtable_id(4, a, (uint8_t)dir, p->proto, h);
-		}
-	} else {
-		memcpy(&a, addr, 8);
-		memcpy(&w, addr + 8, 8);
-		v = ranges_val6(ranges, addr);
-		if (!ranges_val_in(v))
-			return;
-		unsigned g = ranges_val_rollup(v);
-		if (UNLIKELY(g)) {
-			/* the words hold the address in memory order: mask big-endian */
-			uint64_t hi = __builtin_bswap64(a), lo = __builtin_bswap64(w);
-			hi = g >= 64 ? hi : hi & ~(~0ull >> g);
-			lo = g >= 64 ? lo & ~(~0ull >> (g - 64)) : 0;
-			a = __builtin_bswap64(hi);
-			w = __builtin_bswap64(lo);
-			meta |= g << 24;
-			h = addrtable_hash_key(a, w, meta, ranges_val_group(v));
-		} else {
-			h = addrtable_hash_words(a, w, meta);
-		}
-		id = addrtable_id(6, a, (uint8_t)dir, p->proto, h);
-	}
 	struct acct_queue *q = &b->q[b->cur];
 	struct acct_item *it = &q->it[q->n++];
-	it->k.aw[0] = a;
-	it->k.aw[1] = w;
-	it->k.meta = meta;
-	it->k.range = ranges_val_group(v);
-	it->h = h;
-	it->id = id;
+	uint32_t a4;
+	if (p->family == 4) {
+		memcpy(&a4, addr, 4);
+		it->k.aw[0] = a4;
+		it->k.aw[1] = 0;
+		ranges_prefetch4(b->ranges, __builtin_bswap32(a4));
+	} else {
+		memcpy(it->k.aw, addr, 16);
+		it->cidx = (uint32_t)ranges_prefetch6(b->ranges, addr); /* the window */
+	}
+	it->k.meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	it->size = p->size;
-	addrtable_prefetch_slot(&s->table, it->h);
 }
 
 /* Accounts one parsed frame: the interface histogram always, then queues
@@ -171,8 +211,9 @@ static inline void account_batch_parsed(struct acct_shard *s, struct acct_batch 
 		counter_add(&s->parse[st], 1);
 		return;
 	}
-	account_batch_addr(s, b, ranges, p, p->src, DIR_TX);
-	account_batch_addr(s, b, ranges, p, p->dst, DIR_RX);
+	(void)ranges; /* b->ranges, given at account_batch_init */
+	account_batch_addr(b, p, p->src, DIR_TX);
+	account_batch_addr(b, p, p->dst, DIR_RX);
 	if (b->q[b->cur].n > ACCT_BATCH - 2)
 		account_batch_step(s, b, l);
 }

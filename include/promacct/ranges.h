@@ -41,6 +41,18 @@ struct range_entry {
  * idx4[65536] is the last piece), so a lookup searches only the pieces that
  * meet the address's /16. val[i] is what the capture threads need of the
  * owner, packed in one word (RANGES_VAL_*). */
+/* One /24 of a dense /16 (RANGES_DENSE16 pieces or more): up to three
+ * pieces inline, so a lookup there reads one 16-byte entry. n is the number
+ * of pieces (0: more than three, search the pieces); piece i > 0 starts at
+ * low byte cut[i - 1]; val as p4_val. */
+struct ranges_dir {
+	uint8_t n;
+	uint8_t cut[3];
+	uint32_t val[3];
+};
+
+#define RANGES_DENSE16 64
+
 struct ranges {
 	struct range *v;
 	size_t n, cap;
@@ -52,11 +64,21 @@ struct ranges {
 	uint32_t *p4_val;
 	size_t np4;
 	uint32_t *idx4;
+	/* blk16[h]: 0, or 1 + the block of dir (256 entries, one per /24) of
+	 * the dense /16 h. Bounded: 4 KiB per RANGES_DENSE16 pieces. */
+	uint32_t *blk16;
+	struct ranges_dir *dir;
 	unsigned __int128 *p6_first;
 	int32_t *p6_owner;
 	uint32_t *p6_val;
 	size_t np6;
+	/* p6_top[j] = p6_first[j * RANGES_TOP6]: a lookup searches this small
+	 * array, then a window of RANGES_TOP6 pieces (4 cache lines). */
+	unsigned __int128 *p6_top;
+	size_t ntop6;
 };
+
+#define RANGES_TOP6 16
 
 #define RANGES_IDX4_SHIFT 16
 /* A piece's val: the owner's group + 1 in the low 24 bits (0: no range),
@@ -118,6 +140,42 @@ static inline uint32_t ranges_val4(const struct ranges *r, uint32_t addr_host)
 	return r->p4_val[ranges_piece4(r, addr_host)];
 }
 
+/* The dir entry of the address, or NULL (not a dense /16). */
+static inline const struct ranges_dir *ranges_dir4(const struct ranges *r, uint32_t addr_host)
+{
+	uint32_t b = r->blk16[addr_host >> RANGES_IDX4_SHIFT];
+	return b ? &r->dir[(size_t)(b - 1) << 8 | (addr_host >> 8 & 255)] : NULL;
+}
+
+/* Hints the caches for a lookup of the address that will follow. */
+static inline void ranges_prefetch4(const struct ranges *r, uint32_t addr_host)
+{
+	const struct ranges_dir *d = ranges_dir4(r, addr_host);
+	const char *p = d ? (const char *)d
+	                  : (const char *)&r->p4_first[r->idx4[addr_host >> RANGES_IDX4_SHIFT]];
+#if defined(__x86_64__)
+	/* gcc 12 drops __builtin_prefetch here (the whole function compiled
+	 * to a return) */
+	__asm__ volatile("prefetcht0 %0" : : "m"(*p));
+#else
+	__builtin_prefetch(p);
+#endif
+}
+
+/* ranges_val4 through the dir of dense /16s. */
+static inline uint32_t ranges_val4_dir(const struct ranges *r, uint32_t addr_host)
+{
+	const struct ranges_dir *d = ranges_dir4(r, addr_host);
+	if (d && d->n) {
+		unsigned lo = addr_host & 255;
+		uint32_t v = d->val[0];
+		v = d->n > 1 && lo >= d->cut[0] ? d->val[1] : v;
+		v = d->n > 2 && lo >= d->cut[1] ? d->val[2] : v;
+		return v;
+	}
+	return ranges_val4(r, addr_host);
+}
+
 /* A capture thread's copy of the piece of its previous IPv4 lookup: while
  * traffic stays within one piece, a lookup is one subtraction and one
  * compare against the thread's own memory. It always holds an interval of
@@ -140,6 +198,9 @@ static inline uint32_t ranges_val4_hint(const struct ranges *r, uint32_t addr_ho
 {
 	if (LIKELY(addr_host - h->first <= h->span))
 		return h->val;
+	const struct ranges_dir *d = ranges_dir4(r, addr_host);
+	if (d && d->n)
+		return ranges_val4_dir(r, addr_host); /* the hint stays */
 	size_t p = ranges_piece4(r, addr_host);
 	h->first = r->p4_first[p];
 	h->span = (p + 1 < r->np4 ? r->p4_first[p + 1] - 1 : 0xffffffffu) - h->first;
@@ -147,8 +208,44 @@ static inline uint32_t ranges_val4_hint(const struct ranges *r, uint32_t addr_ho
 	return h->val;
 }
 
+static inline unsigned __int128 ranges_addr6(const uint8_t *addr)
+{
+	uint64_t hi64, lo64;
+	__builtin_memcpy(&hi64, addr, 8);
+	__builtin_memcpy(&lo64, addr + 8, 8);
+	return (unsigned __int128)__builtin_bswap64(hi64) << 64 | __builtin_bswap64(lo64);
+}
+
+/* The first piece of the window of RANGES_TOP6 pieces holding a. */
+static inline size_t ranges_window6(const struct ranges *r, unsigned __int128 a)
+{
+	size_t base = 0, n = r->ntop6;
+	while (n > 1) {
+		size_t half = n / 2;
+		base = r->p6_top[base + half] <= a ? base + half : base;
+		n -= half;
+	}
+	return base * RANGES_TOP6;
+}
+
+/* The piece holding a, searching from window w. */
+static inline size_t ranges_piece6_in(const struct ranges *r, unsigned __int128 a, size_t w)
+{
+	size_t base = w, n = r->np6 - w < RANGES_TOP6 ? r->np6 - w : RANGES_TOP6;
+	while (n > 1) {
+		size_t half = n / 2;
+		base = r->p6_first[base + half] <= a ? base + half : base;
+		n -= half;
+	}
+	return base;
+}
+
 /* IPv6 (the address in network byte order, 16 bytes): the piece. */
-size_t ranges_piece6(const struct ranges *r, const uint8_t *addr);
+static inline size_t ranges_piece6(const struct ranges *r, const uint8_t *addr)
+{
+	unsigned __int128 a = ranges_addr6(addr);
+	return ranges_piece6_in(r, a, ranges_window6(r, a));
+}
 
 static inline int ranges_lookup6(const struct ranges *r, const uint8_t *addr)
 {
@@ -158,6 +255,24 @@ static inline int ranges_lookup6(const struct ranges *r, const uint8_t *addr)
 static inline uint32_t ranges_val6(const struct ranges *r, const uint8_t *addr)
 {
 	return r->np6 == 1 ? r->p6_val[0] : r->p6_val[ranges_piece6(r, addr)];
+}
+
+/* The window of an IPv6 lookup that will follow (stored by the caller,
+ * then given to ranges_val6_in), with its cache lines prefetched. */
+static inline size_t ranges_prefetch6(const struct ranges *r, const uint8_t *addr)
+{
+	if (r->np6 == 1)
+		return 0;
+	size_t w = ranges_window6(r, ranges_addr6(addr));
+	for (int i = 0; i < RANGES_TOP6 * 16; i += 64)
+		__builtin_prefetch((const char *)&r->p6_first[w] + i);
+	__builtin_prefetch(&r->p6_val[w]);
+	return w;
+}
+
+static inline uint32_t ranges_val6_in(const struct ranges *r, const uint8_t *addr, size_t w)
+{
+	return r->np6 == 1 ? r->p6_val[0] : r->p6_val[ranges_piece6_in(r, ranges_addr6(addr), w)];
 }
 
 #endif

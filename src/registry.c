@@ -696,32 +696,44 @@ static void collect_counter_per_source(struct registry *r, struct collector *c, 
 	}
 }
 
-/* Per range with a cap of its own (max_addresses; ranges alike count
- * together): the keys it holds and its cap, with the range's labels. Only
- * capped ranges, so 100,000 plain ranges add no series. */
+/* Per label set with a cap of its own (ranges with max_addresses; groups
+ * with the same labels - e.g. a customer's IPv4 and IPv6 ranges - add up
+ * into one series): the keys held and the caps, with the range's labels.
+ * Only capped ranges, so 100,000 plain ranges add no series. */
 static void collect_range_caps(struct registry *r, struct collector *c)
 {
 	static const char *const names[2] = {"promacct_range_tracked_keys",
 	                                     "promacct_range_max_keys"};
 	static const char *const help[2] = {
-	    "Keys (addresses or rollup prefixes, per interface) a range with max_addresses holds.",
-	    "The max_addresses cap of the range."};
-	if (!r->range_held)
+	    "Keys (addresses or rollup prefixes, per interface) held by the ranges with these "
+	    "labels that have a max_addresses cap.",
+	    "The max_addresses caps of the ranges with these labels, added up."};
+	const struct ranges *rs = r->ranges;
+	if (!r->range_held || !rs->other_of)
 		return;
+	size_t *sum = calloc(2 * rs->n, sizeof *sum);
+	if (!sum)
+		return; /* the walk goes on without these two families */
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct range *g = &rs->v[i];
+		if (!g->max_addresses || g->group != i)
+			continue;
+		size_t o = rs->other_of[i];
+		sum[2 * o] += atomic_load_explicit(&r->range_held[i], memory_order_relaxed);
+		sum[2 * o + 1] += g->max_addresses;
+	}
 	for (int m = 0; m < 2 && !c->stop; m++) {
 		c->family(c, names[m], help[m], METRIC_GAUGE);
-		for (size_t i = 0; i < r->ranges->n; i++) {
-			const struct range *g = &r->ranges->v[i];
-			if (!g->max_addresses || g->group != i)
+		for (size_t i = 0; i < rs->n; i++) {
+			const struct range *g = &rs->v[i];
+			if (!sum[2 * i + 1] || rs->other_of[i] != i)
 				continue;
 			struct series_labels sl = {NULL, 0, g->labels, g->nlabels, g->text};
 			c->series(c, &sl);
-			c->sample(c, SAMPLE_PLAIN, NULL,
-			          m ? (double)g->max_addresses
-			            : (double)atomic_load_explicit(&r->range_held[i],
-			                                           memory_order_relaxed));
+			c->sample(c, SAMPLE_PLAIN, NULL, (double)sum[2 * i + (size_t)m]);
 		}
 	}
+	free(sum);
 }
 
 /* A family of one unlabelled gauge. */

@@ -295,8 +295,11 @@ static void test_range_caps_overflow_keeps_customer_sums_exact(void **state)
 	                  "ip=\"2001:db8:0:1::/64\",protocol=\"udp\",customer=\"acme\"} 80");
 	expect_line(page, "promacct_packet_size_bytes_ipv6_tx_sum{interface=\"eth0\","
 	                  "ip=\"other\",protocol=\"udp\",customer=\"acme\"} 180");
-	expect_line(page, "promacct_range_tracked_keys{customer=\"acme\"} 2");
-	expect_line(page, "promacct_range_max_keys{customer=\"acme\"} 2");
+	/* acme's IPv4 (cap 2) and IPv6 (cap 1) ranges: one series each */
+	expect_line(page, "promacct_range_tracked_keys{customer=\"acme\"} 3");
+	expect_line(page, "promacct_range_max_keys{customer=\"acme\"} 3");
+	assert_null(strstr(strstr(page, "promacct_range_tracked_keys{customer=\"acme\"}") + 1,
+	                   "promacct_range_tracked_keys{customer=\"acme\"}"));
 	assert_null(strstr(page, "ip=\"10.0.0.3\""));
 	assert_null(strstr(page, "promacct_range_tracked_keys{customer=\"globex\"}"));
 	assert_null(strstr(free_page, "ip=\"other\",protocol"));

@@ -39,11 +39,8 @@ FRAMES=$(((PPS * SECONDS_REPLAY / 128) * 128))
 replay() {
 	local name=$1 port url
 	port=$(free_port)
-	# --web.max-requests 64: as many renders at once as wrk has connections
-	# (the default 4 answers 503 beyond that once renders are slow, as under
-	# ThreadSanitizer).
 	start "agent-$name" "$PROMACCT" -i "$HOST_IF" -r 10.197.0.0/16:net=load \
-		--web.listen-address "127.0.0.1:$port" --web.max-requests 64
+		--web.listen-address "127.0.0.1:$port"
 	url="http://127.0.0.1:$port/metrics"
 	wait_http "$url"
 	sleep 0.5

@@ -427,6 +427,10 @@ static const struct flag flags[] = {
      FIELD(listen_arg), 0, 0, 0},
     {"port", 'p', "PORT", NULL, "Port of the scrape page (same as --web.listen-address :PORT).",
      flag_string, FIELD(port_arg), 0, 0, 0},
+    {"web.config.file", 0, "FILE", NULL,
+     "TLS, client certificates, basic auth and headers of the scrape page, in the "
+     "exporter-toolkit web configuration format (see README).",
+     flag_string, FIELD(web_config_file), 0, 0, 0},
     {"web.disable", 0, NULL, NULL, "Serve no scrape page (push-only agents).", flag_switch,
      FIELD(web_disable), 0, 0, 0},
     {"web.max-requests", 0, "N", "4",
@@ -713,6 +717,19 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 			return -EINVAL;
 		}
 	}
+	if (c->web_config_file) {
+		c->web = calloc(1, sizeof *c->web);
+		if (!c->web) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		int rc = web_config_load(c->web_config_file, c->web, err, errlen);
+		if (rc) {
+			free(c->web);
+			c->web = NULL;
+			return rc;
+		}
+	}
 	if (c->rw_min_backoff > c->rw_max_backoff) {
 		snprintf(err, errlen, "--remote-write.min-backoff is larger than max-backoff");
 		return -EINVAL;
@@ -913,6 +930,10 @@ void config_free(struct config *c)
 	free(c->interfaces);
 	free(c->reads);
 	free(c->range_specs);
+	if (c->web) {
+		web_config_free(c->web);
+		free(c->web);
+	}
 	ranges_free(&c->ranges);
 	free(c->layout);
 	labels_free(c->push_grouping, c->npush_grouping);

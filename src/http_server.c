@@ -40,6 +40,7 @@
 #include "promacct/expo_text.h"
 #include "promacct/log.h"
 #include "promacct/render.h"
+#include "promacct/web_config.h"
 
 #define HOST_MAX 256
 
@@ -192,13 +193,21 @@ static int accepts_gzip(struct MHD_Connection *conn)
 	return ae && strstr(ae, "gzip");
 }
 
-static enum MHD_Result reply_static(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                                    const char *body)
+/* The --web.config.file headers, on every response. */
+static void add_web_headers(const struct http_server *s, struct MHD_Response *resp)
+{
+	if (s->o.web)
+		web_config_add_headers(s->o.web, resp);
+}
+
+static enum MHD_Result reply_static(const struct http_server *s, struct MHD_Connection *conn,
+                                    unsigned status, const char *ctype, const char *body)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
+	add_web_headers(s, resp);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_SERVER_RETRY_AFTER);
@@ -215,12 +224,13 @@ static ssize_t head_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* HEAD /metrics: the headers a GET gets (a streamed body of unknown
  * length), without rendering. */
-static enum MHD_Result reply_head(struct MHD_Connection *conn)
+static enum MHD_Result reply_head(const struct http_server *s, struct MHD_Connection *conn)
 {
 	struct MHD_Response *resp =
 	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, head_read, NULL, NULL);
 	if (!resp)
 		return MHD_NO;
+	add_web_headers(s, resp);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, EXPO_TEXT_CONTENT_TYPE);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
 	enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
@@ -364,7 +374,7 @@ static enum MHD_Result scrape_begin(struct http_server *s, struct MHD_Connection
 	if (full) {
 		self_inc(s->render_rejections, 1);
 		sc->queued = 1;
-		return reply_static(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+		return reply_static(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
 		                    "too many scrapes at once, retry later\n");
 	}
 	struct render_opts ro = {
@@ -386,7 +396,7 @@ fail:
 	log_limited(&render_fail_log, LOG_ERROR, "cannot start a render", "err=%s",
 	            strerror(ENOMEM));
 	sc->queued = 1;
-	return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+	return reply_static(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 	                    "rendering metrics failed\n");
 }
 
@@ -406,14 +416,14 @@ static enum MHD_Result scrape_continue(struct scrape *sc)
 		return MHD_YES;
 	sc->queued = 1;
 	if (st == -EBUSY)
-		return reply_static(sc->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+		return reply_static(s, sc->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
 		                    "too many scrapes at once, retry later\n");
 	if (st < 0) {
 		sc->failed = 1;
 		if (st != -ECANCELED)
 			log_limited(&render_fail_log, LOG_ERROR, "rendering metrics failed",
 			            "err=%s", strerror(-st));
-		return reply_static(sc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+		return reply_static(s, sc->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 		                    "rendering metrics failed\n");
 	}
 	struct MHD_Response *resp =
@@ -424,9 +434,9 @@ static enum MHD_Result scrape_continue(struct scrape *sc)
 	if (sc->gzip)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	add_web_headers(s, resp);
 	enum MHD_Result r = MHD_queue_response(sc->conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
-	(void)s;
 	return r;
 }
 
@@ -464,6 +474,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (s->o.web) { /* client certificate, then basic auth */
+		int denied = web_config_check_request(s->o.web, conn);
+		if (denied)
+			return (enum MHD_Result)web_config_queue_denied(s->o.web, conn, denied);
+	}
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
 		    sizeof "method not allowed\n" - 1, (void *)"method not allowed\n",
@@ -471,23 +486,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!resp)
 			return MHD_NO;
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+		add_web_headers(s, resp);
 		enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
 		MHD_destroy_response(resp);
 		return r;
 	}
 	if (!strcmp(url, "/metrics")) {
 		if (!strcmp(method, "HEAD")) /* the headers of a page, no render */
-			return reply_head(conn);
+			return reply_head(s, conn);
 		enum MHD_Result r = scrape_begin(s, conn, req_cls);
 		if (r == MHD_YES && !((struct scrape *)*req_cls)->queued)
 			return scrape_continue(*req_cls);
 		return r;
 	}
 	if (!strcmp(url, "/"))
-		return reply_static(conn, MHD_HTTP_OK, "text/html; charset=utf-8", landing_page);
+		return reply_static(s, conn, MHD_HTTP_OK, "text/html; charset=utf-8", landing_page);
 	if (!strcmp(url, "/-/healthy") || !strcmp(url, "/-/ready"))
-		return reply_static(conn, MHD_HTTP_OK, "text/plain", "OK\n");
-	return reply_static(conn, MHD_HTTP_NOT_FOUND, "text/plain", "404 page not found\n");
+		return reply_static(s, conn, MHD_HTTP_OK, "text/plain", "OK\n");
+	return reply_static(s, conn, MHD_HTTP_NOT_FOUND, "text/plain", "404 page not found\n");
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -563,15 +579,19 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
 	int rc = bind_listen(s->host, s->want_port, &s->fd, &s->port, err, errlen);
 	if (rc)
 		return rc;
+	struct MHD_OptionItem tls[WEB_CONFIG_MHD_OPTIONS] = {{MHD_OPTION_END, 0, NULL}};
+	unsigned tls_flags = s->o.web ? web_config_mhd_options(s->o.web, tls) : 0;
 	s->daemon = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
-	    NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | tls_flags,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_LISTEN_SOCKET, s->fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)HTTP_SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	    MHD_OPTION_END);
 	if (!s->daemon) {
-		snprintf(err, errlen, "cannot start the HTTP server on %s", s->listen);
+		snprintf(err, errlen, "cannot start the HTTP server on %s%s", s->listen,
+		         tls_flags ? " (TLS: check the certificate and key of --web.config.file)"
+		                   : "");
 		close(s->fd);
 		s->fd = -1;
 		s->port = 0;

@@ -249,6 +249,7 @@ static int agent_create(struct agent *a)
 		struct http_server_opts hopts = {
 		    .listen = cfg->listen,
 		    .max_renders = (unsigned)cfg->web_max_requests,
+		    .web = cfg->web,
 		};
 		a->http = http_server_new(&hopts, &a->reg, err, sizeof err);
 		if (!a->http) {

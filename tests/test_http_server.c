@@ -109,7 +109,7 @@ static struct fixture *big_state(int addresses)
 static struct http_server *serve(struct fixture *f, unsigned max_renders, double wait)
 {
 	char err[256];
-	struct http_server_opts o = {"127.0.0.1:0", max_renders, wait};
+	struct http_server_opts o = {"127.0.0.1:0", max_renders, wait, NULL};
 	struct http_server *s = http_server_new(&o, &f->reg, err, sizeof err);
 	assert_non_null(s);
 	assert_int_equal(http_server_start(s, err, sizeof err), 0);
@@ -131,7 +131,7 @@ static void test_new_rejects_a_bad_listen_address(void **state)
 	(void)state;
 	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
 	char err[256] = "";
-	struct http_server_opts o = {"localhost", 0, 0};
+	struct http_server_opts o = {"localhost", 0, 0, NULL};
 	assert_null(http_server_new(&o, &f->reg, err, sizeof err));
 	assert_non_null(strstr(err, "invalid listen address 'localhost'"));
 	fixture_free(f);
@@ -145,7 +145,7 @@ static void test_port_in_use_is_a_start_error(void **state)
 	struct http_server *a = serve(f, 0, 0);
 	char listen[64], err[256] = "";
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", http_server_port(a));
-	struct http_server_opts o = {listen, 0, 0};
+	struct http_server_opts o = {listen, 0, 0, NULL};
 	struct http_server *b = http_server_new(&o, &f->reg, err, sizeof err);
 	assert_non_null(b);
 	assert_int_equal(http_server_port(b), 0);

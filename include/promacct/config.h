@@ -10,6 +10,7 @@
 #include "promacct/http_client.h"
 #include "promacct/labels.h"
 #include "promacct/ranges.h"
+#include "promacct/web_config.h"
 
 #define CONFIG_MAX_CAPTURE_THREADS 64
 /* --push.interval and --remote-write.interval: below the floor is a usage
@@ -46,7 +47,9 @@ struct config {
 	const char *group; /* --group, or NULL */
 	char listen[300];  /* resolved from --web.listen-address or -p */
 	int web_disable;
-	int web_max_requests; /* renders of /metrics at once */
+	const char *web_config_file; /* --web.config.file */
+	struct web_config *web;      /* loaded from it at start-up, or NULL */
+	int web_max_requests;        /* renders of /metrics at once */
 
 	/* Values as given, resolved by config_parse's validation. */
 	const char *buckets_arg;

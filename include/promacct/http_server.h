@@ -18,10 +18,15 @@
 #define HTTP_SERVER_RETRY_AFTER "1" /* seconds, in a 503's Retry-After */
 #define HTTP_SERVER_GZIP_LEVEL  1   /* fast: pages are large and compress well anyway */
 
+struct web_config;
+
 struct http_server_opts {
 	const char *listen;   /* [HOST]:PORT */
 	unsigned max_renders; /* /metrics renders at once; 0: HTTP_SERVER_MAX_RENDERS */
 	double render_wait;   /* seconds a scrape waits for a slot; <= 0: the default */
+	/* --web.config.file: TLS, client certificates, basic auth, headers;
+	 * NULL: plain HTTP. Must outlive the server. */
+	const struct web_config *web;
 };
 
 struct http_server;

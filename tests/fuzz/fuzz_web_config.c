@@ -1,39 +1,53 @@
 /* Fuzz target: the --web.config.file loader (exporter-toolkit format).
  *
- * Input: the file's bytes (given to web_config_load as /proc/self/fd/N of
- * a memfd). Inputs that name /dev, /proc or /sys are skipped: the loader
- * reads the certificate files a config names, and a device could block.
+ * Input: the file's bytes, written to web.yml in a private empty directory
+ * (relative certificate paths resolve there, to nothing). The loader opens
+ * the certificate files a config names, and a FIFO or a device would block
+ * it: inputs that could name one (holding "dev", "proc", "sys", "run", "tmp"
+ * or a backslash, which YAML escapes could turn into any of them) are
+ * skipped.
  * Checks: 0 or a negative errno with error text; an accepted
  * config has cert and key together, a client CA where the auth type
  * verifies, bcrypt hashes only, header names and values without line
  * breaks; web_config_free releases everything (LSan). */
 #define _GNU_SOURCE
-#include <sys/mman.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "promacct/web_config.h"
 #include "fuzz.h"
 
-static int fd = -1;
-static char path[64];
+static char dir[] = "/tmp/promacct-fuzz-web.XXXXXX";
+static char path[4096];
+
+static void remove_dir(void)
+{
+	unlink(path);
+	rmdir(dir);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fd = memfd_create("web_config", 0);
-	if (fd < 0)
+	if (!mkdtemp(dir))
 		abort();
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	snprintf(path, sizeof path, "%s/web.yml", dir);
+	atexit(remove_dir);
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > 65536 || memmem(data, size, "dev", 3) || memmem(data, size, "proc", 4) ||
-	    memmem(data, size, "sys", 3))
+	static const char *const risky[] = {"dev", "proc", "sys", "run", "tmp", "\\"};
+	if (size > 65536)
 		return 0;
-	if (ftruncate(fd, 0) || pwrite(fd, data, size, 0) != (ssize_t)size)
+	for (size_t i = 0; i < ARRAY_LEN(risky); i++)
+		if (memmem(data, size, risky[i], strlen(risky[i])))
+			return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, size) != (ssize_t)size || close(fd))
 		abort();
 	struct web_config c;
 	char err[1024];

@@ -54,3 +54,23 @@ rc=0
 "$PROMACCT" -R "$WORK/l.pcap" --once --config.file "$WORK/missing.yml" 2>"$WORK/missing.log" || rc=$?
 [ "$rc" = 2 ] && grep -qF "$WORK/missing.yml" "$WORK/missing.log" || fail "missing file: exit $rc"
 ok "a missing file is a usage error naming it"
+
+# One label limit for every output (issue 13 defect 5: remote write used to
+# drop labels beyond 64 silently): 58 range labels + job + instance + 5
+# fixed = 65 is a usage error naming the counts; 57 is fine.
+labels() { # N
+	printf 'ranges:\n  - prefix: 10.0.0.0/8\n    labels:\n'
+	for i in $(seq 1 "$1"); do printf '      l%d: v\n' "$i"; done
+}
+labels 58 >"$WORK/wide.yml"
+rc=0
+"$PROMACCT" -R "$WORK/l.pcap" --once --config.file "$WORK/wide.yml" \
+	--remote-write.url http://127.0.0.1:1/api/v1/write 2>"$WORK/wide.log" >/dev/null || rc=$?
+[ "$rc" = 2 ] || fail "65 labels per series: exit $rc, expected 2"
+grep -q 'too many labels per series: 58 range labels + 2 external/grouping labels + 5 fixed' \
+	"$WORK/wide.log" || fail "label limit: $(cat "$WORK/wide.log")"
+labels 57 >"$WORK/wide.yml"
+"$PROMACCT" -R "$WORK/l.pcap" --once --config.file "$WORK/wide.yml" >"$WORK/wide.page" \
+	2>"$WORK/wide.log" || fail "57 range labels refused: $(cat "$WORK/wide.log")"
+grep -q 'l57="v"' "$WORK/wide.page" || fail "57th label missing on the page"
+ok "one label limit: 65 labels per series is a usage error, 64 fit"

@@ -510,7 +510,8 @@ static uint64_t text_hash(const char *t, uint64_t seed)
 	return h;
 }
 
-/* range.group: the first range with the same labels, granularity and cap;
+/* range.group: the first range with the same family, labels and
+ * granularity, and group_max;
  * other_of: the first range with the same labels (hash sets over the
  * ranges: O(n)). */
 static int set_groups(struct ranges *r)
@@ -529,13 +530,12 @@ static int set_groups(struct ranges *r)
 	for (size_t i = 0; i < r->n; i++) {
 		struct range *g = &r->v[i];
 		uint64_t th = text_hash(g->text, 0);
-		uint64_t h = text_hash(g->text, (uint64_t)g->granularity << 56 ^ g->max_addresses);
+		uint64_t h = text_hash(g->text, (uint64_t)g->granularity << 56 ^ g->family);
 		size_t j = (size_t)h & (cap - 1);
 		g->group = (uint32_t)i;
 		for (; slots[j]; j = (j + 1) & (cap - 1)) {
 			const struct range *o = &r->v[slots[j] - 1];
-			if (o->granularity == g->granularity &&
-			    o->max_addresses == g->max_addresses && o->family == g->family &&
+			if (o->granularity == g->granularity && o->family == g->family &&
 			    !strcmp(o->text, g->text)) {
 				g->group = (uint32_t)(slots[j] - 1);
 				break;
@@ -551,6 +551,16 @@ static int set_groups(struct ranges *r)
 			}
 		if (!oslots[j])
 			oslots[j] = (uint32_t)i + 1;
+	}
+	/* a group's cap: the sum of its ranges' caps, none if one has none */
+	for (size_t i = 0; i < r->n; i++) {
+		struct range *g = &r->v[r->v[i].group];
+		if (g == &r->v[i])
+			g->group_max = g->max_addresses;
+		else if (g->group_max && r->v[i].max_addresses)
+			g->group_max += r->v[i].max_addresses;
+		else
+			g->group_max = 0;
 	}
 	free(slots);
 	free(oslots);

@@ -44,7 +44,7 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 	r->start_time = time_now();
 	r->collect_batch = COLLECT_BATCH;
 	for (size_t i = 0; i < ranges->n && !r->range_held; i++)
-		if (ranges->v[i].max_addresses) {
+		if (ranges->v[i].group_max) {
 			r->range_held = calloc(ranges->n, sizeof *r->range_held);
 			if (!r->range_held)
 				return -ENOMEM;
@@ -76,7 +76,7 @@ static int tracked_inc(struct registry *r)
 /* The cap of the key's range group, 0 when it has none. */
 static size_t group_cap(const struct registry *r, const struct addr_key *k)
 {
-	return r->range_held ? r->ranges->v[k->range].max_addresses : 0;
+	return r->range_held ? r->ranges->v[k->range].group_max : 0;
 }
 
 /* One more key of its range group against the group's cap (gcap > 0); 0
@@ -716,11 +716,11 @@ static void collect_range_caps(struct registry *r, struct collector *c)
 		return; /* the walk goes on without these two families */
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct range *g = &rs->v[i];
-		if (!g->max_addresses || g->group != i)
+		if (!g->group_max || g->group != i)
 			continue;
 		size_t o = rs->other_of[i];
 		sum[2 * o] += atomic_load_explicit(&r->range_held[i], memory_order_relaxed);
-		sum[2 * o + 1] += g->max_addresses;
+		sum[2 * o + 1] += g->group_max;
 	}
 	for (int m = 0; m < 2 && !c->stop; m++) {
 		c->family(c, names[m], help[m], METRIC_GAUGE);

@@ -16,10 +16,13 @@ struct range {
 	size_t nlabels;
 	char *text;           /* the labels rendered for the text format: ,a="x",b="y" */
 	size_t max_addresses; /* cap of this range's tracked keys; 0: none of its own */
-	/* The first range with the same labels, granularity and cap: ranges
-	 * alike are one accounting group (one set of series), set by
-	 * ranges_build. */
+	/* The first range with the same family, labels and granularity:
+	 * ranges alike are one accounting group (one set of series, one cap),
+	 * set by ranges_build. */
 	uint32_t group;
+	/* On a group's first range: the group's cap, the sum of its ranges'
+	 * max_addresses, 0 (none) when any of them has none. */
+	size_t group_max;
 };
 
 /* One range as a configuration source gives it (the -r parser, the config

@@ -75,13 +75,6 @@ ok "systemd-analyze verify promacct.service"
 
 # What the unit gives: user promacct, ambient CAP_NET_RAW CAP_NET_ADMIN,
 # no new privileges. Capture must work with exactly that.
-# (Not under ThreadSanitizer: its background thread blocks every signal, so
-# the agent cannot ask it to drop the capabilities it inherited and refuses
-# to start; a TSan-only limitation of the privilege drop.)
-if nm -D /usr/bin/promacct 2>/dev/null | grep -q __tsan_init; then
-	echo "skipped under ThreadSanitizer: capture as user promacct"
-	exit 0
-fi
 NS=promacct-k$$
 HOST_IF=pk$$h
 NS_IF=pk$$n

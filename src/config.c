@@ -437,6 +437,13 @@ static const struct flag flags[] = {
      "/metrics renders at once (1 to 64); a further scrape waits up to 1s for one to end, then "
      "gets 503 with Retry-After.",
      flag_int, FIELD(web_max_requests), 0, 1, 64},
+    {"web.max-connections-per-ip", 0, "N", "64",
+     "Connections one client address may hold (1 to 512, the total); more are refused at "
+     "once.",
+     flag_int, FIELD(web_per_ip_limit), 0, 1, 512},
+    {"web.read-header-timeout", 0, "DURATION", "10s",
+     "Time a connection has to send complete request headers (then it is closed).", flag_duration,
+     FIELD(web_read_header_timeout), 0, 0.1, 3600},
     {"log.level", 0, "LEVEL", "info", "debug, info, warn or error.", flag_log_level, 0, 0, 0, 0},
     {"log.format", 0, "FORMAT", "logfmt", "logfmt or json.", flag_log_format, 0, 0, 0, 0},
     {"push.gateway", 0, "URL", NULL, "Push to this Pushgateway (http or https).", flag_url,

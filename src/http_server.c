@@ -22,8 +22,14 @@
  * counts and the list of live scrapes; each scrape's `lock` guards its
  * suspended flag against the render thread's resume. Rendering takes no lock
  * a capture thread waits on, so a slow or huge scrape never stalls capture.
- * Idle and slow clients: connections are non-blocking, limited in number and
- * closed after an idle timeout. */
+ * Idle and slow clients: connections are non-blocking and limited in number
+ * (HTTP_SERVER_CONNECTION_LIMIT in all, per_ip_limit per client address, far
+ * below the total, so one client cannot take them all); idle ones are closed
+ * after HTTP_SERVER_CONNECTION_TIMEOUT; and a connection must complete its
+ * request headers within read_header_timeout (libmicrohttpd's idle timeout
+ * restarts with every byte, so a client trickling header lines would keep a
+ * connection forever): the reaper thread shuts down the socket of any
+ * connection past that deadline, and libmicrohttpd closes it. */
 #include "promacct/http_server.h"
 
 #include <arpa/inet.h>
@@ -50,6 +56,15 @@ static struct log_limit render_fail_log = LOG_LIMIT_INIT(10);
 
 struct scrape;
 
+/* One client connection: its socket and the time by which its request
+ * headers must be complete (0 while a request is handled). Under tlock. */
+struct conn_track {
+	int fd;
+	double deadline;
+	int killed;
+	struct conn_track *next, *prev;
+};
+
 struct http_server {
 	struct http_server_opts o;
 	char listen[HOST_MAX + 16];
@@ -67,8 +82,19 @@ struct http_server {
 	unsigned active;          /* renders holding a slot */
 	unsigned streams;         /* render threads (holding or waiting for a slot) */
 	struct scrape *live;      /* scrapes with a render stream */
+	/* Scrapes whose connection is suspended or whose resume libmicrohttpd
+	 * has not processed yet (it must be none at MHD_stop_daemon). */
 	_Atomic unsigned suspended;
 
+	/* Connections and their header deadlines (reaper thread). */
+	pthread_mutex_t tlock;
+	pthread_cond_t tcond;
+	struct conn_track *tracked;
+	int reaper_stop; /* under tlock */
+	pthread_t reaper;
+	int reaper_started;
+
+	gauge_t *header_timeouts;
 	gauge_t *scrapes, *scrape_errors, *scrape_seconds, *page_bytes, *rendered_bytes;
 	gauge_t *renders, *render_waits, *render_rejections;
 };
@@ -83,7 +109,8 @@ struct scrape {
 	struct render_stream *rs;
 	struct scrape *next, *prev; /* in s->live */
 	pthread_mutex_t lock;
-	int suspended; /* under lock */
+	int suspended; /* under lock: suspended, not yet resumed */
+	int parked;    /* under lock: suspended, or resumed and not yet called back */
 	int queued;    /* a response was queued (MHD thread only) */
 	int gzip, failed;
 	double t0;
@@ -238,6 +265,84 @@ static enum MHD_Result reply_head(const struct http_server *s, struct MHD_Connec
 	return r;
 }
 
+/* ---- connections and the header deadline -------------------------------- */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct conn_track *t = calloc(1, sizeof *t);
+		if (!t || !ci) { /* untracked: the idle timeout still applies */
+			free(t);
+			return;
+		}
+		t->fd = ci->connect_fd;
+		t->deadline = time_monotonic() + s->o.read_header_timeout;
+		pthread_mutex_lock(&s->tlock);
+		t->next = s->tracked;
+		if (s->tracked)
+			s->tracked->prev = t;
+		s->tracked = t;
+		pthread_mutex_unlock(&s->tlock);
+		*socket_context = t;
+		return;
+	}
+	/* closed: called before libmicrohttpd closes the socket, so the
+	 * reaper (under tlock) never shuts down a reused descriptor */
+	struct conn_track *t = *socket_context;
+	if (!t)
+		return;
+	pthread_mutex_lock(&s->tlock);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		s->tracked = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	pthread_mutex_unlock(&s->tlock);
+	free(t);
+	*socket_context = NULL;
+}
+
+/* A request's headers are complete (deadline 0), or it ended: the next
+ * one's headers are due after the idle timeout plus the header timeout. */
+static void track_request(struct http_server *s, struct MHD_Connection *conn, int done)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_track *t = ci ? ci->socket_context : NULL;
+	if (!t)
+		return;
+	pthread_mutex_lock(&s->tlock);
+	t->deadline =
+	    done ? time_monotonic() + HTTP_SERVER_CONNECTION_TIMEOUT + s->o.read_header_timeout : 0;
+	pthread_mutex_unlock(&s->tlock);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct http_server *s = arg;
+	pthread_mutex_lock(&s->tlock);
+	while (!s->reaper_stop) {
+		double now = time_monotonic();
+		for (struct conn_track *t = s->tracked; t; t = t->next)
+			if (t->deadline && now > t->deadline && !t->killed) {
+				/* counted first: the client may see the close at
+				 * once; libmicrohttpd sees the end of the stream
+				 * and closes the connection */
+				self_inc(s->header_timeouts, 1);
+				shutdown(t->fd, SHUT_RDWR);
+				t->killed = 1;
+			}
+		cond_wait_until(&s->tcond, &s->tlock, now + 0.25, &s->reaper_stop);
+	}
+	pthread_mutex_unlock(&s->tlock);
+	return NULL;
+}
+
 /* ---- render slots (on render threads) ----------------------------------- */
 
 static int render_admit(void *arg, const _Atomic int *stop)
@@ -295,7 +400,6 @@ static void render_ready(void *arg)
 	pthread_mutex_lock(&sc->lock);
 	if (sc->suspended) {
 		sc->suspended = 0;
-		atomic_fetch_sub(&sc->s->suspended, 1);
 		MHD_resume_connection(sc->conn);
 	}
 	pthread_mutex_unlock(&sc->lock);
@@ -305,8 +409,21 @@ static void render_ready(void *arg)
 static void scrape_suspend(struct scrape *sc)
 {
 	sc->suspended = 1;
-	atomic_fetch_add(&sc->s->suspended, 1);
+	if (!sc->parked) {
+		sc->parked = 1;
+		atomic_fetch_add(&sc->s->suspended, 1);
+	}
 	MHD_suspend_connection(sc->conn);
+}
+
+/* MHD thread, sc->lock held, in a callback of the scrape: libmicrohttpd has
+ * processed its resume. */
+static void scrape_unpark(struct scrape *sc)
+{
+	if (sc->parked && !sc->suspended) {
+		sc->parked = 0;
+		atomic_fetch_sub(&sc->s->suspended, 1);
+	}
 }
 
 /* ---- the /metrics response ---------------------------------------------- */
@@ -316,6 +433,7 @@ static ssize_t scrape_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct scrape *sc = cls;
 	(void)pos;
 	pthread_mutex_lock(&sc->lock);
+	scrape_unpark(sc);
 	ssize_t n = render_stream_read(sc->rs, buf, max, 0);
 	if (n == 0)
 		scrape_suspend(sc);
@@ -336,6 +454,8 @@ static ssize_t scrape_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void scrape_free(struct scrape *sc)
 {
 	struct http_server *s = sc->s;
+	if (sc->parked) /* completed while a resume was pending */
+		atomic_fetch_sub(&s->suspended, 1);
 	if (sc->rs) {
 		render_stream_free(sc->rs); /* joins its render thread */
 		pthread_mutex_lock(&s->lock);
@@ -408,6 +528,7 @@ static enum MHD_Result scrape_continue(struct scrape *sc)
 	if (sc->queued)
 		return MHD_YES;
 	pthread_mutex_lock(&sc->lock);
+	scrape_unpark(sc);
 	int st = render_stream_poll(sc->rs);
 	if (st == 0)
 		scrape_suspend(sc);
@@ -444,7 +565,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	struct http_server *s = cls;
-	(void)conn;
+	track_request(s, conn, 1);
 	if (!*req_cls || *(enum req_kind *)*req_cls != REQ_SCRAPE)
 		return;
 	struct scrape *sc = *req_cls;
@@ -467,6 +588,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*req_cls && *(enum req_kind *)*req_cls == REQ_SCRAPE)
 		return scrape_continue(*req_cls);
 	if (*req_cls == NULL) { /* headers only so far; answer on the next call */
+		track_request(s, conn, 0);
 		*req_cls = &other_request;
 		return MHD_YES;
 	}
@@ -521,6 +643,12 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 	s->fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	cond_init_monotonic(&s->slot_cond);
+	pthread_mutex_init(&s->tlock, NULL);
+	cond_init_monotonic(&s->tcond);
+	if (!s->o.per_ip_limit)
+		s->o.per_ip_limit = HTTP_SERVER_PER_IP_LIMIT;
+	if (!(s->o.read_header_timeout > 0))
+		s->o.read_header_timeout = HTTP_SERVER_READ_HEADER_TIMEOUT;
 	if (!s->o.max_renders)
 		s->o.max_renders = HTTP_SERVER_MAX_RENDERS;
 	if (!(s->o.render_wait > 0))
@@ -563,8 +691,14 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 	    reg, "promacct_http_render_rejections_total",
 	    "Requests of /metrics answered 503 because no render slot became free in time.",
 	    METRIC_COUNTER, NULL, NULL, NULL, NULL);
-	if (!s->scrapes || !s->scrape_errors || !s->scrape_seconds || !s->page_bytes ||
-	    !s->rendered_bytes || !s->renders || !s->render_waits || !s->render_rejections) {
+	s->header_timeouts = registry_self_add(
+	    reg, "promacct_http_header_timeouts_total",
+	    "Connections closed because their request headers were not complete within "
+	    "--web.read-header-timeout.",
+	    METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	if (!s->header_timeouts || !s->scrapes || !s->scrape_errors || !s->scrape_seconds ||
+	    !s->page_bytes || !s->rendered_bytes || !s->renders || !s->render_waits ||
+	    !s->render_rejections) {
 		snprintf(err, errlen, "too many self-metrics");
 		goto fail;
 	}
@@ -586,8 +720,9 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
 	    0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_LISTEN_SOCKET, s->fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_SERVER_THREADS, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)HTTP_SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_END);
+	    (unsigned)HTTP_SERVER_CONNECTION_TIMEOUT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    s->o.per_ip_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(err, errlen, "cannot start the HTTP server on %s%s", s->listen,
 		         tls_flags ? " (TLS: check the certificate and key of --web.config.file)"
@@ -598,6 +733,10 @@ int http_server_start(struct http_server *s, char *err, size_t errlen)
 		return -EIO;
 	}
 	s->started = 1;
+	if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+		s->reaper_started = 1;
+	else
+		log_warn("no header deadline: cannot start its thread", "%s", "");
 	return 0;
 }
 
@@ -619,11 +758,37 @@ void http_server_shutdown(struct http_server *s, double deadline)
 		render_stream_cancel(sc->rs);
 	pthread_cond_broadcast(&s->slot_cond);
 	pthread_mutex_unlock(&s->lock);
-	while (atomic_load(&s->suspended) && time_monotonic() < deadline)
+	/* Wait for every render to end (then no connection parks again: a
+	 * read of an ended stream never waits), then for libmicrohttpd to
+	 * have processed every resume (the scrape's next callback). */
+	for (;;) {
+		int running = 0;
+		pthread_mutex_lock(&s->lock);
+		for (struct scrape *sc = s->live; sc && !running; sc = sc->next)
+			running = !render_stream_ended(sc->rs);
+		pthread_mutex_unlock(&s->lock);
+		if ((!running && !atomic_load(&s->suspended)) || time_monotonic() >= deadline)
+			break;
 		nanosleep(&(struct timespec){0, 5000000}, NULL);
+	}
 	if (atomic_load(&s->suspended))
 		log_warn("scrapes still suspended at shutdown", "count=%u",
 		         atomic_load(&s->suspended));
+	if (s->reaper_started) {
+		pthread_mutex_lock(&s->tlock);
+		s->reaper_stop = 1;
+		pthread_cond_broadcast(&s->tcond);
+		pthread_mutex_unlock(&s->tlock);
+		pthread_join(s->reaper, NULL);
+		s->reaper_started = 0;
+	}
+	/* Whatever is still parked gets its resume requested now:
+	 * libmicrohttpd processes pending resumes when it stops, but a
+	 * connection suspended without one makes it abort. */
+	pthread_mutex_lock(&s->lock);
+	for (struct scrape *sc = s->live; sc; sc = sc->next)
+		render_ready(sc);
+	pthread_mutex_unlock(&s->lock);
 	MHD_stop_daemon(s->daemon); /* closes connections: their scrapes are freed */
 	s->daemon = NULL;
 	close(s->fd);
@@ -640,5 +805,7 @@ void http_server_free(struct http_server *s)
 		close(s->fd);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->slot_cond);
+	pthread_mutex_destroy(&s->tlock);
+	pthread_cond_destroy(&s->tcond);
 	free(s);
 }

@@ -250,6 +250,8 @@ static int agent_create(struct agent *a)
 		    .listen = cfg->listen,
 		    .max_renders = (unsigned)cfg->web_max_requests,
 		    .web = cfg->web,
+		    .per_ip_limit = (unsigned)cfg->web_per_ip_limit,
+		    .read_header_timeout = cfg->web_read_header_timeout,
 		};
 		a->http = http_server_new(&hopts, &a->reg, err, sizeof err);
 		if (!a->http) {

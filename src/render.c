@@ -236,6 +236,14 @@ int render_stream_poll(struct render_stream *s)
 	return r;
 }
 
+int render_stream_ended(struct render_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = s->ended || !s->started;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 uint64_t render_stream_text_bytes(struct render_stream *s)
 {
 	return atomic_load_explicit(&s->text_bytes, memory_order_relaxed);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,7 +110,8 @@ static struct fixture *big_state(int addresses)
 static struct http_server *serve(struct fixture *f, unsigned max_renders, double wait)
 {
 	char err[256];
-	struct http_server_opts o = {"127.0.0.1:0", max_renders, wait, NULL};
+	struct http_server_opts o = {
+	    .listen = "0.0.0.0:0", .max_renders = max_renders, .render_wait = wait};
 	struct http_server *s = http_server_new(&o, &f->reg, err, sizeof err);
 	assert_non_null(s);
 	assert_int_equal(http_server_start(s, err, sizeof err), 0);
@@ -131,7 +133,7 @@ static void test_new_rejects_a_bad_listen_address(void **state)
 	(void)state;
 	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
 	char err[256] = "";
-	struct http_server_opts o = {"localhost", 0, 0, NULL};
+	struct http_server_opts o = {.listen = "localhost"};
 	assert_null(http_server_new(&o, &f->reg, err, sizeof err));
 	assert_non_null(strstr(err, "invalid listen address 'localhost'"));
 	fixture_free(f);
@@ -145,7 +147,7 @@ static void test_port_in_use_is_a_start_error(void **state)
 	struct http_server *a = serve(f, 0, 0);
 	char listen[64], err[256] = "";
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", http_server_port(a));
-	struct http_server_opts o = {listen, 0, 0, NULL};
+	struct http_server_opts o = {.listen = listen};
 	struct http_server *b = http_server_new(&o, &f->reg, err, sizeof err);
 	assert_non_null(b);
 	assert_int_equal(http_server_port(b), 0);
@@ -198,18 +200,105 @@ static void test_streamed_page_plain_and_gzip_equal_the_render(void **state)
 	fixture_free(f);
 }
 
-/* A client that asks for the page and reads nothing. */
-static int stalled_client(int port)
+/* A connection to 127.0.0.1:port from the loopback address from. */
+static int connect_from(const char *from, int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	int small = 4096;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	inet_pton(AF_INET, from, &src.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+/* A client that asks for the page and reads nothing. */
+static int stalled_client(int port)
+{
+	int fd = connect_from("127.0.0.1", port);
 	const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
 	assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
 	return fd;
+}
+
+/* Whether the server closed fd within `seconds` (a read sees the end). */
+static int closed_within(int fd, double seconds)
+{
+	struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	char b[256];
+	ssize_t n;
+	while ((n = read(fd, b, sizeof b)) > 0)
+		;
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* One client address holds at most per_ip_limit connections; others are
+ * refused at once while a client from another address is served. */
+static void test_connections_are_limited_per_client_address(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
+	char err[256];
+	struct http_server_opts o = {.listen = "0.0.0.0:0", .per_ip_limit = 3};
+	struct http_server *s = http_server_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(http_server_start(s, err, sizeof err), 0);
+	int port = http_server_port(s), fds[4];
+	for (int i = 0; i < 4; i++)
+		fds[i] = connect_from("127.0.0.1", port);
+	assert_true(closed_within(fds[3], 2)); /* the 4th from 127.0.0.1 */
+	assert_false(closed_within(fds[0], 0.2));
+	int other = connect_from("127.0.0.2", port);
+	const char req[] = "GET /-/healthy HTTP/1.0\r\n\r\n";
+	assert_int_equal(write(other, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+	char reply[512] = "";
+	assert_true(read(other, reply, sizeof reply - 1) > 0);
+	assert_non_null(strstr(reply, "200 OK"));
+	close(other);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	http_server_shutdown(s, time_monotonic() + 2);
+	http_server_free(s);
+	fixture_free(f);
+}
+
+/* A client that trickles its request headers (each line restarts the idle
+ * timeout) is closed once read_header_timeout has passed, and counted. */
+static void test_slow_request_headers_are_cut_at_the_deadline(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
+	char err[256];
+	struct http_server_opts o = {.listen = "127.0.0.1:0", .read_header_timeout = 0.5};
+	struct http_server *s = http_server_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(http_server_start(s, err, sizeof err), 0);
+	int fd = connect_from("127.0.0.1", http_server_port(s));
+	double t0 = time_monotonic();
+	const char *lines[] = {"GET /metrics HTTP/1.1\r\n",
+	                       "Host: x\r\n",
+	                       "X-A: 1\r\n",
+	                       "X-B: 2\r\n",
+	                       "X-C: 3\r\n",
+	                       "X-D: 4\r\n"};
+	int cut = 0;
+	for (size_t i = 0; i < ARRAY_LEN(lines) && !cut; i++) {
+		if (write(fd, lines[i], strlen(lines[i])) < 0)
+			cut = 1;
+		cut = cut || closed_within(fd, 0.3);
+	}
+	assert_true(cut);
+	double took = time_monotonic() - t0;
+	assert_true(took >= 0.5 && took < 3);
+	assert_int_equal(metric(&f->reg, "promacct_http_header_timeouts_total"), 1);
+	close(fd);
+	http_server_shutdown(s, time_monotonic() + 2);
+	http_server_free(s);
+	fixture_free(f);
 }
 
 static void wait_for(struct registry *r, const char *name, double want)
@@ -299,6 +388,8 @@ int main(void)
 	    cmocka_unit_test(test_render_limit_answers_503_with_retry_after),
 	    cmocka_unit_test(test_shutdown_ends_renders_in_progress),
 	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_connections_are_limited_per_client_address),
+	    cmocka_unit_test(test_slow_request_headers_are_cut_at_the_deadline),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();

@@ -47,9 +47,11 @@ struct config {
 	const char *group; /* --group, or NULL */
 	char listen[300];  /* resolved from --web.listen-address or -p */
 	int web_disable;
-	const char *web_config_file; /* --web.config.file */
-	struct web_config *web;      /* loaded from it at start-up, or NULL */
-	int web_max_requests;        /* renders of /metrics at once */
+	const char *web_config_file;    /* --web.config.file */
+	struct web_config *web;         /* loaded from it at start-up, or NULL */
+	int web_max_requests;           /* renders of /metrics at once */
+	int web_per_ip_limit;           /* connections per client address */
+	double web_read_header_timeout; /* --web.read-header-timeout */
 
 	/* Values as given, resolved by config_parse's validation. */
 	const char *buckets_arg;

@@ -18,6 +18,9 @@
 #define HTTP_SERVER_RETRY_AFTER "1" /* seconds, in a 503's Retry-After */
 #define HTTP_SERVER_GZIP_LEVEL  1   /* fast: pages are large and compress well anyway */
 
+#define HTTP_SERVER_PER_IP_LIMIT        64   /* default --web.max-connections-per-ip */
+#define HTTP_SERVER_READ_HEADER_TIMEOUT 10.0 /* default --web.read-header-timeout */
+
 struct web_config;
 
 struct http_server_opts {
@@ -27,6 +30,13 @@ struct http_server_opts {
 	/* --web.config.file: TLS, client certificates, basic auth, headers;
 	 * NULL: plain HTTP. Must outlive the server. */
 	const struct web_config *web;
+	/* Connections one client address may hold (0: the default); the
+	 * global limit (HTTP_SERVER_CONNECTION_LIMIT) stays above it. */
+	unsigned per_ip_limit;
+	/* Seconds a connection has to send complete request headers (from
+	 * its start, or from the end of its previous request plus the idle
+	 * timeout); then it is closed. <= 0: the default. */
+	double read_header_timeout;
 };
 
 struct http_server;

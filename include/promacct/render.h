@@ -53,6 +53,8 @@ ssize_t render_stream_read(struct render_stream *s, char *dst, size_t max, int b
  * 1 output is ready or the stream ended cleanly, else the negative errno it
  * failed with before any output. Never blocks. */
 int render_stream_poll(struct render_stream *s);
+/* Whether the render thread has ended (or never started). Never blocks. */
+int render_stream_ended(struct render_stream *s);
 /* Text bytes rendered so far (the whole page once RENDER_EOF was read). */
 uint64_t render_stream_text_bytes(struct render_stream *s);
 /* Asks the render to stop (it ends with -ECANCELED within one chunk;

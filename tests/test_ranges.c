@@ -343,6 +343,73 @@ static void test_ipv6_overlaps_answer_like_a_first_match_scan(void **state)
 	ranges_free(&r);
 }
 
+/* IPv6 boundaries spread over the whole space (no common top bits) and
+ * packed in one /48: every lookup at and around each bound answers like the
+ * first-match scan, through both lookups. */
+static void test_ipv6_buckets(void **state)
+{
+	(void)state;
+	enum { N = 400 };
+	uint8_t first[N][16], last[N][16];
+	uint32_t x = 4242;
+	struct ranges r;
+	ranges_init(&r);
+	for (int i = 0; i < N; i++) {
+		memset(first[i], 0, 16);
+		if (i == 0) {
+			memset(last[i], 0, 16);
+			last[i][15] = 0xff; /* from :: */
+		} else if (i == 1) {
+			first[i][0] = 0x80; /* to the top */
+			memset(last[i], 0xff, 16);
+		} else if (i % 3 == 0) {
+			for (int k = 0; k < 16; k++)
+				first[i][k] = (uint8_t)rnd32(&x);
+			memcpy(last[i], first[i], 16);
+			last[i][3] = 0xff;
+		} else {
+			first[i][0] = 0x20, first[i][1] = 0x01, first[i][2] = 0x0d,
+			first[i][3] = 0xb8;
+			first[i][5] = 1;
+			first[i][14] = (uint8_t)(rnd32(&x) % 8);
+			first[i][15] = (uint8_t)rnd32(&x);
+			memcpy(last[i], first[i], 16);
+			last[i][15] = (uint8_t)(first[i][15] | (rnd32(&x) % 64));
+		}
+		if (memcmp(first[i], last[i], 16) > 0)
+			memcpy(last[i], first[i], 16);
+		struct range_entry e = {.family = 6};
+		memcpy(e.first, first[i], 16);
+		memcpy(e.last, last[i], 16);
+		assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_build(&r), 0);
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < 4; k++) {
+			uint8_t a[16];
+			memcpy(a, k < 2 ? first[i] : last[i], 16);
+			int d = k % 2 ? 1 : -1;
+			for (int j = 15; j >= 0; j--) { /* a +/- 1 */
+				uint8_t o = a[j];
+				a[j] = (uint8_t)(a[j] + d);
+				if ((d > 0 && a[j] > o) || (d < 0 && a[j] < o))
+					break;
+			}
+			for (int m = 0; m < 2; m++) {
+				const uint8_t *p = m ? a : (k < 2 ? first[i] : last[i]);
+				int want = -1;
+				for (int q = 0; q < N && want < 0; q++)
+					if (memcmp(first[q], p, 16) <= 0 &&
+					    memcmp(p, last[q], 16) <= 0)
+						want = q;
+				assert_int_equal(ranges_lookup6(&r, p), want);
+				assert_int_equal(ranges_val6_in(&r, p, ranges_prefetch6(&r, p)),
+				                 ranges_val6(&r, p));
+			}
+		}
+	ranges_free(&r);
+}
+
 /* A dense /16 (a table of its /24s, up to three pieces inline): every
  * address of it, and of its neighbours, answers like the piece search. */
 static void test_dense_blocks_answer_like_the_search(void **state)
@@ -471,6 +538,7 @@ int main(void)
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_dense_blocks_answer_like_the_search),
+	    cmocka_unit_test(test_ipv6_buckets),
 	    cmocka_unit_test(test_hundred_thousand_ranges),
 	    cmocka_unit_test(test_entries_are_copied_and_checked),
 	};

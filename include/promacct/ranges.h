@@ -75,13 +75,16 @@ struct ranges {
 	int32_t *p6_owner;
 	uint32_t *p6_val;
 	size_t np6;
-	/* p6_top[j] = p6_first[j * RANGES_TOP6]: a lookup searches this small
-	 * array, then a window of RANGES_TOP6 pieces (4 cache lines). */
-	unsigned __int128 *p6_top;
-	size_t ntop6;
+	/* Every boundary (p6_first[1..]) lies in [lo6, hi6] (the first and the
+	 * last), which share their top bits: below lo6 is piece 0, from hi6 on
+	 * the last piece; in between, idx6[h] is the piece holding the address
+	 * of those top bits followed by the 16 bits h (at shift6) and zeros
+	 * (65537 entries), so a lookup searches only the pieces of its bucket,
+	 * as idx4 does for IPv4. */
+	uint32_t *idx6;
+	unsigned __int128 lo6, hi6;
+	unsigned shift6;
 };
-
-#define RANGES_TOP6 16
 
 #define RANGES_IDX4_SHIFT 16
 /* A piece's val: the owner's group + 1 in the low 24 bits (0: no range),
@@ -219,22 +222,22 @@ static inline unsigned __int128 ranges_addr6(const uint8_t *addr)
 	return (unsigned __int128)__builtin_bswap64(hi64) << 64 | __builtin_bswap64(lo64);
 }
 
-/* The first piece of the window of RANGES_TOP6 pieces holding a. */
+/* The first piece of the window holding a (see idx6). */
 static inline size_t ranges_window6(const struct ranges *r, unsigned __int128 a)
 {
-	size_t base = 0, n = r->ntop6;
-	while (n > 1) {
-		size_t half = n / 2;
-		base = r->p6_top[base + half] <= a ? base + half : base;
-		n -= half;
-	}
-	return base * RANGES_TOP6;
+	if (a < r->lo6)
+		return 0;
+	if (a >= r->hi6)
+		return r->np6 - 1;
+	return r->idx6[(size_t)(a >> r->shift6) & 0xffff];
 }
 
 /* The piece holding a, searching from window w. */
 static inline size_t ranges_piece6_in(const struct ranges *r, unsigned __int128 a, size_t w)
 {
-	size_t base = w, n = r->np6 - w < RANGES_TOP6 ? r->np6 - w : RANGES_TOP6;
+	size_t end =
+	    a < r->lo6 || a >= r->hi6 ? w : r->idx6[((size_t)(a >> r->shift6) & 0xffff) + 1];
+	size_t base = w, n = end - w + 1;
 	while (n > 1) {
 		size_t half = n / 2;
 		base = r->p6_first[base + half] <= a ? base + half : base;
@@ -267,7 +270,7 @@ static inline size_t ranges_prefetch6(const struct ranges *r, const uint8_t *add
 	if (r->np6 == 1)
 		return 0;
 	size_t w = ranges_window6(r, ranges_addr6(addr));
-	for (int i = 0; i < RANGES_TOP6 * 16; i += 64)
+	for (int i = 0; i < 256; i += 64)
 		__builtin_prefetch((const char *)&r->p6_first[w] + i);
 	__builtin_prefetch(&r->p6_val[w]);
 	return w;

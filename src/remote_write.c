@@ -26,9 +26,11 @@
  * what is queued, plus the final snapshot and stale markers that shutdown
  * queues (only after a successful start), until the queues are empty or the
  * deadline passes. Every wait (idle, backoff, Retry-After) and every HTTP
- * request ends at the deadline: a request in flight when stop comes is
- * abandoned (within about a second) and sent again bounded by the deadline,
- * later ones get only the time left (http_client_request_until). */
+ * request ends at the deadline: requests get only the time left
+ * (http_client_request_until), and one in flight when the deadline passes
+ * is abandoned within about a second (rw->abandon, set by the thread
+ * joining the senders; not at stop, when it could still be accepted and
+ * would then be sent twice). */
 #include "promacct/remote_write.h"
 
 #include <dirent.h>
@@ -102,7 +104,14 @@ struct remote_write {
 	atomic_int stop;   /* the one stop flag: no more periodic snapshots */
 	gauge_t deadline;  /* monotonic; set before stop */
 	atomic_int closed; /* no more requests will be queued */
-	int started;       /* start succeeded: graceful work is due */
+	/* Set when the deadline passed with senders still running: requests in
+	 * flight are abandoned (not at stop: one accepted meanwhile would be
+	 * sent twice). */
+	atomic_int abandon;
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond; /* a sender ended */
+	size_t running;          /* sender threads not ended, under run_lock */
+	int started;             /* start succeeded: graceful work is due */
 };
 
 static const char *const rw_reserved_headers[] = {"content-encoding", "content-type",
@@ -359,15 +368,14 @@ static enum attempt_result send_one(struct rw_shard *sh, const struct rw_body *b
 	struct rw_endpoint *ep = sh->ep;
 	struct http_response resp;
 	char q[HTTP_CLIENT_BODY_MAX + 1];
-	/* Before stop: unbounded but for the timeout, and abandoned (to be
-	 * sent again, bounded) when stop comes; after stop: bounded by the
-	 * deadline. */
+	/* Bounded by the timeout, and after stop by the deadline; one in flight
+	 * when the deadline passes is abandoned. */
 	struct remote_write *rw = ep->rw;
 	int stopping = atomic_load(&rw->stop);
 	const char *data = b->disk ? sh->buf : b->data;
 	int rc = http_client_request_until(sh->http, "POST", ep->url, data, b->len, headers,
 	                                   stopping ? gauge_read(&rw->deadline) : INFINITY,
-	                                   stopping ? NULL : &rw->stop, &resp);
+	                                   &rw->abandon, &resp);
 	*retry_after = resp.retry_after;
 	if (rc == -ECANCELED || rc == -ETIMEDOUT)
 		return CANCELED;
@@ -498,6 +506,10 @@ static void *sender_thread(void *arg)
 			pthread_cond_broadcast(&ep->cond); /* shards waiting for the replay */
 	}
 	pthread_mutex_unlock(&ep->lock);
+	pthread_mutex_lock(&rw->run_lock);
+	rw->running--;
+	pthread_cond_broadcast(&rw->run_cond);
+	pthread_mutex_unlock(&rw->run_lock);
 	return NULL;
 }
 
@@ -595,6 +607,9 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 	rw->queue_dir = o->queue_dir;
 	atomic_init(&rw->stop, 0);
 	atomic_init(&rw->closed, 0);
+	atomic_init(&rw->abandon, 0);
+	pthread_mutex_init(&rw->run_lock, NULL);
+	cond_init_monotonic(&rw->run_cond);
 	timer_init(&rw->timer,
 	           &(struct timer_opts){
 	               .interval = o->interval, .tick = rw_tick, .arg = rw, .stop = &rw->stop});
@@ -709,8 +724,15 @@ static int start_senders(struct remote_write *rw)
 	for (size_t i = 0; i < rw->nep; i++)
 		for (size_t s = 0; s < rw->nshards; s++) {
 			struct rw_shard *sh = &rw->ep[i].shards[s];
-			if (pthread_create(&sh->thread, NULL, sender_thread, sh))
+			pthread_mutex_lock(&rw->run_lock);
+			rw->running++;
+			pthread_mutex_unlock(&rw->run_lock);
+			if (pthread_create(&sh->thread, NULL, sender_thread, sh)) {
+				pthread_mutex_lock(&rw->run_lock);
+				rw->running--;
+				pthread_mutex_unlock(&rw->run_lock);
 				return -EAGAIN;
+			}
 			sh->started = 1;
 		}
 	return 0;
@@ -721,6 +743,28 @@ static int start_senders(struct remote_write *rw)
 static size_t join_senders(struct remote_write *rw)
 {
 	size_t lost = 0;
+	/* until they end or the deadline passes; then requests in flight are
+	 * abandoned */
+	pthread_mutex_lock(&rw->run_lock);
+	while (rw->running > 0) {
+		double left = time_left(rw);
+		if (left <= 0) {
+			atomic_store(&rw->abandon, 1);
+			break;
+		}
+		double until = time_monotonic() + left;
+		if (isinf(until)) {
+			pthread_cond_wait(&rw->run_cond, &rw->run_lock);
+			continue;
+		}
+		struct timespec ts;
+		ts.tv_sec = (time_t)until;
+		ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+		if (ts.tv_nsec > 999999999L)
+			ts.tv_nsec = 999999999L;
+		pthread_cond_timedwait(&rw->run_cond, &rw->run_lock, &ts);
+	}
+	pthread_mutex_unlock(&rw->run_lock);
 	for (size_t i = 0; i < rw->nep; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];
 		int joined = 0;
@@ -823,5 +867,7 @@ void remote_write_free(struct remote_write *rw)
 	}
 	free(rw->ep);
 	free(rw->ended);
+	pthread_mutex_destroy(&rw->run_lock);
+	pthread_cond_destroy(&rw->run_cond);
 	free(rw);
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "promacct/buf.h"
@@ -44,6 +45,10 @@
  * at least this long (capture threads and the scrape page stop in well
  * under a second). */
 #define SHUTDOWN_MIN_SECONDS 1.0
+/* A second SIGINT/SIGTERM sooner than this after the first is the same
+ * request, not an operator's second one (timeout(1) signals the process
+ * and its group: twice within microseconds). */
+#define SIGNAL_REPEAT_SECONDS 0.5
 
 /* Requests from the signal thread (or any other thread) to the main
  * thread, under req_lock. */
@@ -54,6 +59,9 @@ static int req_reload;             /* reloads asked for and not yet done */
 static int req_no_source;          /* no capture source is left for good */
 static int req_signal_thread_quit; /* main is done: the signal thread returns */
 static struct capture *the_capture;
+/* Set before the signal thread starts, cleared after it ended: the signal
+ * thread may ask the --once outputs to stop. */
+static struct agent *the_agent;
 
 /* Everything the agent made; zeroed means "not made". */
 struct agent {
@@ -108,13 +116,20 @@ static int shutdown_requested(void)
 	return sig;
 }
 
+static const char *signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+}
+
 /* Takes the signals until main is done: SIGHUP asks for a reload; the
  * first SIGINT or SIGTERM for a shutdown; a second one while the shutdown
- * runs (an operator who will not wait for the final push) ends the process
- * at once, with status 1, skipping what graceful work is left. */
+ * runs (an operator who will not wait for the final push), at least
+ * SIGNAL_REPEAT_SECONDS after the first, ends the process at once, with
+ * status 1, skipping what graceful work is left. */
 static void *signal_thread(void *arg)
 {
 	const sigset_t *set = arg;
+	double first_at = 0;
 	for (;;) {
 		int sig = 0;
 		if (sigwait(set, &sig) != 0)
@@ -130,11 +145,22 @@ static void *signal_thread(void *arg)
 			continue;
 		}
 		if (second) {
+			if (time_monotonic() - first_at < SIGNAL_REPEAT_SECONDS) {
+				log_debug("repeated signal taken as the same request", "signal=%s",
+				          signal_name(sig));
+				continue;
+			}
 			log_warn("second signal: exiting now, the graceful shutdown is cut short",
-			         "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			         "signal=%s", signal_name(sig));
 			_exit(1);
 		}
+		first_at = time_monotonic();
+		log_info("shutting down", "signal=%s", signal_name(sig));
 		request_shutdown(sig);
+		/* --once delivers on the main thread: abandon a push in flight
+		 * (remote write keeps its own deadline, the timeout). */
+		if (the_agent->cfg.once && the_agent->push)
+			pushgateway_request_stop(the_agent->push);
 	}
 }
 
@@ -323,6 +349,10 @@ static int agent_run_once(struct agent *a)
 		status = 1;
 	if (a->rw && remote_write_send_once(a->rw, time_monotonic() + a->cfg.rw_http.timeout))
 		status = 1;
+	if ((a->push || a->rw) && shutdown_requested()) {
+		log_warn("interrupted while delivering: output incomplete", "%s", "");
+		status = 1;
+	}
 	if (!a->push && !a->rw) {
 		/* streamed: written as it renders, one chunk held */
 		int rc = expo_text_write_fd(&a->reg, STDOUT_FILENO, NULL);
@@ -352,11 +382,8 @@ static int agent_run(struct agent *a)
 			          "%s", "");
 			return 1;
 		}
-		if (sig) {
-			log_info("shutting down", "signal=%s",
-			         sig == SIGINT ? "SIGINT" : "SIGTERM");
-			return 0;
-		}
+		if (sig)
+			return 0; /* "shutting down" is logged by the signal thread */
 		if (reload)
 			agent_reload(a);
 	}
@@ -426,6 +453,16 @@ int main(int argc, char **argv)
 	pthread_t sigthr;
 	int sig_started = 0, status = 1;
 
+	/* First of all, before the configuration (a large config file takes
+	 * a while) and before any thread exists, so every thread inherits the
+	 * mask: a signal during start-up waits for the signal thread. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
 	enum config_result cr = config_parse(&a.cfg, argc, argv, err, sizeof err);
 	if (cr == CONFIG_OK && check_usage(&a.cfg, err, sizeof err))
 		cr = CONFIG_USAGE;
@@ -439,18 +476,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* Before any thread exists, so every thread inherits the mask. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	/* With --user/--group, no thread may ever gain privileges through
+	 * exec: set before the first thread, so every thread inherits it. */
+	if ((a.cfg.user || a.cfg.group) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+		fprintf(stderr, "promacct: error: cannot set no_new_privs: %s\n", strerror(errno));
+		config_free(&a.cfg);
+		return 1;
+	}
 
 	/* Phase (a): make and start everything, or free what was made. */
 	if (agent_create(&a))
 		goto out;
 	__atomic_store_n(&the_capture, a.cap, __ATOMIC_RELEASE);
+	the_agent = &a;
 	/* Without it SIGTERM could not stop the agent: a start-up failure. */
 	if (pthread_create(&sigthr, NULL, signal_thread, &sigs)) {
 		log_error("cannot start the signal thread", "%s", "");
@@ -480,6 +518,7 @@ out:
 		pthread_join(sigthr, NULL);
 	}
 	__atomic_store_n(&the_capture, NULL, __ATOMIC_RELEASE);
+	the_agent = NULL;
 	agent_free(&a);
 	return status;
 }

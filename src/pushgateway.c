@@ -301,6 +301,11 @@ int pushgateway_start(struct pushgateway *p, char *err, size_t errlen)
 	return rc;
 }
 
+void pushgateway_request_stop(struct pushgateway *p)
+{
+	atomic_store(&p->stop, 1);
+}
+
 static void delete_group(struct pushgateway *p, double deadline)
 {
 	struct http_response resp;

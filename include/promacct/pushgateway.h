@@ -33,6 +33,11 @@ int pushgateway_start(struct pushgateway *p, char *err, size_t errlen) MUST_CHEC
 /* One push now on the calling thread (--once, no timer thread), bounded by
  * the timeout. 0 on success, -1 (logged) if not. */
 int pushgateway_push_now(struct pushgateway *p) MUST_CHECK;
+/* Asks the pusher to stop: a push in flight (also pushgateway_push_now's)
+ * is abandoned within about a second, the timer ends at its next tick. Callable from
+ * any thread (a signal thread); pushgateway_shutdown is still to be called.
+ * No effect on the final push and DELETE of pushgateway_shutdown. */
+void pushgateway_request_stop(struct pushgateway *p);
 /* Stops the timer thread (a push in flight is abandoned within about a
  * second); then, only if pushgateway_start had succeeded, pushes the final
  * state and DELETEs the group if delete_on_exit, each bounded by the

@@ -10,6 +10,8 @@
 #  - A second SIGTERM during the shutdown exits at once.
 #  - SIGHUP never ends the agent: it asks for a reload.
 #  - A gateway URL with a query string keeps it after the group path (item 11).
+#  - Two signals at once are one; --once abandons a hanging push on a signal;
+#    SIGHUP during start-up is a reload (review findings 7, 10, 4).
 . "$(dirname "$0")/lib.sh"
 command -v prometheus-pushgateway >/dev/null || fail "prometheus-pushgateway not installed"
 : "${STALL_SERVER:?STALL_SERVER must point to the stall_server tool}"
@@ -125,7 +127,7 @@ start impatient "$PROMACCT" -R "$WORK/eth.pcap" --web.listen-address "127.0.0.1:
 wait_http "http://127.0.0.1:$IPORT/metrics"
 pid=$(cat "$WORK/impatient.pid")
 kill -TERM "$pid"
-sleep 0.5
+sleep 1 # an operator's second signal, not a repeat of the first
 t0=$(date +%s%N)
 kill -TERM "$pid"
 rc=0
@@ -135,3 +137,68 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$ms" -lt 3000 ] || fail "second SIGTERM: exit took $ms ms (push timeout 10 s)"
 grep -q 'msg="second signal' "$WORK/impatient.log" || fail "second signal not logged"
 ok "a second SIGTERM during the shutdown exits at once ($ms ms, status 1)"
+
+# 8. Two signals at once are one request (review finding 7: timeout(1)
+#    signals the process and its group, the second within microseconds was
+#    taken for an operator's second signal and skipped the DELETE).
+RPORT=$(free_port)
+start twice "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --web.listen-address "127.0.0.1:$RPORT" \
+	--push.gateway "$GW" --push.grouping dc=twice --push.interval 1h --push.delete-on-exit
+wait_http "http://127.0.0.1:$RPORT/metrics"
+for _ in $(seq 1 50); do [ -n "$(push_time twice)" ] && break; sleep 0.1; done
+[ -n "$(push_time twice)" ] || fail "no push before the double signal"
+pid=$(cat "$WORK/twice.pid")
+kill -INT "$pid"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 0 ] || fail "two signals at once: exit $rc, expected 0"
+grep -q 'second signal' "$WORK/twice.log" && fail "two signals at once taken as a second request"
+[ -z "$(push_time twice)" ] || fail "two signals at once: the group was not deleted"
+for i in 1 2 3; do
+	rc=0
+	timeout 1.5 "$PROMACCT" -R "$WORK/eth.pcap" --web.disable --push.gateway "$GW" \
+		--push.grouping "dc=timeout$i" --push.interval 1s --push.delete-on-exit \
+		2>"$WORK/timeout$i.log" || rc=$?
+	[ "$rc" = 124 ] || fail "timeout run $i: status $rc, expected timeout's 124"
+	grep -q 'second signal' "$WORK/timeout$i.log" && fail "timeout(1)'s signals taken as two"
+	grep -q 'msg="deleted the pushed group"' "$WORK/timeout$i.log" || fail "timeout run $i: no DELETE"
+	[ -z "$(push_time "timeout$i")" ] || fail "timeout run $i: the group is still there"
+done
+ok "two signals at once (INT+TERM, timeout(1)) are one shutdown: exit 0, group deleted"
+
+# 9. --once: a signal during a push that hangs abandons it (review finding
+#    10: it was neither logged nor acted on until the 30 s timeout).
+"$PROMACCT" -R "$WORK/eth.pcap" --once --push.gateway "http://127.0.0.1:$STALL_PORT" \
+	--push.timeout 30s 2>"$WORK/oncehang.log" &
+pid=$!
+for _ in $(seq 1 50); do grep -q 'promacct started' "$WORK/oncehang.log" && break; sleep 0.1; done
+sleep 0.5
+t0=$(date +%s%N)
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 1 ] || fail "--once interrupted during a push: exit $rc, expected 1"
+[ "$ms" -lt 3000 ] || fail "--once interrupted during a push: exit took $ms ms (timeout 30 s)"
+grep -q 'msg="shutting down" signal=SIGINT' "$WORK/oncehang.log" || fail "--once: the signal is not logged"
+grep -q 'msg="interrupted while delivering' "$WORK/oncehang.log" || fail "--once: the abandoned push is not logged"
+ok "--once: SIGINT during a hanging push abandons it ($ms ms, status 1, logged)"
+
+# 10. SIGHUP while the agent is still starting (a large config file) asks
+#     for a reload too (review finding 4: it killed the agent, exit 129).
+awk 'BEGIN { print "ranges:"; for (i = 0; i < 200000; i++)
+	printf "  - prefix: 10.%d.%d.%d/32\n    labels: {c: c%d}\n", int(i / 65536) % 256, int(i / 256) % 256, i % 256, i }' \
+	>"$WORK/big.yml"
+UPORT=$(free_port)
+start early "$PROMACCT" -R "$WORK/eth.pcap" --config.file "$WORK/big.yml" \
+	--web.listen-address "127.0.0.1:$UPORT"
+sleep 0.3
+pid=$(cat "$WORK/early.pid")
+kill -HUP "$pid"
+wait_http "http://127.0.0.1:$UPORT/metrics" 60
+kill -0 "$pid" 2>/dev/null || fail "SIGHUP during start-up ended the agent"
+for _ in $(seq 1 50); do grep -q 'msg="reload requested"' "$WORK/early.log" && break; sleep 0.1; done
+grep -q 'msg="reload requested"' "$WORK/early.log" || fail "SIGHUP during start-up not taken as a reload"
+stop_agent early
+ok "SIGHUP during start-up: the agent starts and takes it as a reload"

@@ -80,6 +80,12 @@ wait_http "$url"
 pid=$(cat "$WORK/agent.pid")
 check_threads "$pid" user "$NOBODY" "$NOGROUP" "$RAW"
 grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status" || fail "no_new_privs not set"
+# Every thread, also those made before the drop (review finding 6: the
+# signal thread and the scrape server's threads had NoNewPrivs 0).
+for t in /proc/"$pid"/task/*; do
+	grep -q '^NoNewPrivs:[[:space:]]*1' "$t/status" ||
+		fail "thread $(cat "$t/comm") ($(basename "$t")) runs without no_new_privs"
+done
 grep -q 'msg="privileges dropped"' "$WORK/agent.log" || fail "the drop is not logged"
 sleep 0.3
 send_udp 10

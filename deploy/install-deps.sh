@@ -34,11 +34,14 @@ libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml
 #   wrk, tcpreplay         the load test: /metrics under 64 connections during
 #                          a live replay (tests/e2e/test_load.sh)
 #   libcap2-bin            setcap (the file-capabilities deployment, test_privdrop)
+#   chromium               headless browser: the status page in a real DOM and
+#                          its screenshot (tests/e2e/test_status_page.sh)
+#   fonts-dejavu-core      a font for that screenshot (chromium only recommends one)
 #   systemd, man-db        systemd-analyze verify of the unit, man -l of
 #                          promacct(8) (tests/e2e/test_package.sh)
 TEST="libcmocka-dev clang libclang-rt-14-dev llvm clang-format prometheus
 prometheus-pushgateway victoria-metrics iproute2 procps curl jq openssl apache2-utils
-wrk tcpreplay libcap2-bin
+wrk tcpreplay libcap2-bin chromium fonts-dejavu-core
 systemd man-db"
 
 # Benchmarks (bench/bench.sh): tcpreplay for the live part (also in TEST).

@@ -46,6 +46,7 @@
 #include "promacct/expo_text.h"
 #include "promacct/log.h"
 #include "promacct/render.h"
+#include "promacct/status_page.h"
 #include "promacct/web_config.h"
 
 #define HOST_MAX 256
@@ -520,6 +521,41 @@ fail:
 	                    "rendering metrics failed\n");
 }
 
+/* GET / with a status page: rendered here from its prepared state (small,
+ * bounded), holding a render slot (503 at once when none is free). */
+static enum MHD_Result reply_status(struct http_server *s, struct MHD_Connection *conn)
+{
+	char *html = NULL;
+	size_t len = 0;
+	pthread_mutex_lock(&s->lock);
+	int slot = s->active < s->o.max_renders;
+	s->active += (unsigned)slot;
+	pthread_mutex_unlock(&s->lock);
+	if (!slot)
+		return reply_static(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+		                    "too many requests at once, retry later\n");
+	int rc = status_page_render(s->o.status, &html, &len);
+	pthread_mutex_lock(&s->lock);
+	s->active--;
+	pthread_cond_signal(&s->slot_cond);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return reply_static(s, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+		                    "rendering the status page failed\n");
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, html, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(html);
+		return MHD_NO;
+	}
+	add_web_headers(s, resp);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
 /* Later handler calls of a scrape: the status once the render has output
  * or failed, else park the connection until it has. */
 static enum MHD_Result scrape_continue(struct scrape *sc)
@@ -621,6 +657,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return scrape_continue(*req_cls);
 		return r;
 	}
+	if (!strcmp(url, "/") && s->o.status)
+		return reply_status(s, conn);
 	if (!strcmp(url, "/"))
 		return reply_static(s, conn, MHD_HTTP_OK, "text/html; charset=utf-8", landing_page);
 	if (!strcmp(url, "/-/healthy") || !strcmp(url, "/-/ready"))

@@ -38,6 +38,7 @@
 #include "promacct/pushgateway.h"
 #include "promacct/registry.h"
 #include "promacct/remote_write.h"
+#include "promacct/status_page.h"
 #include "promacct/timer.h"
 
 #define ERR_MAX 1024
@@ -70,6 +71,7 @@ struct agent {
 	int reg_ok;
 	struct capture *cap;
 	struct http_server *http;
+	struct status_page *status; /* the page at / (with the scrape page) */
 	struct pushgateway *push;
 	struct remote_write *rw;
 	struct privdrop priv; /* --user, --group, capabilities */
@@ -272,7 +274,14 @@ static int agent_create(struct agent *a)
 		}
 	}
 	if (!cfg->web_disable && !cfg->once) {
+		a->status = status_page_new(&(struct status_page_opts){cfg->web_status_interval},
+		                            &a->reg, err, sizeof err);
+		if (!a->status) {
+			log_error("cannot set up the status page", "err=\"%s\"", err);
+			return -1;
+		}
 		struct http_server_opts hopts = {
+		    .status = a->status,
 		    .listen = cfg->listen,
 		    .max_renders = (unsigned)cfg->web_max_requests,
 		    .web = cfg->web,
@@ -314,6 +323,10 @@ static int agent_start(struct agent *a)
 		return -1;
 	}
 	privdrop_finish();
+	if (a->status && status_page_start(a->status, err, sizeof err)) {
+		log_error("cannot start the status page", "err=\"%s\"", err);
+		return -1;
+	}
 	if (cfg->once)
 		return 0; /* --once delivers on the main thread, no timers */
 	/* Last, the outputs with effects outside: a push or a remote write is
@@ -428,6 +441,7 @@ static void agent_shutdown(struct agent *a, double deadline)
 	if (side)
 		pthread_join(pt, NULL);
 	http_server_shutdown(a->http, deadline);
+	status_page_shutdown(a->status, deadline);
 }
 
 /* Frees what was made. Threads still running are stopped without graceful
@@ -437,6 +451,7 @@ static void agent_free(struct agent *a)
 	if (a->cap)
 		capture_shutdown(a->cap, time_monotonic());
 	http_server_free(a->http);
+	status_page_free(a->status);
 	pushgateway_free(a->push);
 	remote_write_free(a->rw);
 	capture_free(a->cap);

@@ -22,6 +22,7 @@
 #define HTTP_SERVER_READ_HEADER_TIMEOUT 10.0 /* default --web.read-header-timeout */
 
 struct web_config;
+struct status_page;
 
 struct http_server_opts {
 	const char *listen;   /* [HOST]:PORT */
@@ -37,6 +38,9 @@ struct http_server_opts {
 	 * its start, or from the end of its previous request plus the idle
 	 * timeout); then it is closed. <= 0: the default. */
 	double read_header_timeout;
+	/* The status page served at `/` (NULL: a static landing page). Must
+	 * outlive the server. */
+	struct status_page *status;
 };
 
 struct http_server;

@@ -683,6 +683,13 @@ static int iface_rate(const struct iface *f, unsigned points, unsigned j, int bi
 static void chart(struct buf *b, const struct published *pub, unsigned points, int bits, double now)
 {
 	double max = 0, t, r;
+	(void)now;
+	now = 0; /* the right edge: the newest sample */
+	for (unsigned i = 0; i < pub->nifaces; i++) {
+		const struct iface *f = &pub->ifaces[i];
+		if (f->n && f->t[(f->head + points - 1) % points] > now)
+			now = f->t[(f->head + points - 1) % points];
+	}
 	for (unsigned i = 0; i < pub->nifaces; i++)
 		for (unsigned j = 1; j < pub->ifaces[i].n; j++)
 			if (iface_rate(&pub->ifaces[i], points, j, bits, &t, &r) && r > max)
@@ -859,12 +866,14 @@ int status_page_render(struct status_page *p, char **html, size_t *len)
 	buf_printf(&b, "<script>setTimeout(function(){location.reload()},%.0f)</script>\n",
 	           p->interval * 1000);
 	buf_append_str(&b, "</body></html>\n");
+	buf_append_char(&b, '\0'); /* a C string too (not counted in *len) */
 	if (b.err) {
 		int rc = b.err;
 		buf_free(&b);
 		return rc;
 	}
 	*html = buf_steal(&b, len);
+	(*len)--;
 	return 0;
 }
 

@@ -402,7 +402,7 @@ static const struct flag flags[] = {
      "Histogram bucket bounds in bytes, strictly increasing, at most 32 (+Inf is added).",
      flag_string, FIELD(buckets_arg), 0, 0, 0},
     {"buffer-size", 0, "BYTES", "32M",
-     "Kernel capture ring size per thread, K/M/G suffixes (64K to 2G).", flag_int,
+     "Kernel capture ring size per thread, K/M/G suffixes (64K to 2047M).", flag_int,
      FIELD(buffer_size), 0, 65536, INT32_MAX},
     {"promisc", 0, NULL, NULL, "Put interfaces into promiscuous mode.", flag_switch, FIELD(promisc),
      0, 0, 0},
@@ -668,7 +668,8 @@ static void warn_url_secrets(const struct config *c)
 		if (url_redact(url, shown, sizeof shown)) {
 			/* shown: <url too long> */
 		}
-		log_warn("URL with a password or query on the command line: other local users "
+		log_warn("URL with a password, user info, path parameters or a query on the "
+		         "command line: other local users "
 		         "can read it in the process list; prefer the basic-auth-password-file "
 		         "and bearer-token-file flags",
 		         "url=%s", shown);

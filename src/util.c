@@ -129,11 +129,15 @@ out:
 	return rc;
 }
 
-/* The parts of a URL that may hold secrets. */
+/* The parts of a URL that may hold secrets, each [start, end) or NULL. */
 struct url_parts {
-	const char *pw, *pw_end;       /* password in the user info, or NULL */
-	const char *query, *query_end; /* after '?', or NULL */
-	const char *frag;              /* '#', or NULL */
+	const char *pw, *pw_end;         /* password of the user info; the whole
+	                                  * user info when it has no ':' (a token
+	                                  * as user name, or a percent-encoded
+	                                  * "user%3Apassword") */
+	const char *params, *params_end; /* path parameters from the first ';' */
+	const char *query, *query_end;   /* after '?' */
+	const char *frag;                /* '#' */
 };
 
 static void url_split(const char *url, struct url_parts *u)
@@ -147,14 +151,17 @@ static void url_split(const char *url, struct url_parts *u)
 	for (const char *p = auth; p < auth_end; p++)
 		if (*p == '@')
 			at = p;
-	if (at) {
+	if (at && at > auth) {
 		const char *colon = memchr(auth, ':', (size_t)(at - auth));
-		if (colon) {
-			u->pw = colon + 1;
-			u->pw_end = at;
-		}
+		u->pw = colon ? colon + 1 : auth;
+		u->pw_end = at;
 	}
 	const char *q = auth_end + strcspn(auth_end, "?#");
+	const char *semi = memchr(auth_end, ';', (size_t)(q - auth_end));
+	if (semi) {
+		u->params = semi + 1;
+		u->params_end = q;
+	}
 	if (*q == '?') {
 		u->query = q + 1;
 		u->query_end = q + 1 + strcspn(q + 1, "#");
@@ -166,26 +173,40 @@ int url_has_secret(const char *url)
 {
 	struct url_parts u;
 	url_split(url, &u);
-	return u.pw != NULL || u.query != NULL;
+	return u.pw != NULL || u.params != NULL || u.query != NULL;
 }
 
 int url_redact(const char *url, char *out, size_t cap)
 {
 	struct url_parts u;
 	url_split(url, &u);
-	const char *end = u.frag ? u.frag : url + strlen(url);
-	int n;
-	if (u.pw && u.query)
-		n = snprintf(out, cap, "%.*s<secret>%.*s<query>", (int)(u.pw - url), url,
-		             (int)(u.query - u.pw_end), u.pw_end);
-	else if (u.pw)
-		n = snprintf(out, cap, "%.*s<secret>%.*s", (int)(u.pw - url), url,
-		             (int)(end - u.pw_end), u.pw_end);
-	else if (u.query)
-		n = snprintf(out, cap, "%.*s<query>", (int)(u.query - url), url);
-	else
-		n = snprintf(out, cap, "%.*s", (int)(end - url), url);
-	if (n < 0 || (size_t)n >= cap) {
+	/* The secret parts in URL order, each replaced by its placeholder; the
+	 * fragment and what follows it are dropped. */
+	const struct {
+		const char *start, *end, *shown;
+	} cut[] = {
+	    {u.pw, u.pw_end, "<secret>"},
+	    {u.params, u.params_end, "<params>"},
+	    {u.query, u.query_end, "<query>"},
+	};
+	const char *p = url, *end = u.frag ? u.frag : url + strlen(url);
+	size_t n = 0;
+	int over = 0;
+	for (size_t i = 0; i <= ARRAY_LEN(cut); i++) {
+		const char *upto = i < ARRAY_LEN(cut) ? cut[i].start : end;
+		if (!upto)
+			continue;
+		int w = snprintf(out + n, cap > n ? cap - n : 0, "%.*s%s", (int)(upto - p), p,
+		                 i < ARRAY_LEN(cut) ? cut[i].shown : "");
+		if (w < 0 || (size_t)w >= (cap > n ? cap - n : 0)) {
+			over = 1;
+			break;
+		}
+		n += (size_t)w;
+		if (i < ARRAY_LEN(cut))
+			p = cut[i].end;
+	}
+	if (over) {
 		snprintf(out, cap, "%s", "<url too long>");
 		return -ENOSPC;
 	}

@@ -70,11 +70,13 @@ double tick_next(double next, double interval, double now);
 int file_read_secret(const char *path, char **out) MUST_CHECK;
 
 /* Copies url into out (cap bytes) for a label or a log line: the password
- * of its user info becomes <secret>, its query <query>, its fragment is
- * dropped (http://admin:<secret>@host/api/v1/write?<query>). Returns 0, or
- * -ENOSPC with out set to "<url too long>". */
+ * of its user info becomes <secret> (the whole user info when it has no ':',
+ * as a token used as user name or a percent-encoded "user%3Apassword"),
+ * path parameters after ';' become <params>, the query <query>, and the
+ * fragment is dropped (http://admin:<secret>@host/api/v1/write?<query>).
+ * Returns 0, or -ENOSPC with out set to "<url too long>". */
 int url_redact(const char *url, char *out, size_t cap) MUST_CHECK;
-/* Whether url carries a password in its user info or a query. */
+/* Whether url carries user info, path parameters or a query. */
 int url_has_secret(const char *url);
 
 #endif

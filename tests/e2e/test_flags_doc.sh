@@ -37,7 +37,9 @@ while IFS=$'\t' read -r name def; do
 		continue
 	fi
 	[ -n "$def" ] || continue
-	rows=$(grep -E -- "^\|.*$re" "$README" || true)
+	# The flag's own table row (its name in the first cell), not a
+	# benchmark row that mentions it.
+	rows=$(grep -E -- "^\| \`(-[A-Za-z], )?$re" "$README" || true)
 	if [ -z "$rows" ]; then # the paragraphs that name it
 		rows=$(awk -v RS= -v re="$re" '$0 ~ re' "$README")
 	fi

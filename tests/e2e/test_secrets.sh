@@ -51,7 +51,7 @@ grep -q "url=\"http://rw:<secret>@127.0.0.1:$DEAD/api/v1/write?<query>\"" "$WORK
 	fail "the failing endpoint's log line does not name its redacted URL"
 grep -q "msg=\"http request\" method=PUT url=http://admin:<secret>@127.0.0.1:$GP/metrics/job/promacct/instance/[^ ]*?<query> status=200" \
 	"$WORK/agent.log" || fail "no debug line for the push"
-grep -q 'msg="URL with a password or query on the command line' "$WORK/agent.log" ||
+grep -q 'msg="URL with a password, user info, path parameters or a query on the command line' "$WORK/agent.log" ||
 	fail "no warning about credentials on the command line"
 ok "URLs shown as http://admin:<secret>@host/path?<query>"
 

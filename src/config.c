@@ -12,6 +12,7 @@
  * the 2017 tool's short flags (-i, -r, -p). */
 #include "promacct/config.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -116,6 +117,26 @@ static int flag_url(const struct flag *f, const char *arg, struct config *c, cha
 	if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8)) {
 		/* No echo of the value: it may hold a password. */
 		snprintf(err, errlen, "--%s: expected an http:// or https:// URL", f->name);
+		return -EINVAL;
+	}
+	/* libcurl's own parser: a URL it would refuse at every request (port
+	 * out of range, unbalanced IPv6 brackets, control characters, bad
+	 * percent-encoding of the host) is a usage error now, not a retry
+	 * loop later. */
+	CURLU *u = curl_url();
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	CURLUcode uc = curl_url_set(u, CURLUPART_URL, arg, 0);
+	char *port = NULL;
+	if (uc == CURLUE_OK && curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && port &&
+	    !strcmp(port, "0"))
+		uc = CURLUE_BAD_PORT_NUMBER;
+	curl_free(port);
+	curl_url_cleanup(u);
+	if (uc != CURLUE_OK) {
+		snprintf(err, errlen, "--%s: not a usable URL: %s", f->name, curl_url_strerror(uc));
 		return -EINVAL;
 	}
 	return f->off_n ? flag_strings(f, arg, c, err, errlen)

@@ -138,6 +138,11 @@ static void test_usage_errors_name_the_problem(void **state)
 	expect_usage("-i eth0 --max-addresses 0", "max-addresses");
 	expect_usage("-i eth0 --capture-threads 0", "capture-threads");
 	expect_usage("-i eth0 --push.gateway ftp://x", "push.gateway");
+	/* URLs libcurl would refuse at every request are refused at start-up
+	 * (they were retried until the timeout). */
+	expect_usage("-i eth0 --remote-write.url http://h:99999/x", "not a usable URL");
+	expect_usage("-i eth0 --remote-write.url http://h:0/x", "not a usable URL");
+	expect_usage("-i eth0 --push.gateway http://admin:x@[::1/x", "not a usable URL");
 	expect_usage("-i eth0 --push.interval 10", "duration");
 	expect_usage("-i eth0 --push.method patch", "put or post");
 	expect_usage("-i eth0 --push.grouping 1x=y", "label name");

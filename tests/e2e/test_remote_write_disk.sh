@@ -128,3 +128,16 @@ missing=$(grep -vxF -f "$WORK/p-ts" "$WORK/p-queued" || true)
 [ -z "$missing" ] || fail "Prometheus lacks snapshots queued before the kill: $missing"
 stop_agent p2
 ok "Prometheus holds all $(wc -l <"$WORK/p-queued") snapshots queued before the SIGKILL ($(wc -l <"$WORK/p-ts") in all)"
+
+# 8. The queue of an endpoint no longer configured is left alone, and said
+#    so; the new URL gets its own directory.
+old=$(ls "$Q")
+URL="http://127.0.0.1:$(free_port)/other"
+agent p3
+sleep 1
+stop_agent p3
+grep -q "msg=\"remote-write queue of an endpoint no longer configured: left alone\" dir=\"$Q/$old\"" \
+	"$WORK/p3.log" || fail "the old queue directory was not named in the log"
+[ -d "$Q/$old" ] || fail "the old queue directory was removed"
+[ "$(ls "$Q" | wc -l)" = 2 ] || fail "the new URL did not get its own directory: $(ls "$Q")"
+ok "the queue of a removed endpoint is left alone and logged"

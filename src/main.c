@@ -159,10 +159,12 @@ static void *signal_thread(void *arg)
 		first_at = time_monotonic();
 		log_info("shutting down", "signal=%s", signal_name(sig));
 		request_shutdown(sig);
-		/* --once delivers on the main thread: abandon a push in flight
-		 * (remote write keeps its own deadline, the timeout). */
+		/* --once delivers on the main thread: abandon a push or a
+		 * remote write in flight. */
 		if (the_agent->cfg.once && the_agent->push)
 			pushgateway_request_stop(the_agent->push);
+		if (the_agent->cfg.once && the_agent->rw)
+			remote_write_abandon(the_agent->rw);
 	}
 }
 

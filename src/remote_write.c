@@ -136,7 +136,11 @@ static int expired(struct remote_write *rw)
 /* Sets the deadline and the stop flag, wakes every wait. */
 static void rw_request_stop(struct remote_write *rw, double deadline)
 {
-	gauge_set(&rw->deadline, deadline);
+	/* after remote_write_abandon the deadline stays in the past, also when
+	 * it raced with this call */
+	gauge_set(&rw->deadline, atomic_load(&rw->abandon) ? 0 : deadline);
+	if (atomic_load(&rw->abandon))
+		gauge_set(&rw->deadline, 0);
 	atomic_store(&rw->stop, 1);
 	for (size_t i = 0; i < rw->nep; i++) {
 		pthread_mutex_lock(&rw->ep[i].lock);
@@ -825,6 +829,15 @@ int remote_write_send_once(struct remote_write *rw, double deadline)
 	}
 	(void)lost;
 	return rc;
+}
+
+void remote_write_abandon(struct remote_write *rw)
+{
+	atomic_store(&rw->abandon, 1);
+	rw_request_stop(rw, 0);
+	pthread_mutex_lock(&rw->run_lock);
+	pthread_cond_broadcast(&rw->run_cond);
+	pthread_mutex_unlock(&rw->run_lock);
 }
 
 void remote_write_shutdown(struct remote_write *rw, double deadline)

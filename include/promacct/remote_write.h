@@ -47,6 +47,11 @@ int remote_write_start(struct remote_write *rw, char *err, size_t errlen) MUST_C
  * the sender shards, retrying until the monotonic deadline. 0 when every
  * endpoint accepted everything, -1 (logged) if not. */
 int remote_write_send_once(struct remote_write *rw, double deadline) MUST_CHECK;
+/* Gives up now (a signal during --once): the deadline becomes the past, a
+ * request in flight is abandoned within about a second, nothing more is
+ * sent. Callable from any thread; send_once still returns and reports what
+ * was not delivered. */
+void remote_write_abandon(struct remote_write *rw);
 /* Stops the timer; if start succeeded, queues the final values and stale
  * markers for every series and delivers what it can by the monotonic
  * deadline (every wait, request and retry is bounded by it); joins every

@@ -185,6 +185,22 @@ grep -q 'msg="shutting down" signal=SIGINT' "$WORK/oncehang.log" || fail "--once
 grep -q 'msg="interrupted while delivering' "$WORK/oncehang.log" || fail "--once: the abandoned push is not logged"
 ok "--once: SIGINT during a hanging push abandons it ($ms ms, status 1, logged)"
 
+# 9b. The same for remote write: a signal abandons the request in flight.
+"$PROMACCT" -R "$WORK/eth.pcap" --once --remote-write.url "http://127.0.0.1:$STALL_PORT/api/v1/write" \
+	--remote-write.timeout 30s 2>"$WORK/oncerw.log" &
+pid=$!
+for _ in $(seq 1 50); do grep -q 'promacct started' "$WORK/oncerw.log" && break; sleep 0.1; done
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 1 ] || fail "--once interrupted during a remote write: exit $rc, expected 1"
+[ "$ms" -lt 3000 ] || fail "--once interrupted during a remote write: exit took $ms ms (timeout 30 s)"
+grep -q 'msg="shutting down" signal=SIGTERM' "$WORK/oncerw.log" || fail "--once rw: the signal is not logged"
+ok "--once: SIGTERM during a hanging remote write abandons it ($ms ms, status 1, logged)"
+
 # 10. SIGHUP while the agent is still starting (a large config file) asks
 #     for a reload too (review finding 4: it killed the agent, exit 129).
 awk 'BEGIN { print "ranges:"; for (i = 0; i < 200000; i++)

@@ -11,7 +11,8 @@
  * suspended; the render thread resumes it (ready hook) when one is.
  *
  * At most max_renders renders run at once: a further scrape waits up to
- * render_wait seconds for a slot (on its render thread, its connection
+ * render_wait seconds (less if X-Prometheus-Scrape-Timeout-Seconds says the
+ * scraper gives up sooner) for a slot (on its render thread, its connection
  * suspended), then gets 503 with Retry-After; beyond HTTP_SERVER_MAX_WAITING
  * waiting scrapes, 503 at once. The status line is sent once the first
  * chunk is ready (200), or the render failed before any output (500/503); a
@@ -115,6 +116,7 @@ struct scrape {
 	int queued;    /* a response was queued (MHD thread only) */
 	int gzip, failed;
 	double t0;
+	double wait; /* seconds it may wait for a render slot */
 };
 
 static enum req_kind other_request = REQ_OTHER;
@@ -351,7 +353,7 @@ static int render_admit(void *arg, const _Atomic int *stop)
 	struct scrape *sc = arg;
 	struct http_server *s = sc->s;
 	int rc = 0, waited = 0;
-	double deadline = time_monotonic() + s->o.render_wait;
+	double deadline = time_monotonic() + sc->wait;
 	pthread_mutex_lock(&s->lock);
 	while (s->active >= s->o.max_renders && !atomic_load(stop) && !atomic_load(&s->stopping)) {
 		double now = time_monotonic();
@@ -486,6 +488,14 @@ static enum MHD_Result scrape_begin(struct http_server *s, struct MHD_Connection
 	sc->conn = conn;
 	sc->gzip = accepts_gzip(conn);
 	sc->t0 = time_monotonic();
+	/* Wait for a slot at most the configured time, or until half a second
+	 * before the scraper gives up, when it says when that is. */
+	sc->wait = s->o.render_wait;
+	const char *st = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                             "X-Prometheus-Scrape-Timeout-Seconds");
+	double timeout = st ? strtod(st, NULL) : 0;
+	if (timeout > 0 && timeout - 0.5 < sc->wait)
+		sc->wait = timeout - 0.5 > 0.1 ? timeout - 0.5 : 0.1;
 	pthread_mutex_init(&sc->lock, NULL);
 	*req_cls = sc;
 

@@ -52,7 +52,15 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 
 /* GET http://127.0.0.1:port/path; gzip asks for (and decodes) gzip. The
  * body ends with a NUL (not counted in its length). */
+static void get_with(int port, const char *path, int gzip, const char *header, struct reply *r);
+
 static void get(int port, const char *path, int gzip, struct reply *r)
+{
+	get_with(port, path, gzip, NULL, r);
+}
+
+/* get with one extra request header (NULL: none). */
+static void get_with(int port, const char *path, int gzip, const char *header, struct reply *r)
 {
 	char url[128];
 	memset(r, 0, sizeof *r);
@@ -68,7 +76,10 @@ static void get(int port, const char *path, int gzip, struct reply *r)
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 	if (gzip)
 		curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
+	struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_slist_free_all(h);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &r->wire_bytes);
 	curl_easy_cleanup(c);
@@ -339,6 +350,30 @@ static void test_render_limit_answers_503_with_retry_after(void **state)
 	fixture_free(f);
 }
 
+/* A scrape waits for a slot at most until shortly before the scrape timeout
+ * Prometheus sends (X-Prometheus-Scrape-Timeout-Seconds), when that is
+ * shorter than the configured wait. */
+static void test_render_wait_ends_before_the_scrape_timeout(void **state)
+{
+	(void)state;
+	struct fixture *f = big_state(60000);
+	struct http_server *s = serve(f, 1, 20);
+	int fd = stalled_client(http_server_port(s));
+	wait_for(&f->reg, "promacct_http_renders_in_progress", 1);
+	struct reply r;
+	double t0 = time_monotonic();
+	get_with(http_server_port(s), "/metrics", 0, "X-Prometheus-Scrape-Timeout-Seconds: 1.5",
+	         &r);
+	double took = time_monotonic() - t0;
+	assert_int_equal(r.status, 503);
+	assert_true(took >= 0.9 && took < 5);
+	buf_free(&r.body);
+	close(fd);
+	http_server_shutdown(s, time_monotonic() + 2);
+	http_server_free(s);
+	fixture_free(f);
+}
+
 /* Shutdown with a render in progress (its client stalled) ends it and
  * returns within the deadline. */
 static void test_shutdown_ends_renders_in_progress(void **state)
@@ -386,6 +421,7 @@ int main(void)
 	    cmocka_unit_test(test_port_in_use_is_a_start_error),
 	    cmocka_unit_test(test_streamed_page_plain_and_gzip_equal_the_render),
 	    cmocka_unit_test(test_render_limit_answers_503_with_retry_after),
+	    cmocka_unit_test(test_render_wait_ends_before_the_scrape_timeout),
 	    cmocka_unit_test(test_shutdown_ends_renders_in_progress),
 	    cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_connections_are_limited_per_client_address),

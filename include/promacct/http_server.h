@@ -10,8 +10,10 @@
 #define HTTP_SERVER_CONNECTION_LIMIT   512
 #define HTTP_SERVER_CONNECTION_TIMEOUT 30 /* seconds an idle connection is kept */
 #define HTTP_SERVER_THREADS            2
-#define HTTP_SERVER_MAX_RENDERS        4   /* default --web.max-requests */
-#define HTTP_SERVER_RENDER_WAIT        1.0 /* seconds a scrape waits for a render slot */
+#define HTTP_SERVER_MAX_RENDERS        4 /* default --web.max-requests */
+/* Seconds a scrape waits for a render slot at most (less when Prometheus
+ * says its scrape times out sooner: X-Prometheus-Scrape-Timeout-Seconds). */
+#define HTTP_SERVER_RENDER_WAIT 10.0
 /* Scrapes waiting for a render slot (each holds a connection and an idle
  * thread, no buffers); beyond this, 503 at once. */
 #define HTTP_SERVER_MAX_WAITING HTTP_SERVER_CONNECTION_LIMIT

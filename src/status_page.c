@@ -662,8 +662,8 @@ static void human(struct buf *b, double v, const char *unit)
 static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                 "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
-#define CH_W 560
-#define CH_H 200
+#define CH_W 440
+#define CH_H 180
 #define CH_L 64 /* left margin for the axis text */
 
 /* The rate at point j of interface f (j counts from the oldest point) */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -93,9 +94,9 @@ static void test_chart_has_a_line_per_interface_with_its_rate(void **state)
 	const char *line = strstr(html, "<polyline class=\"series\" stroke=\"#1f77b4\" "
 	                                "data-interface=\"eth0\" points=\"");
 	assert_non_null(line);
-	/* two rates at the right edge (x 623.4: 1 s of 15 min before 624), at
+	/* two rates at the right edge (x 503.5: 1 s of 15 min before 504), at
 	 * the top of the chart (y 0: the maximum) */
-	assert_non_null(strstr(line, "points=\"623.4,0.0 624.0,0.0 \""));
+	assert_non_null(strstr(line, "points=\"503.5,0.0 504.0,0.0 \""));
 	/* the bits/s chart's axis tops at the 1 Mb/s the line reaches */
 	assert_non_null(strstr(html, ">1 Mb/s</text>"));
 	assert_non_null(strstr(html, ">100 p/s</text>"));
@@ -164,6 +165,50 @@ static void test_candidate_set_is_bounded_and_admits_a_new_heavy_talker(void **s
 	fixture_free(f);
 }
 
+/* Push and remote-write health from the self-metrics, one row per target. */
+static void test_delivery_targets_show_last_success_failures_and_queue(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, NULL, 0, 10);
+	struct registry *r = &f->reg;
+	const char *url = "https://mimir.example/api/v1/push?a=1&b=<2>";
+	gauge_t *ok = registry_self_add(r, "promacct_push_requests_total", "", METRIC_COUNTER,
+	                                "result", "success", NULL, NULL);
+	gauge_t *bad = registry_self_add(r, "promacct_push_requests_total", "", METRIC_COUNTER,
+	                                 "result", "failure", NULL, NULL);
+	gauge_t *plast = registry_self_add(r, "promacct_push_last_success_timestamp_seconds", "",
+	                                   METRIC_GAUGE, NULL, NULL, NULL, NULL);
+	gauge_t *failed = registry_self_add(r, "promacct_remote_write_samples_total", "",
+	                                    METRIC_COUNTER, "url", url, "result", "failed");
+	gauge_t *dropped = registry_self_add(r, "promacct_remote_write_samples_total", "",
+	                                     METRIC_COUNTER, "url", url, "result", "dropped");
+	gauge_t *queue = registry_self_add(r, "promacct_remote_write_queue_samples", "",
+	                                   METRIC_GAUGE, "url", url, NULL, NULL);
+	assert_true(ok && bad && plast && failed && dropped && queue);
+	self_inc(ok, 7);
+	self_inc(bad, 2);
+	gauge_set(plast, (double)time(NULL) - 30);
+	self_inc(failed, 1500);
+	self_inc(dropped, 12);
+	gauge_set(queue, 4242);
+	struct status_page *p = sampler(f);
+	assert_int_equal(status_page_sample(p, 1), 0);
+	char *html = page(p);
+	const char *push = strstr(html, "<tr><td>Pushgateway</td><td>push</td><td>");
+	assert_non_null(push);
+	assert_non_null(strstr(push, "<td class=\"n bad\">2</td>"));
+	assert_true(strstr(push, " s ago</td>") != NULL);
+	const char *rw =
+	    strstr(html, "<tr><td>https://mimir.example/api/v1/push?a=1&amp;b=&lt;2&gt;"
+	                 "</td><td>remote write</td><td>never</td>"
+	                 "<td class=\"n bad\">1500</td><td class=\"n\">4242</td>"
+	                 "<td class=\"n bad\">12</td></tr>");
+	assert_non_null(rw);
+	free(html);
+	status_page_free(p);
+	fixture_free(f);
+}
+
 static void test_too_short_an_interval_is_refused(void **state)
 {
 	(void)state;
@@ -206,6 +251,7 @@ int main(void)
 	    cmocka_unit_test(test_chart_has_a_line_per_interface_with_its_rate),
 	    cmocka_unit_test(test_outside_text_is_escaped),
 	    cmocka_unit_test(test_candidate_set_is_bounded_and_admits_a_new_heavy_talker),
+	    cmocka_unit_test(test_delivery_targets_show_last_success_failures_and_queue),
 	    cmocka_unit_test(test_too_short_an_interval_is_refused),
 	    cmocka_unit_test(test_sampler_thread_starts_and_stops),
 	};

@@ -649,7 +649,7 @@ static void human(struct buf *b, double v, const char *unit)
 {
 	static const char *pfx[] = {"", "k", "M", "G", "T", "P"};
 	int i = 0;
-	while (fabs(v) >= 1000 && i < 5) {
+	while (fabs(v) >= 999.5 && i < 5) { /* 999.7 k is 1 M, never 1e+03 k */
 		v /= 1000;
 		i++;
 	}

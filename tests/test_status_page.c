@@ -100,6 +100,8 @@ static void test_chart_has_a_line_per_interface_with_its_rate(void **state)
 	/* the bits/s chart's axis tops at the 1 Mb/s the line reaches */
 	assert_non_null(strstr(html, ">1 Mb/s</text>"));
 	assert_non_null(strstr(html, ">100 p/s</text>"));
+	assert_non_null(strstr(html, ">750 kb/s</text>")); /* the grid lines */
+	assert_null(strstr(html, "e+"));                   /* never 1e+03 kb/s */
 	free(html);
 	status_page_free(p);
 	fixture_free(f);

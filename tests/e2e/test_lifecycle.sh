@@ -209,8 +209,18 @@ awk 'BEGIN { print "ranges:"; for (i = 0; i < 200000; i++)
 UPORT=$(free_port)
 start early "$PROMACCT" -R "$WORK/eth.pcap" --config.file "$WORK/big.yml" \
 	--web.listen-address "127.0.0.1:$UPORT"
-sleep 0.3
 pid=$(cat "$WORK/early.pid")
+# Signal while the config file is being read (the reader holds it open),
+# not at a fixed time: a loaded machine may not even have reached main().
+reading=0
+for _ in $(seq 1 3000); do
+	if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q 'big\.yml'; then
+		reading=1
+		break
+	fi
+	sleep 0.01
+done
+[ "$reading" = 1 ] || fail "never saw the config file being read"
 kill -HUP "$pid"
 wait_http "http://127.0.0.1:$UPORT/metrics" 60
 kill -0 "$pid" 2>/dev/null || fail "SIGHUP during start-up ended the agent"

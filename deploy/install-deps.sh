@@ -39,10 +39,12 @@ libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml
 #   fonts-dejavu-core      a font for that screenshot (chromium only recommends one)
 #   systemd, man-db        systemd-analyze verify of the unit, man -l of
 #                          promacct(8) (tests/e2e/test_package.sh)
+#   file                   CPack's DEB generator (shlibdeps) refuses to run
+#                          without it: `--target package` in test_package.sh
 TEST="libcmocka-dev clang libclang-rt-14-dev llvm clang-format prometheus
 prometheus-pushgateway victoria-metrics iproute2 procps curl jq openssl apache2-utils
 wrk tcpreplay libcap2-bin chromium fonts-dejavu-core
-systemd man-db"
+systemd man-db file"
 
 # Benchmarks (bench/bench.sh): tcpreplay for the live part (also in TEST).
 BENCH="tcpreplay"

@@ -10,7 +10,9 @@
  * rather than growing memory. While no chunk is ready the connection is
  * suspended; the render thread resumes it (ready hook) when one is.
  *
- * At most max_renders renders run at once: a further scrape waits up to
+ * At most max_renders renders run at once, and at most half of them (at
+ * least one) for one client address, since a render lasts as long as its
+ * client takes to read the page: a further scrape waits up to
  * render_wait seconds (less if X-Prometheus-Scrape-Timeout-Seconds says the
  * scraper gives up sooner) for a slot (on its render thread, its connection
  * suspended), then gets 503 with Retry-After; beyond HTTP_SERVER_MAX_WAITING
@@ -116,7 +118,9 @@ struct scrape {
 	int queued;    /* a response was queued (MHD thread only) */
 	int gzip, failed;
 	double t0;
-	double wait; /* seconds it may wait for a render slot */
+	double wait;        /* seconds it may wait for a render slot */
+	uint8_t client[17]; /* address family, then the client address */
+	int holding;        /* under s->lock: holds a render slot */
 };
 
 static enum req_kind other_request = REQ_OTHER;
@@ -348,6 +352,47 @@ static void *reaper_main(void *arg)
 
 /* ---- render slots (on render threads) ----------------------------------- */
 
+/* The render slots one client address may hold: half of them (at least
+ * one), so clients that ask for the page and read it slowly, or never, from
+ * one address cannot hold every slot and lock other scrapers out. */
+static unsigned per_client_renders(const struct http_server *s)
+{
+	return s->o.max_renders > 1 ? s->o.max_renders / 2 : 1;
+}
+
+/* s->lock held: the slots held by sc's client address. Walks the live
+ * scrapes (at most max_renders + HTTP_SERVER_MAX_WAITING). */
+static unsigned client_renders(const struct http_server *s, const struct scrape *sc)
+{
+	unsigned n = 0;
+	for (const struct scrape *o = s->live; o; o = o->next)
+		n += o->holding && !memcmp(o->client, sc->client, sizeof o->client);
+	return n;
+}
+
+/* s->lock held: whether sc may take a render slot now. */
+static int slot_free(const struct http_server *s, const struct scrape *sc)
+{
+	return s->active < s->o.max_renders && client_renders(s, sc) < per_client_renders(s);
+}
+
+/* Records the client address of conn in out (zeroes when unknown: such
+ * clients share one budget). */
+static void client_key(struct MHD_Connection *conn, uint8_t out[17])
+{
+	memset(out, 0, 17);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET) {
+		out[0] = AF_INET;
+		memcpy(out + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		out[0] = AF_INET6;
+		memcpy(out + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	}
+}
+
 static int render_admit(void *arg, const _Atomic int *stop)
 {
 	struct scrape *sc = arg;
@@ -355,7 +400,7 @@ static int render_admit(void *arg, const _Atomic int *stop)
 	int rc = 0, waited = 0;
 	double deadline = time_monotonic() + sc->wait;
 	pthread_mutex_lock(&s->lock);
-	while (s->active >= s->o.max_renders && !atomic_load(stop) && !atomic_load(&s->stopping)) {
+	while (!slot_free(s, sc) && !atomic_load(stop) && !atomic_load(&s->stopping)) {
 		double now = time_monotonic();
 		if (now >= deadline)
 			break;
@@ -369,10 +414,12 @@ static int render_admit(void *arg, const _Atomic int *stop)
 	}
 	if (atomic_load(stop) || atomic_load(&s->stopping))
 		rc = -ECANCELED;
-	else if (s->active >= s->o.max_renders)
+	else if (!slot_free(s, sc))
 		rc = -EBUSY;
-	else
+	else {
 		s->active++;
+		sc->holding = 1;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc == -EBUSY)
 		self_inc(s->render_rejections, 1);
@@ -387,7 +434,9 @@ static void render_done(void *arg, int status, uint64_t text_bytes)
 	struct http_server *s = sc->s;
 	pthread_mutex_lock(&s->lock);
 	s->active--;
-	pthread_cond_signal(&s->slot_cond);
+	sc->holding = 0;
+	/* a waiter of another address may be the one that can go now */
+	pthread_cond_broadcast(&s->slot_cond);
 	pthread_mutex_unlock(&s->lock);
 	self_inc(s->renders, -1);
 	self_inc(s->rendered_bytes, (double)text_bytes);
@@ -488,6 +537,7 @@ static enum MHD_Result scrape_begin(struct http_server *s, struct MHD_Connection
 	sc->conn = conn;
 	sc->gzip = accepts_gzip(conn);
 	sc->t0 = time_monotonic();
+	client_key(conn, sc->client);
 	/* Wait for a slot at most the configured time, or until half a second
 	 * before the scraper gives up, when it says when that is. */
 	sc->wait = s->o.render_wait;

@@ -75,6 +75,8 @@ struct agent {
 	struct pushgateway *push;
 	struct remote_write *rw;
 	struct privdrop priv; /* --user, --group, capabilities */
+	/* Prometheus' reload metrics (not with --once: nothing reloads). */
+	gauge_t *reload_ok, *reload_ts;
 };
 
 /* Asks the main thread for a configuration reload. Callable from any
@@ -173,8 +175,40 @@ static void *signal_thread(void *arg)
  * at run time and apply it to the running modules. */
 static void agent_reload(struct agent *a)
 {
-	(void)a;
+	const struct config *c = &a->cfg;
+	int ok = 1;
 	log_info("reload requested", "%s", "");
+	if (!c->config_file) {
+		log_info("nothing to reload: no --config.file", "%s", "");
+	} else {
+		/* The file is read and checked again. Applying changed ranges to
+		 * running capture threads (keeping unchanged series) is not built
+		 * yet: a changed file is reported, never half applied. */
+		struct ranges fresh;
+		char err[ERR_MAX] = "";
+		if (config_reload_ranges(c, &fresh, err, sizeof err)) {
+			log_error("config reload failed: the running configuration is kept",
+			          "err=%s", err);
+			ok = 0;
+		} else {
+			ok = ranges_equal(&fresh, &c->ranges);
+			ranges_free(&fresh);
+			if (ok)
+				log_info("config reloaded: ranges unchanged", "file=%s",
+				         c->config_file);
+			else
+				log_warn(
+				    "config file changed: range changes take effect at the next "
+				    "restart (applying them live is not implemented); the running "
+				    "configuration is kept",
+				    "file=%s", c->config_file);
+		}
+	}
+	if (a->reload_ok) {
+		gauge_set(a->reload_ok, ok);
+		if (ok)
+			gauge_set(a->reload_ts, time_now());
+	}
 }
 
 /* Usage rules across outputs and modes. */
@@ -215,6 +249,24 @@ static int agent_create(struct agent *a)
 		return -1;
 	}
 	a->reg_ok = 1;
+	if (!cfg->once) {
+		a->reload_ok = registry_self_add(
+		    &a->reg, "promacct_config_last_reload_successful",
+		    "Whether the last configuration reload (SIGHUP) succeeded: 0 when the file "
+		    "did not load or its ranges differ from the running ones (applied at restart).",
+		    METRIC_GAUGE, NULL, NULL, NULL, NULL);
+		a->reload_ts = registry_self_add(
+		    &a->reg, "promacct_config_last_reload_success_timestamp_seconds",
+		    "Time of the last successful configuration reload "
+		    "(or of start-up).",
+		    METRIC_GAUGE, NULL, NULL, NULL, NULL);
+		if (!a->reload_ok || !a->reload_ts) {
+			log_error("out of memory", "%s", "");
+			return -1;
+		}
+		gauge_set(a->reload_ok, 1);
+		gauge_set(a->reload_ts, time_now());
+	}
 	struct privdrop_opts pdo = {
 	    .user = cfg->user,
 	    .group = cfg->group,

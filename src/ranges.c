@@ -720,3 +720,22 @@ out:
 	free(v6);
 	return rc;
 }
+
+int ranges_equal(const struct ranges *a, const struct ranges *b)
+{
+	if (a->n != b->n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct range *x = &a->v[i], *y = &b->v[i];
+		if (x->family != y->family || x->granularity != y->granularity ||
+		    memcmp(x->first, y->first, sizeof x->first) ||
+		    memcmp(x->last, y->last, sizeof x->last) ||
+		    x->max_addresses != y->max_addresses || x->nlabels != y->nlabels)
+			return 0;
+		for (size_t j = 0; j < x->nlabels; j++)
+			if (strcmp(x->labels[j].name, y->labels[j].name) ||
+			    strcmp(x->labels[j].value, y->labels[j].value))
+				return 0;
+	}
+	return 1;
+}

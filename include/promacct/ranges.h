@@ -119,6 +119,9 @@ int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err,
 /* Builds the lookup tables; call after the last ranges_add. O(n log n) in
  * the number of ranges. Returns 0 or -ENOMEM. */
 int ranges_build(struct ranges *r) MUST_CHECK;
+/* Whether a and b hold the same ranges in the same order (bounds, labels,
+ * granularity, caps): what a reload compares. */
+int ranges_equal(const struct ranges *a, const struct ranges *b);
 
 /* The piece of p4_first holding addr_host (host byte order). */
 static inline size_t ranges_piece4(const struct ranges *r, uint32_t addr_host)

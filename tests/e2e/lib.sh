@@ -109,7 +109,8 @@ value_of() {
 stable() {
 	grep -v -e '^promacct_start_time_seconds ' -e '^promacct_build_info' \
 		-e '^promacct_http_' -e '^promacct_push_' -e '^promacct_remote_write_' \
-		-e '^# HELP promacct_http_' -e '^# TYPE promacct_http_' "$@"
+		-e '^# HELP promacct_http_' -e '^# TYPE promacct_http_' \
+		-e 'promacct_config_last_reload_' "$@"
 }
 
 need_root() {

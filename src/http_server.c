@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,11 +221,42 @@ out:
 	return rc;
 }
 
+/* The q value of one Accept-Encoding element's parameters (";q=0.5"):
+ * 1 when absent, 0 for q=0 (refused). */
+static double coding_q(const char *p, const char *end)
+{
+	while (p < end) {
+		p += strspn(p, " \t;");
+		if (end - p >= 2 && (*p == 'q' || *p == 'Q') && p[1] == '=')
+			return strtod(p + 2, NULL);
+		p += strcspn(p, ";");
+	}
+	return 1;
+}
+
+int http_accepts_gzip(const char *ae)
+{
+	int gzip = -1, any = -1; /* -1: not named */
+	while (ae && *ae) {
+		ae += strspn(ae, " \t,");
+		size_t len = strcspn(ae, ",");
+		const char *end = ae + len, *semi = memchr(ae, ';', len);
+		size_t nlen = strcspn(ae, " \t;,");
+		int ok = coding_q(semi ? semi : end, end) > 0;
+		if ((nlen == 4 && !strncasecmp(ae, "gzip", 4)) ||
+		    (nlen == 6 && !strncasecmp(ae, "x-gzip", 6)))
+			gzip = ok;
+		else if (nlen == 1 && *ae == '*')
+			any = ok;
+		ae = end;
+	}
+	return gzip >= 0 ? gzip : any > 0;
+}
+
 static int accepts_gzip(struct MHD_Connection *conn)
 {
-	const char *ae =
-	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-	return ae && strstr(ae, "gzip");
+	return http_accepts_gzip(
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 }
 
 /* The --web.config.file headers, on every response. */

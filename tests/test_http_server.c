@@ -139,6 +139,29 @@ static double metric(struct registry *r, const char *name)
 	return -1;
 }
 
+/* Accept-Encoding as RFC 9110 says: codings are case-insensitive, q=0
+ * refuses one, "*" stands for any not named (regression: "gzip;q=0" got
+ * gzip, "GZIP" did not). */
+static void test_accept_encoding_is_parsed(void **state)
+{
+	(void)state;
+	assert_true(http_accepts_gzip("gzip"));
+	assert_true(http_accepts_gzip("deflate, gzip"));
+	assert_true(http_accepts_gzip("GZIP"));
+	assert_true(http_accepts_gzip("x-gzip"));
+	assert_true(http_accepts_gzip("gzip;q=0.5, identity"));
+	assert_true(http_accepts_gzip("*"));
+	assert_true(http_accepts_gzip("identity; q=1, * ;q=0.1"));
+	assert_false(http_accepts_gzip(NULL));
+	assert_false(http_accepts_gzip(""));
+	assert_false(http_accepts_gzip("identity"));
+	assert_false(http_accepts_gzip("gzip;q=0"));
+	assert_false(http_accepts_gzip("gzip ; q=0.000, deflate"));
+	assert_false(http_accepts_gzip("*;q=0"));
+	assert_false(http_accepts_gzip("gzip;q=0, *"));
+	assert_false(http_accepts_gzip("gzipper, xgzip"));
+}
+
 static void test_new_rejects_a_bad_listen_address(void **state)
 {
 	(void)state;
@@ -417,6 +440,7 @@ int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_accept_encoding_is_parsed),
 	    cmocka_unit_test(test_new_rejects_a_bad_listen_address),
 	    cmocka_unit_test(test_port_in_use_is_a_start_error),
 	    cmocka_unit_test(test_streamed_page_plain_and_gzip_equal_the_render),

@@ -60,6 +60,11 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
  * errno with a message in err (address in use, permission denied, bad
  * address). */
 int http_server_start(struct http_server *s, char *err, size_t errlen) MUST_CHECK;
+/* Whether an Accept-Encoding header value asks for gzip: "gzip" or
+ * "x-gzip" in any case with a q value above 0, or "*" when gzip is not
+ * named; NULL: no. */
+int http_accepts_gzip(const char *accept_encoding);
+
 /* The bound port (useful with port 0); 0 before a successful start. */
 int http_server_port(const struct http_server *s);
 /* Stops accepting, ends renders in progress (their clients see a cut

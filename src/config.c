@@ -23,6 +23,7 @@
 
 #include "promacct/capture.h"
 #include "promacct/config_file.h"
+#include "promacct/expo_text.h"
 #include "promacct/http_server.h"
 #include "promacct/log.h"
 #include "promacct/registry.h"
@@ -625,9 +626,18 @@ static int check_label_limit(const struct config *c, const struct ranges *rs, ch
                              size_t errlen)
 {
 	size_t range_labels = 0, extra = 0;
-	for (size_t r = 0; r < rs->n; r++)
+	for (size_t r = 0; r < rs->n; r++) {
 		if (rs->v[r].nlabels > range_labels)
 			range_labels = rs->v[r].nlabels;
+		size_t len = rs->v[r].text ? strlen(rs->v[r].text) : 0;
+		if (len > EXPO_TEXT_SERIES_LABELS_MAX - EXPO_TEXT_FIXED_LABELS_MAX) {
+			snprintf(
+			    err, errlen,
+			    "range %zu: its labels take %zu bytes rendered, at most %d per series",
+			    r + 1, len, EXPO_TEXT_SERIES_LABELS_MAX - EXPO_TEXT_FIXED_LABELS_MAX);
+			return -E2BIG;
+		}
+	}
 	if (c->push_gateway && c->npush_grouping + 1 > extra)
 		extra = c->npush_grouping + 1; /* + job */
 	if (c->nrw_urls && c->nrw_labels > extra)

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PREFIX_MAX 8192 /* one series' rendered labels; longer is an error */
+#define PREFIX_MAX EXPO_TEXT_SERIES_LABELS_MAX
 
 struct text_collector {
 	struct collector c;

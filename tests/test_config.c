@@ -15,7 +15,7 @@ static char err[1024];
 
 static enum config_result parse(struct config *c, const char *line)
 {
-	static char copy[2048]; /* argv points into it after return */
+	static char copy[32768]; /* argv points into it after return */
 	char *argv[128];
 	int argc = 0;
 	snprintf(copy, sizeof copy, "promacct %s", line);
@@ -34,6 +34,23 @@ static void expect_usage(const char *line, const char *needle)
 		fail_msg("'%s' was accepted", line);
 	if (!strstr(err, needle))
 		fail_msg("'%s': message '%s' does not mention '%s'", line, err, needle);
+	config_free(&c);
+}
+
+/* Range labels longer than one series' rendered labels may take are a usage
+ * error at start-up (regression: a 16,000-byte value was accepted, then every
+ * scrape answered 500 and --once exited 1 with no output). */
+static void test_range_labels_fit_one_series(void **state)
+{
+	(void)state;
+	static char line[20000];
+	int n = snprintf(line, sizeof line, "-i eth0 -r 10.0.0.0/8:c=");
+	memset(line + n, 'a', 16000);
+	line[n + 16000] = '\0';
+	expect_usage(line, "at most 7552 per series");
+	line[n + 7000] = '\0';
+	struct config c;
+	assert_int_equal(parse(&c, line), CONFIG_OK);
 	config_free(&c);
 }
 
@@ -364,6 +381,7 @@ static void test_durations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_range_labels_fit_one_series),
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_2017_short_flags_still_work),
 	    cmocka_unit_test(test_long_flags),

@@ -5,6 +5,14 @@
 #include "promacct/buf.h"
 #include "promacct/registry.h"
 
+/* The rendered labels of one series ({a="x",b="y"...) are built in a buffer
+ * of this size: a longer series is an error, so configured labels are
+ * checked against it at start-up (EXPO_TEXT_FIXED_LABELS_MAX is what
+ * interface, ip, protocol and le may take of it, a 255-byte file name
+ * escaped included). */
+#define EXPO_TEXT_SERIES_LABELS_MAX 8192
+#define EXPO_TEXT_FIXED_LABELS_MAX  640
+
 #define EXPO_TEXT_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* Rendered text is handed to a sink in chunks of about EXPO_TEXT_CHUNK

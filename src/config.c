@@ -812,6 +812,17 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 		                      config_hostname()))
 			goto oom;
 	}
+	for (size_t i = 0; i < c->nrw_urls; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->rw_urls[i], c->rw_urls[j])) {
+				/* No echo of the value: it may hold a password. */
+				snprintf(err, errlen,
+				         "--remote-write.url: endpoint %zu is the same URL as "
+				         "endpoint %zu "
+				         "(every sample would be sent twice)",
+				         i + 1, j + 1);
+				return -EINVAL;
+			}
 	if (c->nrw_urls &&
 	    (set_default_label(&c->rw_labels, &c->nrw_labels, "job", "promacct") ||
 	     set_default_label(&c->rw_labels, &c->nrw_labels, "instance", config_hostname())))

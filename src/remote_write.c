@@ -644,7 +644,22 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 		if (url_redact(o->urls[i], shown, sizeof shown)) {
 			/* shown: <url too long> */
 		}
-		ep->shown = strdup(shown);
+		/* Two endpoints that differ only in what redaction hides (a
+		 * query, a password) or past the length shown would share one
+		 * url label, and the self-metrics would hold duplicate series:
+		 * the second and later get "#N" (N their place on the command
+		 * line; a fragment is never shown, so this cannot be one). */
+		for (size_t j = 0; j < i; j++)
+			if (!strncmp(rw->ep[j].shown, shown, strlen(shown)) &&
+			    (rw->ep[j].shown[strlen(shown)] == '\0' ||
+			     rw->ep[j].shown[strlen(shown)] == '#')) {
+				char tagged[sizeof shown + 32];
+				snprintf(tagged, sizeof tagged, "%s#%zu", shown, i + 1);
+				ep->shown = strdup(tagged);
+				break;
+			}
+		if (!ep->shown)
+			ep->shown = strdup(shown);
 		ep->shards = calloc(rw->nshards, sizeof *ep->shards);
 		if (!ep->url || !ep->shown || !ep->shards)
 			goto oom;

@@ -159,6 +159,8 @@ static void test_usage_errors_name_the_problem(void **state)
 	 * (they were retried until the timeout). */
 	expect_usage("-i eth0 --remote-write.url http://h:99999/x", "not a usable URL");
 	expect_usage("-i eth0 --remote-write.url http://h:0/x", "not a usable URL");
+	expect_usage("-i eth0 --remote-write.url http://h/x --remote-write.url http://h/x",
+	             "endpoint 2 is the same URL as endpoint 1");
 	expect_usage("-i eth0 --push.gateway http://admin:x@[::1/x", "not a usable URL");
 	expect_usage("-i eth0 --push.interval 10", "duration");
 	expect_usage("-i eth0 --push.method patch", "put or post");

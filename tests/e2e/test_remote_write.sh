@@ -204,7 +204,7 @@ start agent3 "$PROMACCT" -R "$WORK/eth.pcap" "${RANGES[@]}" --remote-write.url "
 sleep 2
 curl -fsS "$VM/internal/force_flush" >/dev/null
 curl -fsS "http://127.0.0.1:$SPORT/metrics" >"$WORK/live.page"
-SELF='promacct_remote_write_|promacct_http_|promacct_start_time|promacct_build_info'
+SELF='promacct_remote_write_|promacct_http_|promacct_start_time|promacct_build_info|promacct_config_last_reload_'
 normalize <(stable "$WORK/live.page") | sed 's/empty="",//; s/,empty=""//' | grep -Ev "$SELF" >"$WORK/live.norm"
 for target in prometheus:$PROM victoria-metrics:$VM; do
 	name=${target%%:*}

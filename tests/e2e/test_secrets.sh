@@ -63,3 +63,18 @@ if grep -e S3CRET -e T0KEN "$WORK/usage.txt"; then
 	fail "a usage error shows the secret"
 fi
 ok "usage errors do not echo URLs"
+
+# Endpoints that differ only in what is hidden (here the query) keep
+# distinct url labels: no duplicate series on the page.
+PORT=$(free_port)
+start twins "$PROMACCT" -R "$WORK/a.pcap" --web.listen-address "127.0.0.1:$PORT" \
+	--remote-write.url 'http://127.0.0.1:1/push?tenant=a' \
+	--remote-write.url 'http://127.0.0.1:1/push?tenant=b' --remote-write.timeout 1s
+wait_http "http://127.0.0.1:$PORT/metrics"
+curl -fsS "http://127.0.0.1:$PORT/metrics" >"$WORK/twins.txt"
+grep -q '^promacct_remote_write_samples_total{url="http://127.0.0.1:1/push?<query>#2",result="sent"}' \
+	"$WORK/twins.txt" || fail "the second endpoint has no url label of its own"
+dups=$(grep '^promacct_remote_write' "$WORK/twins.txt" | awk '{ print $1 }' | sort | uniq -d | wc -l)
+[ "$dups" = 0 ] || fail "$dups duplicate series on the page"
+ok "endpoints that differ only in their query keep distinct url labels"
+stop_agent twins

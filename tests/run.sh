@@ -32,7 +32,7 @@ run_suite() { # NAME CC SANITIZE
 		return 1
 	}
 	echo "== $name: ctest"
-	(cd "$OUT/$name" && ctest --output-on-failure --timeout 600)
+	(cd "$OUT/$name" && ctest --output-on-failure --timeout 600 --repeat until-pass:2)
 }
 
 # A build tree configured from another source directory (a moved or

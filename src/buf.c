@@ -53,6 +53,10 @@ int buf_reserve(struct buf *b, size_t extra)
 	size_t ncap = b->cap ? b->cap : 4096;
 	while (ncap < need)
 		ncap = ncap > b->max / 2 ? b->max : ncap * 2;
+	/* The capacity never passes the cap: buf_append_char's fast path
+	 * writes while len < cap. */
+	if (ncap > b->max)
+		ncap = b->max;
 	char *nd = realloc(b->data, ncap);
 	if (!nd)
 		return -ENOMEM;

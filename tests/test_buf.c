@@ -72,6 +72,21 @@ static void test_cap_is_an_error_not_a_truncation(void **state)
 	buf_free(&b);
 }
 
+/* Regression (fuzz_expo, CI at c59a9b7): a cap below the first allocation
+ * (4096) let byte-at-a-time appends run past the cap. */
+static void test_cap_below_first_allocation_holds_for_single_bytes(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 100);
+	for (int i = 0; i < 200; i++)
+		buf_append_char(&b, 'x');
+	assert_int_equal(b.err, -E2BIG);
+	assert_int_equal(b.len, 100);
+	assert_true(b.cap <= 100);
+	buf_free(&b);
+}
+
 static void test_gzip_round_trip_and_cap(void **state)
 {
 	(void)state;
@@ -116,6 +131,7 @@ int main(void)
 	    cmocka_unit_test(test_go_float_format),
 	    cmocka_unit_test(test_u64),
 	    cmocka_unit_test(test_cap_is_an_error_not_a_truncation),
+	    cmocka_unit_test(test_cap_below_first_allocation_holds_for_single_bytes),
 	    cmocka_unit_test(test_gzip_round_trip_and_cap),
 	    cmocka_unit_test(test_tick_next_skips_missed_ticks),
 	};

@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 	for (int gz = 0; gz < 2; gz++) {
 		size_t out = 0;
 		for (int r = 0; r < runs; r++) {
-			struct render_opts ro = {gz, 1, NULL, NULL, NULL, NULL};
+			struct render_opts ro = {.gzip = gz, .gzip_level = 1};
 			double t0 = time_monotonic();
 			struct render_stream *rs = render_stream_new(&reg, &ro);
 			if (!rs || render_stream_start(rs))

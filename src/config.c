@@ -467,6 +467,11 @@ static const struct flag flags[] = {
     {"web.read-header-timeout", 0, "DURATION", "10s",
      "Time a connection has to send complete request headers (then it is closed).", flag_duration,
      FIELD(web_read_header_timeout), 0, 0.1, 3600},
+    {"web.write-stall-timeout", 0, "DURATION", "30s",
+     "A scrape whose client takes none of the next chunk of the page (at most 160 KiB) for this "
+     "long is cut, freeing its render slot for others (a client trickling a few bytes at a time "
+     "counts as stalled).",
+     flag_duration, FIELD(web_write_stall_timeout), 0, 1, 3600},
     {"web.status-interval", 0, "DURATION", "10s",
      "Time between the status page's samples (1s to 60s): its chart and top-talkers table.",
      flag_duration, FIELD(web_status_interval), 0, 1, 60},

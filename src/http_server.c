@@ -32,7 +32,11 @@
  * request headers within read_header_timeout (libmicrohttpd's idle timeout
  * restarts with every byte, so a client trickling header lines would keep a
  * connection forever): the reaper thread shuts down the socket of any
- * connection past that deadline, and libmicrohttpd closes it. */
+ * connection past that deadline, and libmicrohttpd closes it. A client
+ * that stops reading a page (or reads it a few bytes at a time) would hold
+ * its render slot as long as it stays connected: a render that waits longer
+ * than write_stall_timeout for its client to take a chunk ends, and the
+ * response is cut. */
 #include "promacct/http_server.h"
 
 #include <arpa/inet.h>
@@ -58,6 +62,8 @@
 /* Render failures repeat with every scrape while their cause lasts (a page
  * over its cap, memory): one line per 10 s, with the count left out. */
 static struct log_limit render_fail_log = LOG_LIMIT_INIT(10);
+/* Scrapes cut by --web.write-stall-timeout: one line per 10 s. */
+static struct log_limit stall_log = LOG_LIMIT_INIT(10);
 
 struct scrape;
 
@@ -99,7 +105,7 @@ struct http_server {
 	pthread_t reaper;
 	int reaper_started;
 
-	gauge_t *header_timeouts;
+	gauge_t *header_timeouts, *write_stalls;
 	gauge_t *scrapes, *scrape_errors, *scrape_seconds, *page_bytes, *rendered_bytes;
 	gauge_t *renders, *render_waits, *render_rejections;
 };
@@ -474,6 +480,12 @@ static void render_done(void *arg, int status, uint64_t text_bytes)
 	self_inc(s->rendered_bytes, (double)text_bytes);
 	if (status == 0)
 		gauge_set(s->page_bytes, (double)text_bytes);
+	if (status == -ETIMEDOUT) {
+		self_inc(s->write_stalls, 1);
+		log_limited(&stall_log, LOG_WARN, "scrape cut: the client stopped reading",
+		            "stall_timeout_seconds=%g bytes_rendered=%llu",
+		            s->o.write_stall_timeout, (unsigned long long)text_bytes);
+	}
 }
 
 /* Render thread: output is ready or the render ended; resume the
@@ -528,7 +540,7 @@ static ssize_t scrape_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (!sc->failed) {
 		sc->failed = 1;
-		if (n != -ECANCELED)
+		if (n != -ECANCELED && n != -ETIMEDOUT) /* a stall is logged by render_done */
 			log_limited(&render_fail_log, LOG_ERROR, "rendering metrics failed",
 			            "err=%s", strerror((int)-n));
 	}
@@ -591,7 +603,8 @@ static enum MHD_Result scrape_begin(struct http_server *s, struct MHD_Connection
 		                    "too many scrapes at once, retry later\n");
 	}
 	struct render_opts ro = {
-	    sc->gzip, HTTP_SERVER_GZIP_LEVEL, render_ready, render_admit, render_done, sc};
+	    sc->gzip, HTTP_SERVER_GZIP_LEVEL,  render_ready, render_admit, render_done,
+	    sc,       s->o.write_stall_timeout};
 	sc->rs = render_stream_new(s->reg, &ro);
 	if (!sc->rs)
 		goto fail;
@@ -779,6 +792,8 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 		s->o.per_ip_limit = HTTP_SERVER_PER_IP_LIMIT;
 	if (!(s->o.read_header_timeout > 0))
 		s->o.read_header_timeout = HTTP_SERVER_READ_HEADER_TIMEOUT;
+	if (!(s->o.write_stall_timeout > 0))
+		s->o.write_stall_timeout = HTTP_SERVER_WRITE_STALL_TIMEOUT;
 	if (!s->o.max_renders)
 		s->o.max_renders = HTTP_SERVER_MAX_RENDERS;
 	if (!(s->o.render_wait > 0))
@@ -826,9 +841,14 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 	    "Connections closed because their request headers were not complete within "
 	    "--web.read-header-timeout.",
 	    METRIC_COUNTER, NULL, NULL, NULL, NULL);
-	if (!s->header_timeouts || !s->scrapes || !s->scrape_errors || !s->scrape_seconds ||
-	    !s->page_bytes || !s->rendered_bytes || !s->renders || !s->render_waits ||
-	    !s->render_rejections) {
+	s->write_stalls = registry_self_add(
+	    reg, "promacct_http_write_stalls_total",
+	    "Requests of /metrics cut because the client took no chunk of the page within "
+	    "--web.write-stall-timeout.",
+	    METRIC_COUNTER, NULL, NULL, NULL, NULL);
+	if (!s->header_timeouts || !s->write_stalls || !s->scrapes || !s->scrape_errors ||
+	    !s->scrape_seconds || !s->page_bytes || !s->rendered_bytes || !s->renders ||
+	    !s->render_waits || !s->render_rejections) {
 		snprintf(err, errlen, "too many self-metrics");
 		goto fail;
 	}

@@ -347,6 +347,7 @@ static int agent_create(struct agent *a)
 		    .web = cfg->web,
 		    .per_ip_limit = (unsigned)cfg->web_per_ip_limit,
 		    .read_header_timeout = cfg->web_read_header_timeout,
+		    .write_stall_timeout = cfg->web_write_stall_timeout,
 		};
 		a->http = http_server_new(&hopts, &a->reg, err, sizeof err);
 		if (!a->http) {

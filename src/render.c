@@ -12,13 +12,20 @@
  * `lock` guards head/count/ended/status, which both sides read. The render
  * thread calls opts.ready with no lock held (the consumer's resume hook);
  * render_stream_free sets `stop`, which every wait of the render thread
- * checks, and joins it: the render ends within one chunk. */
+ * checks, and joins it: the render ends within one chunk.
+ *
+ * A consumer that stops taking output holds the render (and whatever slot
+ * the caller's admit gave it) for as long as it stays connected: with
+ * opts.stall_timeout, a render that finds the queue full and sees no chunk
+ * taken for that long ends with -ETIMEDOUT (a client reading a few bytes at
+ * a time is as stalled as one reading none). */
 #include "promacct/render.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 /* The render thread's stack: the walk and the text collector need ~20 KiB. */
@@ -57,15 +64,35 @@ static void notify(struct render_stream *s)
 }
 
 /* The chunk the render thread fills (after the published ones); waits
- * while the queue is full. NULL when the stream is stopped. */
-static struct slot *fill_slot(struct render_stream *s)
+ * while the queue is full, at most opts.stall_timeout when set. NULL when
+ * the stream is stopped (*err -ECANCELED) or the consumer stalled (*err
+ * -ETIMEDOUT). */
+static struct slot *fill_slot(struct render_stream *s, int *err)
 {
 	struct slot *sl = NULL;
+	double deadline = 0;
+	*err = -ECANCELED;
 	pthread_mutex_lock(&s->lock);
-	while (s->count == RENDER_QUEUE && !atomic_load(&s->stop))
-		pthread_cond_wait(&s->cond, &s->lock);
+	while (s->count == RENDER_QUEUE && !atomic_load(&s->stop)) {
+		if (s->o.stall_timeout <= 0) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		double now = time_monotonic();
+		if (deadline == 0)
+			deadline = now + s->o.stall_timeout;
+		if (now >= deadline) {
+			*err = -ETIMEDOUT;
+			goto out;
+		}
+		struct timespec ts;
+		ts.tv_sec = (time_t)deadline;
+		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
 	if (!atomic_load(&s->stop))
 		sl = &s->q[(s->head + s->count) % RENDER_QUEUE];
+out:
 	pthread_mutex_unlock(&s->lock);
 	return sl;
 }
@@ -84,9 +111,10 @@ static int plain_write(struct expo_sink *k, const char *data, size_t len)
 	struct render_stream *s = (struct render_stream *)k;
 	atomic_fetch_add_explicit(&s->text_bytes, len, memory_order_relaxed);
 	while (len) {
-		struct slot *sl = fill_slot(s);
+		int err;
+		struct slot *sl = fill_slot(s, &err);
 		if (!sl)
-			return -ECANCELED;
+			return err;
 		size_t n = len < s->slot_cap ? len : s->slot_cap;
 		memcpy(sl->data, data, n);
 		sl->len = n;
@@ -103,9 +131,10 @@ static int plain_write(struct expo_sink *k, const char *data, size_t len)
 static int deflate_out(struct render_stream *s, int flush)
 {
 	for (;;) {
-		struct slot *sl = fill_slot(s);
+		int err;
+		struct slot *sl = fill_slot(s, &err);
 		if (!sl)
-			return -ECANCELED;
+			return err;
 		s->zs.next_out = (Bytef *)sl->data + sl->len;
 		s->zs.avail_out = (uInt)(s->slot_cap - sl->len);
 		int zrc = deflate(&s->zs, flush);
@@ -186,7 +215,7 @@ struct render_stream *render_stream_new(struct registry *r, const struct render_
 	s->sink.write = o->gzip ? gzip_write : plain_write;
 	s->slot_cap = o->gzip ? RENDER_GZIP_SLOT : RENDER_SLOT;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	cond_init_monotonic(&s->cond); /* fill_slot's deadline */
 	return s;
 }
 

@@ -52,6 +52,7 @@ struct config {
 	int web_max_requests;           /* renders of /metrics at once */
 	int web_per_ip_limit;           /* connections per client address */
 	double web_read_header_timeout; /* --web.read-header-timeout */
+	double web_write_stall_timeout; /* --web.write-stall-timeout */
 	double web_status_interval;     /* seconds between status page samples */
 
 	/* Values as given, resolved by config_parse's validation. */

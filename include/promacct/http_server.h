@@ -22,6 +22,7 @@
 
 #define HTTP_SERVER_PER_IP_LIMIT        64   /* default --web.max-connections-per-ip */
 #define HTTP_SERVER_READ_HEADER_TIMEOUT 10.0 /* default --web.read-header-timeout */
+#define HTTP_SERVER_WRITE_STALL_TIMEOUT 30.0 /* default --web.write-stall-timeout */
 
 struct web_config;
 struct status_page;
@@ -40,6 +41,10 @@ struct http_server_opts {
 	 * its start, or from the end of its previous request plus the idle
 	 * timeout); then it is closed. <= 0: the default. */
 	double read_header_timeout;
+	/* Seconds a /metrics render waits for its client to take a chunk of
+	 * output (the render queue being full) before the scrape is cut
+	 * (promacct_http_write_stalls_total). <= 0: the default. */
+	double write_stall_timeout;
 	/* The status page served at `/` (NULL: a static landing page). Must
 	 * outlive the server. */
 	struct status_page *status;

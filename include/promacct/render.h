@@ -36,6 +36,9 @@ struct render_opts {
 	/* Called on the render thread when an admitted render ends. */
 	void (*done)(void *arg, int status, uint64_t text_bytes);
 	void *arg; /* for ready, admit and done */
+	/* Seconds the render waits for the consumer to take a chunk while the
+	 * queue is full before it ends with -ETIMEDOUT; 0: no limit. */
+	double stall_timeout;
 };
 
 struct render_stream;

@@ -506,7 +506,8 @@ static const struct flag flags[] = {
      flag_count, FIELD(rw_max_shards), 0, 1, 64},
     {"remote-write.queue-max-bytes", 0, "BYTES", "512M",
      "Compressed requests kept per endpoint, K/M/G suffixes; the oldest are dropped beyond "
-     "(the default holds 3 snapshots of a 1M-histogram state).",
+     "(the default holds 3 snapshots of a 1M-histogram state). With --remote-write.queue-dir: "
+     "the bytes of the endpoint's queue files on disk, never more.",
      flag_count, FIELD(rw_queue_max_bytes), 0, 65536, (double)((uint64_t)1 << 40)},
     {"remote-write.queue-dir", 0, "DIR", NULL,
      "Keep each endpoint's queue on disk under DIR (one directory per endpoint URL), so "

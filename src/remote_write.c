@@ -206,14 +206,17 @@ static void ep_note_push_locked(struct rw_endpoint *ep, const struct rw_drop *d)
 			ep->full_since = time_monotonic();
 			ep->full_drop = (struct rw_drop){0, 0};
 			log_warn("remote-write queue full, dropping the oldest requests",
-			         "url=\"%s\" queued_bytes=%zu queued_samples=%zu max_bytes=%zu "
-			         "max_samples=%zu",
-			         ep->shown, ep->q.bytes, ep->q.samples, ep->q.max_bytes,
+			         "url=\"%s\" queued_bytes=%zu queued_samples=%zu disk_bytes=%zu "
+			         "max_bytes=%zu max_samples=%zu",
+			         ep->shown, ep->q.bytes, ep->q.samples,
+			         ep->disk ? rw_disk_bytes(ep->disk) : 0, ep->q.max_bytes,
 			         ep->q.max_samples);
 		}
 		ep->full_drop.requests += d->requests;
 		ep->full_drop.samples += d->samples;
-	} else if (ep->full && (!ep->q.max_bytes || ep->q.bytes <= ep->q.max_bytes / 2) &&
+	} else if (ep->full &&
+	           (!ep->q.max_bytes ||
+	            (ep->disk ? rw_disk_bytes(ep->disk) : ep->q.bytes) <= ep->q.max_bytes / 2) &&
 	           (!ep->q.max_samples || ep->q.samples <= ep->q.max_samples / 2)) {
 		/* below half the bound: the senders keep up again */
 		ep->full = 0;
@@ -222,6 +225,26 @@ static void ep_note_push_locked(struct rw_endpoint *ep, const struct rw_drop *d)
 		         ep->shown, ep->full_drop.requests, ep->full_drop.samples,
 		         time_monotonic() - ep->full_since);
 	}
+}
+
+/* Makes room on disk for a request of len bytes, so that the queue's files
+ * never take more than --remote-write.queue-max-bytes, counted as they may
+ * be once every pending request is done (rw_disk_bytes_needed: record
+ * headers, done records of segments still in use and .done entries
+ * included). The segment being written goes first if nothing in it is
+ * pending, then the oldest requests not in flight are dropped (added to *d).
+ * -EFBIG: it cannot fit (the request alone is larger than the bound, or what
+ * is left is in flight). */
+static int ep_disk_room_locked(struct rw_endpoint *ep, size_t len, struct rw_drop *d)
+{
+	size_t max = ep->q.max_bytes;
+	while (max && rw_disk_bytes_needed(ep->disk, len) > max) {
+		if (rw_disk_release_idle(ep->disk))
+			continue;
+		if (!rw_queue_drop_oldest(&ep->q, d))
+			return -EFBIG;
+	}
+	return 0;
 }
 
 struct snap_ctx {
@@ -253,8 +276,12 @@ static int emit_to_queues(void *arg, size_t shard, char *data, size_t len, size_
 		if (ep->disk) {
 			/* on disk before it counts as queued */
 			struct rw_disk_record rec;
-			int rc = rw_disk_append(ep->disk, shard, s->ts, data, len, n, &rec);
-			if (rc) {
+			int rc = ep_disk_room_locked(ep, len, &d);
+			if (!rc)
+				rc = rw_disk_append(ep->disk, shard, s->ts, data, len, n, &rec);
+			if (rc == -EFBIG) {
+				/* does not fit the bound: dropped as from a full queue */
+			} else if (rc) {
 				if (!ep->disk_failing)
 					log_error(
 					    "remote-write queue: cannot write to disk, request "
@@ -539,8 +566,9 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 {
 	struct remote_write *rw = ep->rw;
 	struct rw_disk_stats st;
-	/* segments of 1/8 of the bound: what is done but not yet deleted with
-	 * its segment stays below that */
+	/* segments of 1/8 of the bound: done records count against the bound
+	 * until their segment is deleted whole, so a full queue frees space in
+	 * steps of at most 1/8 */
 	size_t seg = ep->q.max_bytes ? ep->q.max_bytes / 8 : RW_DISK_SEGMENT_MAX;
 	if (seg < 16384)
 		seg = 16384;

@@ -8,8 +8,11 @@
  * the body, crc32 of the header; little-endian) and the body (a
  * snappy-compressed WriteRequest). Records are appended by the timer thread
  * under the endpoint's lock; each run writes a new segment, and a segment
- * beyond its size (a fraction of the queue's bound, so done records cannot
- * keep much beyond the bound on disk) is closed for a new one. rw_disk_sync
+ * beyond its size (a fraction of the queue's bound) is closed for a new one.
+ * d->bytes is the bytes of every file of the directory (format, segments,
+ * .done lists), which the caller keeps within its bound before each append
+ * (rw_disk_bytes_needed reserves the .done entry of every pending record, so
+ * nothing grows past it between appends). rw_disk_sync
  * (fdatasync) after each snapshot bounds what a power cut can lose to the
  * snapshot being written. A segment is deleted once every record in it is
  * done (accepted, or dropped by the byte bound), unless it is being
@@ -35,15 +38,16 @@
 #include <zlib.h>
 
 #define REC_MAGIC   0x51575250u /* "PRWQ" */
-#define REC_HEADER  32
+#define REC_HEADER  RW_DISK_RECORD_HEADER
 #define REC_MAX_LEN ((size_t)256 << 20)
 
 struct segment {
 	uint64_t id;
 	int fd;
-	int done_fd; /* <id>.done: offsets of the records done, appended; -1 until needed */
-	size_t bytes;
-	size_t pending; /* records not done */
+	int done_fd;       /* <id>.done: offsets of the records done, appended; -1 until needed */
+	size_t bytes;      /* of the segment file */
+	size_t done_bytes; /* of its .done list */
+	size_t pending;    /* records not done */
 };
 
 struct rw_disk {
@@ -52,8 +56,9 @@ struct rw_disk {
 	struct segment *seg;
 	size_t nseg, cap;
 	uint64_t next_id;
-	int writing; /* seg[nseg - 1] takes appends */
-	size_t bytes;
+	int writing;    /* seg[nseg - 1] takes appends */
+	size_t bytes;   /* of every file in the directory: format, segments, .done lists */
+	size_t pending; /* records not done, over all segments */
 	size_t segment_max;
 	uint64_t *ids; /* segments found at open, until rw_disk_replay */
 	size_t nids;
@@ -179,7 +184,7 @@ static struct segment *seg_add(struct rw_disk *d, uint64_t id, int fd)
 		d->cap = ncap;
 	}
 	struct segment *s = &d->seg[d->nseg++];
-	*s = (struct segment){id, fd, -1, 0, 0};
+	*s = (struct segment){id, fd, -1, 0, 0, 0};
 	return s;
 }
 
@@ -194,7 +199,8 @@ static void seg_remove(struct rw_disk *d, size_t i)
 		close(d->seg[i].done_fd);
 	done_path(d, d->seg[i].id, p, sizeof p);
 	(void)unlink(p);
-	d->bytes -= d->seg[i].bytes;
+	d->bytes -= d->seg[i].bytes + d->seg[i].done_bytes;
+	d->pending -= d->seg[i].pending;
 	memmove(&d->seg[i], &d->seg[i + 1], (d->nseg - i - 1) * sizeof *d->seg);
 	d->nseg--;
 }
@@ -284,6 +290,10 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 	int dfd = open(p, O_RDONLY | O_CLOEXEC);
 	if (dfd >= 0) {
 		struct stat db;
+		if (!fstat(dfd, &db)) {
+			s->done_bytes = (size_t)db.st_size;
+			d->bytes += s->done_bytes;
+		}
 		if (!fstat(dfd, &db) && db.st_size >= 8) {
 			ndone = (size_t)db.st_size / 8;
 			done = malloc(ndone * 8);
@@ -325,6 +335,7 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 			continue;    /* accepted (or dropped) before the restart */
 		s = seg_find(d, id); /* replay may not move it, but be safe */
 		s->pending++;
+		d->pending++;
 		st->replayed++;
 		if (r.ts_ms > st->max_ts_ms)
 			st->max_ts_ms = r.ts_ms;
@@ -381,6 +392,10 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 	}
 	if (check_format(d, shown_url, err, errlen))
 		goto fail;
+	struct stat fsb;
+	snprintf(p, sizeof p, "%s/format", d->path);
+	if (!stat(p, &fsb))
+		d->bytes += (size_t)fsb.st_size;
 	if (!(dh = opendir(d->path))) {
 		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
 		goto fail;
@@ -482,13 +497,20 @@ int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *b
 	encode_header(h, &r);
 	if ((rc = write_all(s->fd, h, REC_HEADER)) || (rc = write_all(s->fd, body, len))) {
 		/* a partial record: cut it off, the file stays readable */
-		if (ftruncate(s->fd, (off_t)s->bytes))
+		if (ftruncate(s->fd, (off_t)s->bytes)) {
+			struct stat sb; /* what is on disk now counts */
+			if (!fstat(s->fd, &sb) && (size_t)sb.st_size > s->bytes) {
+				d->bytes += (size_t)sb.st_size - s->bytes;
+				s->bytes = (size_t)sb.st_size;
+			}
 			d->writing = 0; /* next append starts a new segment */
+		}
 		return rc;
 	}
 	s->bytes += REC_HEADER + len;
 	d->bytes += REC_HEADER + len;
 	s->pending++;
+	d->pending++;
 	*out = r;
 	return 0;
 }
@@ -519,6 +541,7 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 	if (!s || s->pending == 0)
 		return;
 	s->pending--;
+	d->pending--;
 	size_t i = (size_t)(s - d->seg);
 	if (s->pending == 0 && !(d->writing && i == d->nseg - 1)) {
 		seg_remove(d, i);
@@ -535,11 +558,30 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 	uint64_t off = r->off;
 	if (s->done_fd < 0 || write_all(s->done_fd, &off, sizeof off))
 		fprintf(stderr, "promacct: remote-write queue: cannot record a done request\n");
+	else {
+		s->done_bytes += sizeof off;
+		d->bytes += sizeof off;
+	}
 }
 
 size_t rw_disk_bytes(const struct rw_disk *d)
 {
 	return d->bytes;
+}
+
+size_t rw_disk_bytes_needed(const struct rw_disk *d, size_t len)
+{
+	/* every pending record may still add its entry to a .done list */
+	return d->bytes + (d->pending + 1) * RW_DISK_DONE_ENTRY + RW_DISK_RECORD_HEADER + len;
+}
+
+int rw_disk_release_idle(struct rw_disk *d)
+{
+	if (!d->writing || d->seg[d->nseg - 1].pending > 0)
+		return 0;
+	d->writing = 0;
+	seg_remove(d, d->nseg - 1);
+	return 1;
 }
 
 void rw_disk_close(struct rw_disk *d)

@@ -149,6 +149,18 @@ int rw_queue_push(struct rw_queue *q, size_t shard, struct rw_body *body, struct
 	return 0;
 }
 
+int rw_queue_drop_oldest(struct rw_queue *q, struct rw_drop *drop)
+{
+	for (struct rw_item *p = q->oldest; p; p = p->gnext)
+		if (!p->inflight) {
+			drop->requests++;
+			drop->samples += p->body->nsamples;
+			unlink_item(q, p);
+			return 1;
+		}
+	return 0;
+}
+
 struct rw_body *rw_queue_begin(struct rw_queue *q, size_t shard)
 {
 	struct rw_item *it = q->shard[shard].head;

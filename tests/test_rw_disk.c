@@ -113,9 +113,10 @@ static void test_done_segments_are_deleted(void **state)
 	struct rw_disk_stats st;
 	struct rw_disk_record a, b;
 	struct rw_disk *d = open_q(dir, &s, &st);
+	size_t empty = rw_disk_bytes(d); /* the format file */
 	append(d, 0, 1, "aaaa", &a);
 	append(d, 0, 2, "bbbb", &b);
-	assert_true(rw_disk_bytes(d) > 8);
+	assert_int_equal(rw_disk_bytes(d), empty + 2 * (RW_DISK_RECORD_HEADER + 4));
 	rw_disk_close(d);
 	d = open_q(dir, &s, &st);
 	assert_int_equal(s.n, 2);
@@ -126,7 +127,7 @@ static void test_done_segments_are_deleted(void **state)
 	assert_int_equal(st.max_ts_ms, 2);
 	rw_disk_done(d, &s.r[0]);
 	rw_disk_done(d, &s.r[1]);
-	assert_int_equal(rw_disk_bytes(d), 0);
+	assert_int_equal(rw_disk_bytes(d), empty);
 	rw_disk_close(d);
 	d = open_q(dir, &s, &st);
 	assert_int_equal(s.n, 0);
@@ -237,6 +238,89 @@ static void test_the_directory_name_is_a_hash_of_the_url(void **state)
 	assert_int_equal(strlen(a), 16);
 }
 
+/* Apparent bytes of every file under dir (what the bound is about). */
+static size_t dir_bytes(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd,
+	         "find '%s' -type f -printf '%%s\\n' | awk '{s+=$1} END {print s+0}'", dir);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	unsigned long long n = 0;
+	assert_int_equal(fscanf(f, "%llu", &n), 1);
+	pclose(f);
+	return (size_t)n;
+}
+
+/* rw_disk_bytes is what the queue's files take, exactly: the format file,
+ * the segments with their record headers and done records, the .done
+ * lists; and rw_disk_bytes_needed, taken before any record is done, is
+ * never passed while they are done. */
+static void test_bytes_are_the_files_and_needed_bounds_them(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r[5];
+	struct rw_disk *d = open_q(dir, &s, &st);
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir)); /* the format file */
+	size_t before = rw_disk_bytes(d);
+	assert_int_equal(rw_disk_bytes_needed(d, 100),
+	                 before + RW_DISK_RECORD_HEADER + 100 + RW_DISK_DONE_ENTRY);
+	for (int i = 0; i < 5; i++)
+		append(d, (size_t)i, i, "0123456789", &r[i]);
+	assert_int_equal(rw_disk_bytes(d), before + 5 * (RW_DISK_RECORD_HEADER + 10));
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+	size_t bound = rw_disk_bytes_needed(d, 0) - RW_DISK_RECORD_HEADER - RW_DISK_DONE_ENTRY;
+	for (int i = 0; i < 4; i++) {
+		rw_disk_done(d, &r[i]); /* listed in the .done file: the segment stays */
+		assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+		assert_true(dir_bytes(dir) <= bound);
+	}
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st); /* the same figure after a restart */
+	assert_int_equal(s.n, 1);
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+	rw_disk_done(d, &s.r[0]); /* the last one: the segment goes */
+	assert_int_equal(rw_disk_bytes(d), before);
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The segment being written goes once nothing in it is pending, only
+ * then. */
+static void test_an_idle_segment_being_written_can_be_released(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record a, b;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	size_t empty = rw_disk_bytes(d);
+	append(d, 0, 1, "aaaa", &a);
+	append(d, 0, 2, "bbbb", &b);
+	rw_disk_done(d, &a);
+	assert_int_equal(rw_disk_release_idle(d), 0); /* b is pending */
+	rw_disk_done(d, &b);
+	assert_true(rw_disk_bytes(d) > empty); /* done, in the segment being written */
+	assert_int_equal(rw_disk_release_idle(d), 1);
+	assert_int_equal(rw_disk_bytes(d), empty);
+	assert_int_equal(dir_bytes(dir), empty);
+	append(d, 0, 3, "cccc", &a); /* a new segment */
+	check_body(d, &a, "cccc");
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.r[0].ts_ms, 3);
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +330,8 @@ int main(void)
 	    cmocka_unit_test(test_a_second_agent_is_refused),
 	    cmocka_unit_test(test_another_format_is_refused),
 	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),
+	    cmocka_unit_test(test_bytes_are_the_files_and_needed_bounds_them),
+	    cmocka_unit_test(test_an_idle_segment_being_written_can_be_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

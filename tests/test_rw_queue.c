@@ -142,6 +142,29 @@ static void test_in_flight_requests_are_never_dropped(void **state)
 	rw_queue_free(&q);
 }
 
+/* rw_queue_drop_oldest (making room on disk) takes the oldest request not
+ * in flight, whatever its shard, and says when there is none. */
+static void test_drop_oldest_skips_the_one_in_flight(void **state)
+{
+	(void)state;
+	struct rw_queue q;
+	struct rw_drop d = {0, 0};
+	assert_int_equal(rw_queue_init(&q, 2, 0, 0), 0);
+	push(&q, 0, 'a', 10, 3, &d);
+	push(&q, 1, 'b', 10, 4, &d);
+	assert_non_null(rw_queue_begin(&q, 0)); /* 'a' in flight */
+	assert_int_equal(rw_queue_drop_oldest(&q, &d), 1);
+	assert_int_equal(d.requests, 1);
+	assert_int_equal(d.samples, 4); /* 'b' */
+	assert_int_equal(rw_queue_drop_oldest(&q, &d), 0);
+	assert_int_equal(q.bytes, 10);
+	rw_queue_end(&q, 0, 0); /* back at the head: droppable again */
+	assert_int_equal(rw_queue_drop_oldest(&q, &d), 1);
+	assert_int_equal(q.bytes, 0);
+	assert_null(rw_queue_begin(&q, 0));
+	rw_queue_free(&q);
+}
+
 /* A body shared by two endpoints' queues lives until both are done. */
 static void test_bodies_are_shared_between_queues(void **state)
 {
@@ -171,6 +194,7 @@ int main(void)
 	    cmocka_unit_test(test_sample_bound),
 	    cmocka_unit_test(test_in_flight_requests_are_never_dropped),
 	    cmocka_unit_test(test_bodies_are_shared_between_queues),
+	    cmocka_unit_test(test_drop_oldest_skips_the_one_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

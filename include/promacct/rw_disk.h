@@ -10,8 +10,10 @@
 
 #include "promacct/common.h"
 
-#define RW_DISK_FORMAT      "promacct-remote-write-queue 1"
-#define RW_DISK_SEGMENT_MAX ((size_t)64 << 20) /* bytes per segment file at most */
+#define RW_DISK_FORMAT        "promacct-remote-write-queue 1"
+#define RW_DISK_SEGMENT_MAX   ((size_t)64 << 20) /* bytes per segment file at most */
+#define RW_DISK_RECORD_HEADER 32                 /* bytes before each record's body */
+#define RW_DISK_DONE_ENTRY    8 /* bytes a done record may add to its segment's .done list */
 
 struct rw_disk;
 
@@ -64,8 +66,17 @@ int rw_disk_pread(int fd, const struct rw_disk_record *r, char *buf) MUST_CHECK;
 /* A record is accepted or dropped: a segment whose records are all done is
  * deleted (not the one being written). */
 void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r);
-/* Bytes of the segment files. */
+/* Bytes of the queue's files: format, segments (record headers and done
+ * records included), .done lists. */
 size_t rw_disk_bytes(const struct rw_disk *d);
+/* What the queue's files may take once a record of len body bytes is
+ * appended and every record is done: rw_disk_bytes, the new record with its
+ * header, and a .done entry for each pending record and the new one. The
+ * files never grow beyond it until the next append. */
+size_t rw_disk_bytes_needed(const struct rw_disk *d, size_t len);
+/* Deletes the segment being written if none of its records is pending (the
+ * next append starts a new one). 1 if it did, 0 otherwise. */
+int rw_disk_release_idle(struct rw_disk *d);
 /* Closes the files and releases the lock; the queue stays on disk. */
 void rw_disk_close(struct rw_disk *d);
 

@@ -62,6 +62,9 @@ void rw_queue_free(struct rw_queue *q);
  * queued. */
 int rw_queue_push(struct rw_queue *q, size_t shard, struct rw_body *body,
                   struct rw_drop *drop) MUST_CHECK;
+/* Drops the oldest request that is not in flight (its counts are added to
+ * *drop). 1 if one was dropped, 0 if none could be. */
+int rw_queue_drop_oldest(struct rw_queue *q, struct rw_drop *drop);
 /* The oldest request of the shard, now in flight (a push never drops it), or
  * NULL when the shard's FIFO is empty. */
 struct rw_body *rw_queue_begin(struct rw_queue *q, size_t shard);

@@ -553,15 +553,19 @@ static void scrape_free(struct scrape *sc)
 	if (sc->parked) /* completed while a resume was pending */
 		atomic_fetch_sub(&s->suspended, 1);
 	if (sc->rs) {
-		render_stream_free(sc->rs); /* joins its render thread */
+		/* Out of the live list before its stream is freed: shutdown
+		 * walks that list (under s->lock) and touches each stream. */
 		pthread_mutex_lock(&s->lock);
-		s->streams--;
 		if (sc->prev)
 			sc->prev->next = sc->next;
 		else
 			s->live = sc->next;
 		if (sc->next)
 			sc->next->prev = sc->prev;
+		pthread_mutex_unlock(&s->lock);
+		render_stream_free(sc->rs); /* joins its render thread */
+		pthread_mutex_lock(&s->lock);
+		s->streams--;
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_destroy(&sc->lock);

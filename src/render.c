@@ -42,7 +42,7 @@ struct render_stream {
 	struct registry *reg;
 	struct render_opts o;
 	pthread_t thread;
-	int started;
+	int started; /* under lock; the starting thread reads it without */
 	_Atomic int stop;
 
 	pthread_mutex_t lock;
@@ -224,12 +224,14 @@ int render_stream_start(struct render_stream *s)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, RENDER_STACK);
+	/* `started` under the lock: other threads ask render_stream_ended
+	 * while the thread starts (a server shutting down). */
+	pthread_mutex_lock(&s->lock);
 	int rc = pthread_create(&s->thread, &attr, render_main, s);
+	s->started = rc == 0;
+	pthread_mutex_unlock(&s->lock);
 	pthread_attr_destroy(&attr);
-	if (rc)
-		return -rc;
-	s->started = 1;
-	return 0;
+	return -rc;
 }
 
 ssize_t render_stream_read(struct render_stream *s, char *dst, size_t max, int block)

@@ -416,6 +416,40 @@ static void test_shutdown_ends_renders_in_progress(void **state)
 	fixture_free(f);
 }
 
+/* Shutdown while several stalled scrapes end at once (regression: a
+ * scrape's render stream was freed before the scrape left the list of live
+ * scrapes, so shutdown's walk of that list touched freed streams; TSan saw
+ * it as exit 66 of e2e test_slow_clients at SIGTERM). Clients from four
+ * addresses so that four renders run; several rounds, the race is narrow. */
+static void test_shutdown_while_stalled_scrapes_end(void **state)
+{
+	(void)state;
+	const char *from[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"};
+	for (int round = 0; round < 6; round++) {
+		struct fixture *f = big_state(60000); /* a server's self-metrics: once */
+		struct http_server *s = serve(f, 4, 0);
+		int fds[ARRAY_LEN(from)];
+		const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+		for (size_t i = 0; i < ARRAY_LEN(from); i++) {
+			fds[i] = connect_from(from[i], http_server_port(s));
+			assert_int_equal(write(fds[i], req, sizeof req - 1),
+			                 (ssize_t)(sizeof req - 1));
+		}
+		wait_for(&f->reg, "promacct_http_renders_in_progress", (double)ARRAY_LEN(from));
+		/* half the clients leave as the shutdown starts */
+		for (size_t i = 0; i < ARRAY_LEN(from); i += 2)
+			close(fds[i]);
+		double t0 = time_monotonic();
+		http_server_shutdown(s, t0 + 5);
+		assert_true(time_monotonic() - t0 < 5);
+		assert_true(metric(&f->reg, "promacct_http_renders_in_progress") == 0);
+		http_server_free(s);
+		for (size_t i = 1; i < ARRAY_LEN(from); i += 2)
+			close(fds[i]);
+		fixture_free(f);
+	}
+}
+
 static void test_routes(void **state)
 {
 	(void)state;
@@ -448,6 +482,7 @@ int main(void)
 	    cmocka_unit_test(test_render_limit_answers_503_with_retry_after),
 	    cmocka_unit_test(test_render_wait_ends_before_the_scrape_timeout),
 	    cmocka_unit_test(test_shutdown_ends_renders_in_progress),
+	    cmocka_unit_test(test_shutdown_while_stalled_scrapes_end),
 	    cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_connections_are_limited_per_client_address),
 	    cmocka_unit_test(test_slow_request_headers_are_cut_at_the_deadline),

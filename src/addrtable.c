@@ -13,7 +13,34 @@
  * an IPv4 address touches two cache lines: the slot and the counters.
  *
  * The slow path (a new key) allocates and may rehash; it runs once per new
- * histogram, never for known ones. */
+ * histogram, never for known ones.
+ *
+ * Idle expiry (addrtable_expire, off unless addrtable_set_expiry): the
+ * writer itself scans its entries in slices between packet batches. Nothing
+ * is added to the per-packet path: an entry's activity signature is its sum
+ * plus its first bucket (any packet changes one of them), compared with the
+ * one the scan saw last time (writer-private, per entry); an entry whose
+ * signature did not change for the timeout is retired: its index slot is
+ * deleted by backward shifting (linear probing stays tombstone-free), its
+ * address's count of entries drops (at zero the address leaves the address
+ * set and the caps), its key goes to the `ended` ring (stale markers), and
+ * its live flag is cleared. Readers skip entries that are not live.
+ *
+ * Its memory is reused only after a grace period, so a reader never sees a
+ * key or counters change under it. Readers bracket each walk with
+ * addrtable_read_begin/end, which count them in readers[epoch & 1] (a
+ * reader that saw the epoch move while registering retries). The writer
+ * tags a retired entry with the epoch it loads after clearing the flag;
+ * the epoch advances from e to e + 1 only when readers[(e + 1) & 1] - the
+ * walks of epoch e - 1 - is zero. An entry of tag T is reused once the
+ * epoch is T + 2: every walk registered at an epoch <= T has ended. A walk
+ * that could still see the entry live registered before the flag was
+ * cleared, so at an epoch <= T (all these accesses are seq_cst, hence one
+ * total order); a walk registered later sees the flag cleared and never
+ * touches the entry. The reader's release on leaving and the writer's
+ * acquire of the epoch order the reader's last read of an entry before its
+ * reuse (what TSan checks). A walk that lasts only delays reuse; then new
+ * keys take new entries, up to max_entries, so memory stays bounded. */
 #include "promacct/addrtable.h"
 
 #include <errno.h>
@@ -58,7 +85,41 @@ static void big_free(void *p, size_t size)
 
 static size_t chunk_bytes(const struct addrtable *t)
 {
-	return (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key));
+	return (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key) + 1);
+}
+
+/* ---- grace periods ------------------------------------------------------- */
+
+void addrtable_grace_init(struct addrtable_grace *g)
+{
+	atomic_init(&g->epoch, 2);
+	atomic_init(&g->readers[0], 0);
+	atomic_init(&g->readers[1], 0);
+}
+
+uint64_t addrtable_read_begin(struct addrtable_grace *g)
+{
+	for (;;) {
+		uint64_t e = atomic_load(&g->epoch);
+		atomic_fetch_add(&g->readers[e & 1], 1);
+		if (atomic_load(&g->epoch) == e)
+			return e;
+		atomic_fetch_sub(&g->readers[e & 1], 1); /* it moved: register again */
+	}
+}
+
+void addrtable_read_end(struct addrtable_grace *g, uint64_t token)
+{
+	atomic_fetch_sub_explicit(&g->readers[token & 1], 1, memory_order_release);
+}
+
+uint64_t addrtable_grace_advance(struct addrtable_grace *g)
+{
+	uint64_t e = atomic_load(&g->epoch);
+	if (atomic_load(&g->readers[(e + 1) & 1]) == 0 &&
+	    atomic_compare_exchange_strong(&g->epoch, &e, e + 1))
+		return e + 1;
+	return e; /* or what another writer made it */
 }
 
 int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Atomic size_t *tracked,
@@ -75,11 +136,12 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Ato
 	t->mask = INITIAL_SLOTS - 1; /* before the allocations: addrtable_free uses it */
 	t->slots = big_alloc(INITIAL_SLOTS * sizeof *t->slots);
 	t->aslots = calloc(INITIAL_SLOTS, sizeof *t->aslots);
+	t->arefs = calloc(INITIAL_SLOTS, sizeof *t->arefs);
 	t->stride = ((size_t)words * sizeof(counter_t) + ADDRTABLE_LINE - 1) &
 	            ~(size_t)(ADDRTABLE_LINE - 1);
 	t->chunks = calloc(t->max_chunks, sizeof *t->chunks);
 	t->amask = INITIAL_SLOTS - 1;
-	if (!t->slots || !t->aslots || !t->chunks) {
+	if (!t->slots || !t->aslots || !t->arefs || !t->chunks) {
 		addrtable_free(t);
 		return -ENOMEM;
 	}
@@ -96,6 +158,17 @@ void addrtable_free(struct addrtable *t)
 	if (t->slots)
 		big_free(t->slots, (t->mask + 1) * sizeof *t->slots);
 	free(t->aslots);
+	free(t->arefs);
+	if (t->seen)
+		for (size_t i = 0; i < t->max_chunks; i++)
+			free(t->seen[i]);
+	free(t->seen);
+	free(t->limbo);
+	free(t->freel);
+	if (t->ended) {
+		big_free(t->ended->keys, t->ended->cap * sizeof *t->ended->keys);
+		free(t->ended);
+	}
 	memset(t, 0, sizeof *t);
 }
 
@@ -146,8 +219,12 @@ static int grow_aslots(struct addrtable *t)
 {
 	size_t ncap = (t->amask + 1) * 2;
 	uint64_t *ns = calloc(ncap, sizeof *ns);
-	if (!ns)
+	uint32_t *nr = calloc(ncap, sizeof *nr);
+	if (!ns || !nr) {
+		free(ns);
+		free(nr);
 		return -ENOMEM;
+	}
 	for (size_t j = 0; j <= t->amask; j++) {
 		uint64_t v = t->aslots[j];
 		if (!v)
@@ -156,9 +233,12 @@ static int grow_aslots(struct addrtable *t)
 		while (ns[i])
 			i = (i + 1) & (ncap - 1);
 		ns[i] = v;
+		nr[i] = t->arefs[j];
 	}
 	free(t->aslots);
+	free(t->arefs);
 	t->aslots = ns;
+	t->arefs = nr;
 	t->amask = ncap - 1;
 	return 0;
 }
@@ -202,6 +282,32 @@ static counter_t *overflow(struct addrtable *t, const struct addr_key *k)
 	return addrtable_get(t, &o);
 }
 
+/* Retired entries past their grace period become reusable (the free list
+ * has room for all of them: see retire). */
+static void drain_limbo(struct addrtable *t)
+{
+	if (!t->nlimbo)
+		return;
+	uint64_t e = atomic_load_explicit(&t->grace->epoch, memory_order_acquire);
+	size_t m = 0;
+	while (m < t->nlimbo && t->limbo[m].tag + 2 <= e)
+		t->freel[t->nfree++] = t->limbo[m++].idx;
+	if (m) {
+		memmove(t->limbo, t->limbo + m, (t->nlimbo - m) * sizeof *t->limbo);
+		t->nlimbo -= m;
+	}
+}
+
+/* The writer-private activity record of entry i; the chunk's records are
+ * allocated on first use. NULL when memory is out. */
+static struct addrtable_seen *seen_of(struct addrtable *t, size_t i)
+{
+	struct addrtable_seen **c = &t->seen[i >> ADDRTABLE_CHUNK_SHIFT];
+	if (!*c && !(*c = calloc(ADDRTABLE_CHUNK, sizeof **c)))
+		return NULL;
+	return &(*c)[i & (ADDRTABLE_CHUNK - 1)];
+}
+
 counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint64_t h, uint64_t id)
 {
 	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
@@ -209,7 +315,10 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	size_t aslot = 0;
 	uint64_t aid = 0;
 
-	if (n >= t->max_entries)
+	if (!t->nfree && t->nlimbo)
+		drain_limbo(t);
+	int reuse = t->nfree > 0;
+	if (!reuse && n >= t->max_entries)
 		return NULL;
 	/* Grow first, so a failure changes nothing and the index always keeps
 	 * empty slots (probing relies on them). */
@@ -218,12 +327,14 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	if ((t->aused + 1) * 2 > t->amask + 1 && grow_aslots(t))
 		return NULL;
 	size_t chunk = n >> ADDRTABLE_CHUNK_SHIFT;
-	if (!atomic_load_explicit(&t->chunks[chunk], memory_order_relaxed)) {
+	if (!reuse && !atomic_load_explicit(&t->chunks[chunk], memory_order_relaxed)) {
 		unsigned char *c = big_alloc(chunk_bytes(t)); /* zeroed */
 		if (!c)
 			return NULL;
 		atomic_store_explicit(&t->chunks[chunk], c, memory_order_release);
 	}
+	if (t->timeout_ms && !seen_of(t, reuse ? t->freel[t->nfree - 1] : n))
+		return NULL;
 	if (!other) { /* an overflow key is no address: never capped */
 		aid = addr_id(k);
 		aslot = aset_find(t, k, aid, &found);
@@ -241,19 +352,259 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 			    t->tracked, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
 		}
 	}
-	*addrtable_key(t, n) = *k;
-	atomic_store_explicit(&t->count, n + 1, memory_order_release);
+	size_t e = reuse ? t->freel[--t->nfree] : n;
+	*addrtable_key(t, e) = *k;
+	if (t->timeout_ms)
+		*seen_of(t, e) = (struct addrtable_seen){0, 0}; /* allocated above */
+	_Atomic uint8_t *live =
+	    &addrtable_chunk_live(t, addrtable_chunk(t, e))[e & (ADDRTABLE_CHUNK - 1)];
+	if (reuse) {
+		/* no reader can see this entry (grace period): start from zero,
+		 * then publish key and counters with the flag */
+		counter_t *c = addrtable_hist(t, e);
+		for (unsigned w = 0; w < t->words; w++)
+			atomic_store_explicit(&c[w], 0, memory_order_relaxed);
+		atomic_store_explicit(live, 1, memory_order_release);
+	} else {
+		atomic_store_explicit(live, 1, memory_order_relaxed);
+		atomic_store_explicit(&t->count, n + 1, memory_order_release);
+	}
+	atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 
 	size_t i = (size_t)h & t->mask;
 	while (t->slots[i])
 		i = (i + 1) & t->mask;
-	t->slots[i] = id << ADDRTABLE_IDX_BITS | (uint64_t)(n + 1);
+	t->slots[i] = id << ADDRTABLE_IDX_BITS | (uint64_t)(e + 1);
 	t->used++;
 	if (!found) {
-		t->aslots[aslot] = aid << ADDRTABLE_IDX_BITS | (uint64_t)(n + 1);
+		t->aslots[aslot] = aid << ADDRTABLE_IDX_BITS | (uint64_t)(e + 1);
+		t->arefs[aslot] = 1;
 		t->aused++;
+	} else if (!other) {
+		t->arefs[aslot]++;
 	}
-	return addrtable_hist(t, n);
+	return addrtable_hist(t, e);
+}
+
+/* ---- idle expiry --------------------------------------------------------- */
+
+int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double timeout,
+                         size_t ended_cap)
+{
+	t->seen = calloc(t->max_chunks, sizeof *t->seen);
+	if (!t->seen)
+		return -ENOMEM;
+	if (ended_cap) {
+		t->ended = calloc(1, sizeof *t->ended);
+		if (!t->ended)
+			return -ENOMEM;
+		t->ended->keys = big_alloc(ended_cap * sizeof *t->ended->keys);
+		if (!t->ended->keys) {
+			free(t->ended);
+			t->ended = NULL;
+			return -ENOMEM;
+		}
+		t->ended->cap = ended_cap;
+	}
+	t->grace = g;
+	t->timeout_ms = (uint64_t)(timeout * 1000 + 0.5);
+	if (!t->timeout_ms)
+		t->timeout_ms = 1;
+	return 0;
+}
+
+/* The entry holding key k, or -1 (a lookup that never inserts). */
+static ptrdiff_t find_entry(const struct addrtable *t, const struct addr_key *k)
+{
+	uint64_t h = addrtable_hash(k), id = addrtable_key_id(k, h);
+	for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
+		uint64_t s = t->slots[i];
+		if (!s)
+			return -1;
+		if ((s >> ADDRTABLE_IDX_BITS) != id)
+			continue;
+		size_t e = (size_t)(s & ADDRTABLE_IDX_MASK) - 1;
+		if ((id & ADDRTABLE_V4) || addrtable_key_eq(addrtable_key(t, e), k))
+			return (ptrdiff_t)e;
+	}
+}
+
+/* Whether slot j may take the value at home position `home` on the way
+ * from hole i: its home is not cyclically in (i, j]. */
+static int shift_ok(size_t home, size_t i, size_t j, size_t mask)
+{
+	return ((j - home) & mask) >= ((j - i) & mask);
+}
+
+/* Deletes index slot value v (placed by hash h) by backward shifting: the
+ * slots after it that could not sit in the hole move back, so probing
+ * never meets a hole inside a run and needs no tombstones. */
+static void slot_delete(struct addrtable *t, uint64_t h, uint64_t v)
+{
+	size_t i = (size_t)h & t->mask;
+	while (t->slots[i] != v)
+		i = (i + 1) & t->mask;
+	for (size_t j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask)
+		if (shift_ok((size_t)slot_hash(t, t->slots[j]) & t->mask, i, j, t->mask)) {
+			t->slots[i] = t->slots[j];
+			i = j;
+		}
+	t->slots[i] = 0;
+	t->used--;
+}
+
+/* The same for the address set (with its entry counts). */
+static void aset_delete(struct addrtable *t, size_t i)
+{
+	for (size_t j = (i + 1) & t->amask; t->aslots[j]; j = (j + 1) & t->amask)
+		if (shift_ok(addrtable_aset_pos(t->aslots[j] >> ADDRTABLE_IDX_BITS, t->amask), i, j,
+		             t->amask)) {
+			t->aslots[i] = t->aslots[j];
+			t->arefs[i] = t->arefs[j];
+			i = j;
+		}
+	t->aslots[i] = 0;
+	t->arefs[i] = 0;
+	t->aused--;
+}
+
+/* Entry e (key k, its index slot deleted already) leaves its address. */
+static void aset_release(struct addrtable *t, const struct addr_key *k, size_t e)
+{
+	int found;
+	uint64_t aid = addr_id(k);
+	size_t p = aset_find(t, k, aid, &found);
+	if (!found)
+		return; /* cannot be: every key held has its address in the set */
+	if (--t->arefs[p] == 0) {
+		aset_delete(t, p);
+		if (t->admit) {
+			if (t->admit->release)
+				t->admit->release(t->admit, k);
+		} else {
+			atomic_fetch_sub_explicit(t->tracked, 1, memory_order_relaxed);
+		}
+		return;
+	}
+	if ((aid & ADDRTABLE_V4) || (size_t)(t->aslots[p] & ADDRTABLE_IDX_MASK) - 1 != e)
+		return;
+	/* e was the entry the set compares with (not IPv4): another entry of
+	 * the address takes its place */
+	struct addr_key o = *k;
+	for (uint8_t dir = 0; dir < 2; dir++)
+		for (uint8_t proto = 0; proto < 16; proto++) {
+			o.dir = dir;
+			o.proto = proto;
+			ptrdiff_t x = find_entry(t, &o);
+			if (x >= 0) {
+				t->aslots[p] = aid << ADDRTABLE_IDX_BITS | (uint64_t)(x + 1);
+				return;
+			}
+		}
+}
+
+static void ended_push(struct addrtable_ended *r, const struct addr_key *k)
+{
+	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	if (head - atomic_load_explicit(&r->tail, memory_order_acquire) >= r->cap) {
+		atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);
+		return;
+	}
+	r->keys[head & (r->cap - 1)] = *k;
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+}
+
+size_t addrtable_ended_pop(struct addrtable *t, struct addr_key *out, size_t max)
+{
+	struct addrtable_ended *r = t->ended;
+	if (!r)
+		return 0;
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	size_t n = head - tail < max ? head - tail : max;
+	for (size_t i = 0; i < n; i++)
+		out[i] = r->keys[(tail + i) & (r->cap - 1)];
+	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+	return n;
+}
+
+/* Retires live entry e. -ENOMEM (nothing changed) when the lists cannot
+ * grow. */
+static int retire(struct addrtable *t, size_t e)
+{
+	/* room in limbo, and in the free list for all of limbo (drain_limbo
+	 * must not fail) */
+	if (t->nlimbo == t->limbo_cap) {
+		size_t ncap = t->limbo_cap ? t->limbo_cap * 2 : 256;
+		struct addrtable_limbo *nl = realloc(t->limbo, ncap * sizeof *nl);
+		if (!nl)
+			return -ENOMEM;
+		t->limbo = nl;
+		t->limbo_cap = ncap;
+	}
+	if (t->nfree + t->nlimbo + 1 > t->free_cap) {
+		size_t ncap = t->free_cap ? t->free_cap * 2 : 256;
+		uint32_t *nf = realloc(t->freel, ncap * sizeof *nf);
+		if (!nf)
+			return -ENOMEM;
+		t->freel = nf;
+		t->free_cap = ncap;
+	}
+	struct addr_key k = *addrtable_key(t, e);
+	uint64_t h = addrtable_hash(&k);
+	slot_delete(t, h, addrtable_key_id(&k, h) << ADDRTABLE_IDX_BITS | (uint64_t)(e + 1));
+	if (k.pad != ADDRTABLE_PAD_OTHER)
+		aset_release(t, &k, e);
+	if (t->ended)
+		ended_push(t->ended, &k);
+	atomic_store_explicit(
+	    &addrtable_chunk_live(t, addrtable_chunk(t, e))[e & (ADDRTABLE_CHUNK - 1)], 0,
+	    memory_order_seq_cst);
+	uint64_t tag = atomic_load_explicit(&t->grace->epoch, memory_order_seq_cst);
+	t->limbo[t->nlimbo++] = (struct addrtable_limbo){(uint32_t)e, tag};
+	atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) - 1,
+	                      memory_order_relaxed);
+	return 0;
+}
+
+size_t addrtable_expire(struct addrtable *t, uint64_t now_ms, size_t budget)
+{
+	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed), retired = 0;
+	if (!t->timeout_ms)
+		return 0;
+	if (now_ms == 0)
+		now_ms = 1; /* 0 means "not looked at" */
+	for (size_t v = 0; v < budget && v < n; v++) {
+		if (t->cursor >= n)
+			t->cursor = 0;
+		size_t e = t->cursor++;
+		const unsigned char *chunk = addrtable_chunk(t, e);
+		if (!atomic_load_explicit(
+		        &addrtable_chunk_live(t, chunk)[e & (ADDRTABLE_CHUNK - 1)],
+		        memory_order_relaxed))
+			continue;
+		struct addrtable_seen *s = seen_of(t, e);
+		if (!s)
+			break;
+		const counter_t *c = addrtable_hist(t, e);
+		uint64_t sig = counter_read(&c[0]) + counter_read(&c[1]);
+		if (!s->tick_ms || sig != s->sig) {
+			s->sig = sig;
+			s->tick_ms = now_ms;
+			continue;
+		}
+		if (now_ms - s->tick_ms < t->timeout_ms)
+			continue;
+		if (retire(t, e))
+			break;
+		retired++;
+	}
+	if (t->nlimbo) {
+		addrtable_grace_advance(t->grace);
+		drain_limbo(t);
+	}
+	return retired;
 }
 
 /* ---- the shared address set ---------------------------------------------- */

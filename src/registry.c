@@ -31,6 +31,15 @@
  * each: 3 MiB per concurrent reader). */
 #define COLLECT_BATCH 65536
 
+/* Keys of expired entries kept per shard for the remote-write stale
+ * markers (24 bytes each, pages touched as used): expirations beyond it
+ * between two snapshots end without a marker, counted. */
+#define ENDED_RING 65536
+
+/* Most entries one expiry slice looks at (a bound on the pause it makes in
+ * capture: about a millisecond). */
+#define EXPIRE_SLICE_MAX 65536
+
 /* Histogram slots per address: 2 directions x PROTO_COUNT classes. */
 #define HISTS_PER_ADDRESS (2 * PROTO_COUNT)
 
@@ -43,6 +52,7 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 	r->max_addresses = max_addresses;
 	r->start_time = time_now();
 	r->collect_batch = COLLECT_BATCH;
+	addrtable_grace_init(&r->grace);
 	for (size_t i = 0; i < ranges->n && !r->range_held; i++)
 		if (ranges->v[i].group_max) {
 			r->range_held = calloc(ranges->n, sizeof *r->range_held);
@@ -150,6 +160,24 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 	return ok;
 }
 
+/* The last key of an address expired in a shard (its writer's scan): the
+ * address leaves the caps it was counted in by shard_admit. Only sources
+ * with one shard expire keys (registry_shard_expire). */
+static void shard_release(struct addrtable_admit *a, const struct addr_key *k)
+{
+	struct acct_shard *sh =
+	    (struct acct_shard *)((char *)a - offsetof(struct acct_shard, admit));
+	struct source_cap *sc = sh->cap;
+	struct registry *r = sc->reg;
+	if (sc->shared)
+		return;
+	if (group_cap(r, k))
+		atomic_fetch_sub_explicit(&r->range_held[k->range], 1, memory_order_relaxed);
+	if (!atomic_load_explicit(&sc->down, memory_order_relaxed))
+		atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&sc->held, 1, memory_order_relaxed);
+}
+
 static struct source_cap *source_cap_new(struct registry *r)
 {
 	struct source_cap *sc = calloc(1, sizeof *sc);
@@ -204,6 +232,37 @@ int registry_source_set_up(struct registry *r, size_t src, int up)
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return changed;
+}
+
+void registry_set_idle_timeout(struct registry *r, double seconds)
+{
+	r->idle_timeout = seconds > 0 ? seconds : 0;
+}
+
+double registry_expiry_period(const struct registry *r)
+{
+	double p = r->idle_timeout / 8;
+	return p < 0.05 ? 0.05 : p > 5 ? 5 : p;
+}
+
+void registry_shard_expire(struct registry *r, struct acct_shard *s, double now)
+{
+	if (!s->table.timeout_ms || s->cap->shared)
+		return;
+	size_t n = addrtable_count(&s->table);
+	double dt = s->expire_last > 0 ? now - s->expire_last : 0;
+	s->expire_last = now;
+	/* the share of one pass (every entry) due since the last slice */
+	s->expire_owed += (double)n * dt / registry_expiry_period(r);
+	if (s->expire_owed > (double)n)
+		s->expire_owed = (double)n;
+	size_t budget = (size_t)s->expire_owed;
+	if (budget > EXPIRE_SLICE_MAX)
+		budget = EXPIRE_SLICE_MAX;
+	s->expire_owed -= (double)budget;
+	size_t x = addrtable_expire(&s->table, (uint64_t)(now * 1000), budget);
+	if (x)
+		counter_add(&s->expired, x);
 }
 
 int registry_source_is_up(const struct registry *r, size_t src)
@@ -325,6 +384,12 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 	}
 	sh->table.admit = &sh->admit;
 	sh->table.other_of = r->ranges->other_of;
+	sh->admit.release = shard_release;
+	if (r->idle_timeout > 0 &&
+	    addrtable_set_expiry(&sh->table, &r->grace, r->idle_timeout, ENDED_RING)) {
+		shard_free(sh);
+		return NULL;
+	}
 	s->shards[s->nshards++] = sh;
 	return sh;
 }
@@ -526,7 +591,7 @@ size_t registry_address_histograms(struct registry *r)
 	size_t n = 0;
 	for (size_t i = 0; i < r->nsources; i++)
 		for (size_t j = 0; j < r->sources[i].nshards; j++)
-			n += addrtable_count(&r->sources[i].shards[j]->table);
+			n += addrtable_live_count(&r->sources[i].shards[j]->table);
 	return n;
 }
 
@@ -564,6 +629,8 @@ static size_t collect_pass(const struct walk_table *wt, size_t nwt, const struct
 			size_t ce =
 			    wt[w].count - c0 < ADDRTABLE_CHUNK ? wt[w].count - c0 : ADDRTABLE_CHUNK;
 			for (size_t e = 0; e < ce; e++) {
+				if (!addrtable_live_at(t, base, e))
+					continue; /* expired */
 				ref_fill(&r, &keys[e], (const counter_t *)(base + e * t->stride),
 				         wt[w].src);
 				if (last && ref_cmp(&r, last) <= 0)
@@ -605,6 +672,8 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 	wt = calloc(nwt, sizeof *wt);
 	if (!wt)
 		return -ENOMEM;
+	/* no entry read in this walk is reused before its end */
+	uint64_t grace = addrtable_read_begin(&r->grace);
 	nwt = 0;
 	for (size_t i = 0; i < r->nsources; i++)
 		for (size_t j = 0; selected(r, i, only) && j < r->sources[i].nshards; j++) {
@@ -672,9 +741,57 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 		have_last = 1;
 	}
 out:
+	addrtable_read_end(&r->grace, grace);
 	free(refs);
 	free(wt);
 	return rc;
+}
+
+int registry_collect_ended(struct registry *r, struct collector *c)
+{
+	enum { BATCH = 1024 };
+	const struct histogram_layout *l = r->layout;
+	uint64_t zero[HISTOGRAM_MAX_BUCKETS + 1] = {0};
+	char iptext[INET6_ADDRSTRLEN + 4];
+	struct label fixed[3] = {{"interface", NULL}, {"ip", iptext}, {"protocol", NULL}};
+	int met[4] = {0, 0, 0, 0};
+	struct addr_key *keys = NULL;
+
+	for (size_t i = 0; i < r->nsources && !c->stop; i++)
+		for (size_t j = 0; j < r->sources[i].nshards && !c->stop; j++) {
+			struct addrtable *t = &r->sources[i].shards[j]->table;
+			if (!t->ended)
+				continue;
+			if (!keys && !(keys = malloc(BATCH * sizeof *keys)))
+				return -ENOMEM;
+			size_t n;
+			while (!c->stop && (n = addrtable_ended_pop(t, keys, BATCH)) > 0)
+				for (int fd = 0; fd < 4; fd++) {
+					int first = 1;
+					for (size_t e = 0; e < n && !c->stop; e++) {
+						const struct addr_key *k = &keys[e];
+						if (fam_dir(k) != fd)
+							continue;
+						if (first)
+							c->family(c, addr_family_names[fd],
+							          met[fd] ? NULL
+							                  : addr_family_help[fd],
+							          METRIC_HISTOGRAM);
+						first = 0;
+						met[fd] = 1;
+						addr_text(k, iptext, sizeof iptext);
+						fixed[0].value = r->sources[i].name;
+						fixed[2].value = (char *)parse_proto_name(k->proto);
+						const struct range *rg = &r->ranges->v[k->range];
+						struct series_labels sl = {fixed, 3, rg->labels,
+						                           rg->nlabels, rg->text};
+						c->series(c, &sl);
+						emit_hist(c, l, zero, 0);
+					}
+				}
+		}
+	free(keys);
+	return 0;
 }
 
 static void collect_counter_per_source(struct registry *r, struct collector *c, int only,
@@ -837,6 +954,28 @@ static int collect(struct registry *r, struct collector *c, int only)
 			c->sample(c, SAMPLE_PLAIN, NULL, (double)v);
 		}
 
+	if (r->idle_timeout > 0) {
+		collect_counter_per_source(r, c, only, "promacct_expired_keys_total",
+		                           "Address keys (address or rollup prefix, direction, "
+		                           "protocol) ended by --address.idle-timeout.",
+		                           offsetof(struct acct_shard, expired));
+		c->family(c, "promacct_tracked_keys",
+		          "Address keys (address or rollup prefix, direction, protocol) with a "
+		          "histogram now.",
+		          METRIC_GAUGE);
+		struct label kl = {"interface", NULL};
+		for (size_t i = 0; i < r->nsources; i++) {
+			if (!selected(r, i, only))
+				continue;
+			size_t v = 0;
+			for (size_t j = 0; j < r->sources[i].nshards; j++)
+				v += addrtable_live_count(&r->sources[i].shards[j]->table);
+			kl.value = r->sources[i].name;
+			struct series_labels sl = {&kl, 1, NULL, 0, NULL};
+			c->series(c, &sl);
+			c->sample(c, SAMPLE_PLAIN, NULL, (double)v);
+		}
+	}
 	collect_counter_per_source(r, c, only, "promacct_untracked_packets_total",
 	                           "Address observations (a packet counts once for its source and "
 	                           "once for its destination) in a range but in no series: a "

@@ -396,6 +396,245 @@ static void test_scrape_while_capturing(void **state)
 	fixture_free(f);
 }
 
+/* ---- idle expiry --------------------------------------------------------- */
+
+/* A registry with idle expiry after `timeout` s and one source/shard; range
+ * 10.0.0.0/8 with the label c="x" and a cap of its own (range_cap, 0: none). */
+static struct fixture *expiry_fixture(double timeout, size_t max_addresses, size_t range_cap)
+{
+	char err[256];
+	struct fixture *f = calloc(1, sizeof *f);
+	if (!f || histogram_layout_parse(&f->layout, HISTOGRAM_DEFAULT_BUCKETS, err, sizeof err))
+		abort();
+	ranges_init(&f->ranges);
+	char n[] = "c", v[] = "x";
+	struct label l = {n, v};
+	struct range_entry e = {.family = 4,
+	                        .first = {10, 0, 0, 0},
+	                        .last = {10, 255, 255, 255},
+	                        .labels = &l,
+	                        .nlabels = 1,
+	                        .max_addresses = range_cap};
+	if (ranges_add_entry(&f->ranges, &e, err, sizeof err) || ranges_build(&f->ranges) ||
+	    registry_init(&f->reg, &f->layout, &f->ranges, max_addresses))
+		abort();
+	registry_set_idle_timeout(&f->reg, timeout);
+	int src = registry_add_source(&f->reg, "eth0");
+	if (src < 0 || !(f->shard = registry_add_shard(&f->reg, src)))
+		abort();
+	f->reg.start_time = 1700000000.5;
+	return f;
+}
+
+/* The capture thread's expiry slices from `from` to `to` (seconds), as
+ * between its batches every 50 ms. */
+static void expire_during(struct fixture *f, double from, double to)
+{
+	for (double t = from; t <= to + 1e-9; t += 0.05)
+		registry_shard_expire(&f->reg, f->shard, t);
+}
+
+static int has_line(const char *page, const char *line)
+{
+	const char *p = strstr(page, line);
+	return p && (p == page || p[-1] == '\n');
+}
+
+static void test_idle_keys_end_and_leave_the_caps(void **state)
+{
+	(void)state;
+	struct fixture *f = expiry_fixture(2.0, 3, 2);
+	expire_during(f, 100, 100.1);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_ip(f, NULL, "10.0.0.3", "10.0.0.2", 6, 100); /* range cap 2: overflow */
+	assert_int_equal(atomic_load(&f->reg.tracked), 2);
+	/* 10.0.0.2 stays active, 10.0.0.1 and the overflow key go idle */
+	for (double t = 100.1; t < 104; t += 0.5) {
+		expire_during(f, t, t + 0.45);
+		fixture_ip(f, NULL, "192.0.2.1", "10.0.0.2", 6, 200);
+	}
+	char *page = fixture_render(&f->reg);
+	assert_null(strstr(page, "ip=\"10.0.0.1\""));
+	assert_null(strstr(page, "ip=\"other\","));
+	assert_true(has_line(page, "promacct_packet_size_bytes_ipv4_rx_count{interface=\"eth0\","
+	                           "ip=\"10.0.0.2\",protocol=\"tcp\",c=\"x\"} 10"));
+	assert_true(has_line(page, "promacct_expired_keys_total{interface=\"eth0\"} 2"));
+	assert_true(has_line(page, "promacct_tracked_keys{interface=\"eth0\"} 1"));
+	assert_true(has_line(page, "promacct_tracked_addresses 1"));
+	assert_true(has_line(page, "promacct_range_tracked_keys{c=\"x\"} 1"));
+	free(page);
+	assert_int_equal(registry_address_histograms(&f->reg), 1);
+	/* it comes back: from zero, and it has a place in the caps again */
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 100);
+	fixture_ip(f, NULL, "10.0.0.3", "192.0.2.1", 6, 100); /* range cap 2 again */
+	page = fixture_render(&f->reg);
+	assert_true(has_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                           "ip=\"10.0.0.1\",protocol=\"tcp\",c=\"x\"} 1"));
+	assert_true(has_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                           "ip=\"other\",protocol=\"tcp\",c=\"x\"} 1"));
+	assert_true(has_line(page, "promacct_tracked_addresses 2"));
+	free(page);
+	fixture_free(f);
+}
+
+static void test_a_key_ends_between_timeout_and_two_periods_after(void **state)
+{
+	(void)state;
+	struct fixture *f = expiry_fixture(2.0, 100, 0);
+	assert_true(registry_expiry_period(&f->reg) == 0.25);
+	expire_during(f, 100, 100.5);
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 100); /* last packet at ~100.5 */
+	expire_during(f, 100.55, 102.45);
+	assert_int_equal(registry_address_histograms(&f->reg), 1); /* not before 2 s */
+	expire_during(f, 102.5, 103.05);                           /* 2 s + 2 periods */
+	assert_int_equal(registry_address_histograms(&f->reg), 0);
+	fixture_free(f);
+}
+
+static void test_without_a_timeout_nothing_ends_and_the_page_is_unchanged(void **state)
+{
+	(void)state;
+	struct fixture *f = expiry_fixture(0, 100, 0);
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 100);
+	expire_during(f, 100, 200);
+	assert_int_equal(registry_address_histograms(&f->reg), 1);
+	char *page = fixture_render(&f->reg);
+	assert_null(strstr(page, "promacct_expired_keys_total"));
+	assert_null(strstr(page, "promacct_tracked_keys"));
+	free(page);
+	fixture_free(f);
+}
+
+/* A collector that writes series as text lines "family{labels}". */
+struct list_collector {
+	struct collector c;
+	const char *family;
+	char out[4096];
+	size_t len;
+};
+
+static void lc_family(struct collector *c, const char *name, const char *help,
+                      enum metric_type type)
+{
+	(void)help;
+	(void)type;
+	((struct list_collector *)c)->family = name;
+}
+
+static void lc_series(struct collector *c, const struct series_labels *l)
+{
+	struct list_collector *lc = (struct list_collector *)c;
+	lc->len += (size_t)snprintf(lc->out + lc->len, sizeof lc->out - lc->len, "%s{", lc->family);
+	for (size_t i = 0; i < l->nfixed; i++)
+		lc->len += (size_t)snprintf(lc->out + lc->len, sizeof lc->out - lc->len, "%s=%s,",
+		                            l->fixed[i].name, l->fixed[i].value);
+	lc->len += (size_t)snprintf(lc->out + lc->len, sizeof lc->out - lc->len, "%s}\n",
+	                            l->extra_text ? l->extra_text : "");
+}
+
+static void lc_sample(struct collector *c, enum sample_kind kind, const char *le, double v)
+{
+	(void)c;
+	(void)kind;
+	(void)le;
+	(void)v;
+}
+
+static void test_ended_series_are_listed_once_for_stale_markers(void **state)
+{
+	(void)state;
+	struct fixture *f = expiry_fixture(1.0, 100, 0);
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 100);
+	fixture_ip(f, NULL, "192.0.2.1", "10.0.0.9", 6, 100);
+	expire_during(f, 100, 102);
+	struct list_collector lc = {.c = {lc_family, lc_series, lc_sample, 0}};
+	assert_int_equal(registry_collect_ended(&f->reg, &lc.c), 0);
+	assert_string_equal(lc.out, "promacct_packet_size_bytes_ipv4_tx{interface=eth0,"
+	                            "ip=10.0.0.1,protocol=tcp,,c=\"x\"}\n"
+	                            "promacct_packet_size_bytes_ipv4_rx{interface=eth0,"
+	                            "ip=10.0.0.9,protocol=tcp,,c=\"x\"}\n");
+	lc.len = 0;
+	lc.out[0] = '\0';
+	assert_int_equal(registry_collect_ended(&f->reg, &lc.c), 0);
+	assert_string_equal(lc.out, "");
+	fixture_free(f);
+}
+
+/* Wire length of the packets of source address 10.r.x.y in the churn
+ * below (their IP size is 14 bytes less). */
+static uint32_t churn_size(unsigned r, unsigned i)
+{
+	return 60 + (r * 7 + i * 13) % 1400;
+}
+
+struct churn_arg {
+	struct fixture *f;
+	atomic_int done;
+};
+
+static void *churn_writer(void *arg)
+{
+	struct churn_arg *w = arg;
+	char a[32];
+	double now = 100;
+	for (unsigned r = 0; r < 40; r++) {
+		for (unsigned i = 0; i < 400; i++) {
+			snprintf(a, sizeof a, "10.%u.%u.%u", r, i >> 8, i & 255);
+			fixture_ip(w->f, NULL, a, "10.250.0.1", 6, churn_size(r, i));
+			fixture_ip(w->f, NULL, a, "10.250.0.1", 6, churn_size(r, i));
+		}
+		expire_during(w->f, now, now + 0.3);
+		now += 0.35;
+	}
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* Scrapes while capture adds keys and expires them (every address is idle
+ * after its round, its memory reused for later ones). TSan checks the
+ * reuse; the pages check that no series shows another key's counters: the
+ * sum of 10.r.x.y's series is always its packet size times its count. */
+static void test_scrape_while_keys_expire_and_are_reused(void **state)
+{
+	(void)state;
+	struct fixture *f = expiry_fixture(1.0, 100000, 0);
+	struct churn_arg w = {f, 0};
+	pthread_t t;
+	pthread_create(&t, NULL, churn_writer, &w);
+	int pages = 0;
+	while (!atomic_load(&w.done) || pages < 3) {
+		char *page = fixture_render(&f->reg);
+		double sum = -1;
+		for (char *line = strtok(page, "\n"); line; line = strtok(NULL, "\n")) {
+			unsigned r, x, y;
+			double v;
+			if (sscanf(line,
+			           "promacct_packet_size_bytes_ipv4_tx_sum{interface=\"eth0\",ip="
+			           "\"10.%u.%u."
+			           "%u\",protocol=\"tcp\",c=\"x\"} %lf",
+			           &r, &x, &y, &v) == 4) {
+				sum = v / (churn_size(r, x * 256 + y) - 14);
+			} else if (sscanf(line,
+			                  "promacct_packet_size_bytes_ipv4_tx_count{interface="
+			                  "\"eth0\","
+			                  "ip=\"10.%u.%u.%u\",protocol=\"tcp\",c=\"x\"} %lf",
+			                  &r, &x, &y, &v) == 4) {
+				if (sum != v)
+					fail_msg("%s: sum/size %g", line, sum);
+				assert_true(v <= 2);
+				sum = -1;
+			}
+		}
+		free(page);
+		pages++;
+	}
+	pthread_join(t, NULL);
+	/* 40 rounds of 400 keys, each idle after its round */
+	assert_true(addrtable_count(&f->shard->table) < 40 * 400 / 2);
+	assert_true(counter_read(&f->shard->expired) >= 35 * 400);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +650,11 @@ int main(void)
 	    cmocka_unit_test(test_interface_up_only_for_live_interfaces),
 	    cmocka_unit_test(test_concurrent_shards_count_each_address_once),
 	    cmocka_unit_test(test_scrape_while_capturing),
+	    cmocka_unit_test(test_idle_keys_end_and_leave_the_caps),
+	    cmocka_unit_test(test_a_key_ends_between_timeout_and_two_periods_after),
+	    cmocka_unit_test(test_without_a_timeout_nothing_ends_and_the_page_is_unchanged),
+	    cmocka_unit_test(test_ended_series_are_listed_once_for_stale_markers),
+	    cmocka_unit_test(test_scrape_while_keys_expire_and_are_reused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

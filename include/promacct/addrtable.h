@@ -66,6 +66,49 @@ static inline uint32_t addr_key_meta(uint8_t family, uint8_t dir, uint8_t proto)
  * When a table has none, it counts in `tracked` against `max_tracked`. */
 struct addrtable_admit {
 	int (*admit)(struct addrtable_admit *self, const struct addr_key *k);
+	/* The last key of an admitted address expired (addrtable_expire): it
+	 * leaves the caps. May be NULL. */
+	void (*release)(struct addrtable_admit *self, const struct addr_key *k);
+};
+
+/* Grace periods for reusing expired entries under lock-free readers (an
+ * epoch with two reader counts, see addrtable.c). One per process, shared
+ * by the tables; readers bracket every walk of entries with
+ * addrtable_read_begin/end. */
+struct addrtable_grace {
+	_Atomic uint64_t epoch;
+	_Atomic uint64_t readers[2]; /* walks in progress, by epoch parity */
+};
+
+void addrtable_grace_init(struct addrtable_grace *g);
+/* Any thread: a walk starts; returns the token for addrtable_read_end. */
+uint64_t addrtable_read_begin(struct addrtable_grace *g);
+void addrtable_read_end(struct addrtable_grace *g, uint64_t token);
+/* Any writer: ends the current epoch when no walk of the one before is
+ * left. Returns the epoch now. */
+uint64_t addrtable_grace_advance(struct addrtable_grace *g);
+
+/* Keys of expired entries on their way to one consumer (the remote-write
+ * stale markers): a single-producer (the table's writer), single-consumer
+ * ring; when it is full, keys are dropped and counted in `lost`. */
+struct addrtable_ended {
+	struct addr_key *keys;
+	size_t cap; /* a power of two */
+	_Atomic size_t head, tail;
+	_Atomic uint64_t lost;
+};
+
+/* Writer-private per entry when expiry is on: the activity signature
+ * (sum + first bucket: any packet changes it) and when it last changed. */
+struct addrtable_seen {
+	uint64_t sig;
+	uint64_t tick_ms; /* 0: not looked at yet */
+};
+
+/* A retired entry, reusable once the grace epoch reaches tag + 2. */
+struct addrtable_limbo {
+	uint32_t idx;
+	uint64_t tag;
 };
 
 struct addrtable {
@@ -101,11 +144,47 @@ struct addrtable {
 	size_t stride;
 	unsigned char *_Atomic *chunks;
 	_Atomic size_t count;
+	/* Entries holding a key now (count less those expired, not reused). */
+	_Atomic size_t live;
+
+	/* Idle expiry (addrtable_set_expiry, addrtable_expire); writer only
+	 * unless said otherwise. Off while timeout_ms is 0. */
+	uint64_t timeout_ms;
+	struct addrtable_grace *grace;
+	struct addrtable_seen **seen;  /* per chunk */
+	uint32_t *arefs;               /* per address-set slot: its address's entries */
+	struct addrtable_limbo *limbo; /* retired, oldest first */
+	size_t nlimbo, limbo_cap;
+	uint32_t *freel; /* reusable entries */
+	size_t nfree, free_cap;
+	size_t cursor;                 /* of the scan */
+	struct addrtable_ended *ended; /* or NULL; the consumer reads it */
 };
 
 int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Atomic size_t *tracked,
                    size_t max_tracked) MUST_CHECK;
 void addrtable_free(struct addrtable *t);
+/* Turns idle expiry on (before the first insert): an entry whose counters
+ * did not change for timeout seconds is retired by addrtable_expire; its
+ * memory is reused after a grace period of g. ended_cap > 0 (a power of
+ * two) keeps the keys of retired entries for addrtable_ended_pop. */
+int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double timeout,
+                         size_t ended_cap) MUST_CHECK;
+/* Writer only, never while a lookup candidate is pending (the capture
+ * threads call it between batches): looks at up to `budget` entries from
+ * where the last call stopped, retires those idle for the timeout (their
+ * index slots are deleted, their address leaves the caps when it was its
+ * last key), moves retired entries past their grace period to the free
+ * list. now_ms is monotonic milliseconds. Returns the entries retired. */
+size_t addrtable_expire(struct addrtable *t, uint64_t now_ms, size_t budget);
+/* The one consumer: moves up to max keys of retired entries into out. */
+size_t addrtable_ended_pop(struct addrtable *t, struct addr_key *out, size_t max);
+/* Entries holding a key (any thread). */
+static inline size_t addrtable_live_count(const struct addrtable *t)
+{
+	return atomic_load_explicit((_Atomic size_t *)&t->live, memory_order_relaxed);
+}
+
 /* Distinct addresses in the table (writer only). */
 static inline size_t addrtable_addresses(const struct addrtable *t)
 {
@@ -218,6 +297,28 @@ static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
 	return (counter_t *)(addrtable_chunk(t, i) + (i & (ADDRTABLE_CHUNK - 1)) * t->stride);
 }
 
+/* The live flags of a chunk's entries, after its keys: 1 while the entry
+ * holds its key, 0 once it expired (until it is reused). */
+static inline _Atomic uint8_t *addrtable_chunk_live(const struct addrtable *t,
+                                                    const unsigned char *chunk)
+{
+	return (_Atomic uint8_t *)(chunk +
+	                           (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key)));
+}
+
+/* Readers, inside addrtable_read_begin/end: whether entry i holds a key
+ * (seq_cst: see the grace-period argument in addrtable.c). */
+static inline int addrtable_live_at(const struct addrtable *t, const unsigned char *chunk, size_t i)
+{
+	return atomic_load_explicit(&addrtable_chunk_live(t, chunk)[i & (ADDRTABLE_CHUNK - 1)],
+	                            memory_order_seq_cst);
+}
+
+static inline int addrtable_live(const struct addrtable *t, size_t i)
+{
+	return addrtable_live_at(t, addrtable_chunk(t, i), i);
+}
+
 /* Slow path: inserts the key (hash h, id). A key refused by a cap (the
  * admission or max_tracked) gets its range group's overflow histogram
  * instead (ADDRTABLE_PAD_OTHER); NULL when the table is full or memory is
@@ -293,7 +394,8 @@ static inline void addrtable_prefetch_insert4(const struct addrtable *t, uint64_
 	    &t->aslots[addrtable_aset_pos(addrtable_aid4(addrtable_id4_addr(id)), t->amask)]);
 }
 
-/* Readers: number of complete entries. */
+/* Readers: number of entries ever made; those of [0, count) that are not
+ * addrtable_live are expired (or being reused). */
 static inline size_t addrtable_count(const struct addrtable *t)
 {
 	return atomic_load_explicit((_Atomic size_t *)&t->count, memory_order_acquire);

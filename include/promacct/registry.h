@@ -24,6 +24,9 @@ struct acct_shard {
 	counter_t *all;               /* the interface histogram, layout->words words */
 	counter_t parse[PARSE_STATUS_COUNT];
 	counter_t untracked;
+	counter_t expired; /* keys ended by idle expiry */
+	/* idle expiry pacing (the capture thread's) */
+	double expire_last, expire_owed;
 	/* pcap_stats totals, stored (not added) by the capture thread */
 	counter_t pcap_recv, pcap_drop, pcap_ifdrop;
 };
@@ -66,6 +69,10 @@ struct registry {
 	/* Address histograms per pass of a read-out (its memory: 48 bytes
 	 * each); set by registry_init, tests make it small. */
 	size_t collect_batch;
+	/* --address.idle-timeout (0: never), set before the shards are added;
+	 * the grace periods of entry reuse (addrtable.h). */
+	double idle_timeout;
+	struct addrtable_grace grace;
 	/* Self-metrics are registered during start-up only (before any
 	 * reader thread runs); their values change at any time. */
 	struct self_metric self[REGISTRY_MAX_SELF];
@@ -93,6 +100,18 @@ int registry_source_is_up(const struct registry *r, size_t src);
  * thread for a source with more than one shard). Returns 1 when the state
  * changed, 0 when it was so already. */
 int registry_source_set_up(struct registry *r, size_t src, int up);
+/* Idle expiry of address keys (before registry_add_shard): a key whose
+ * histogram saw no packet for `seconds` ends; 0 turns it off. */
+void registry_set_idle_timeout(struct registry *r, double seconds);
+/* The capture thread of shard s, between batches (no lookup pending):
+ * one slice of the idle-expiry scan, paced so that every key is looked at
+ * every registry_expiry_period. now is time_monotonic(). Does nothing
+ * unless idle expiry is on and the shard is its source's only one. */
+void registry_shard_expire(struct registry *r, struct acct_shard *s, double now);
+/* Seconds between two looks at one key: timeout / 8, within 0.05 to 5 s;
+ * a key ends between the timeout and the timeout plus two periods (and a
+ * capture wake-up, 0.1 s) after its last packet. */
+double registry_expiry_period(const struct registry *r);
 /* Distinct (interface, address) pairs counted against --max-addresses. */
 size_t registry_tracked(const struct registry *r);
 const struct ranges *registry_ranges(const struct registry *r);
@@ -154,6 +173,11 @@ int registry_collect(struct registry *r, struct collector *c) MUST_CHECK;
 /* The series of one source only (also when it is gone): the remote-write
  * sender uses it to end them with stale markers. */
 int registry_collect_source(struct registry *r, size_t src, struct collector *c) MUST_CHECK;
+
+/* The address series ended by idle expiry since the last call (their
+ * samples are zeros; the remote-write sender sends them as stale markers).
+ * One consumer per process. Returns 0 or -ENOMEM. */
+int registry_collect_ended(struct registry *r, struct collector *c) MUST_CHECK;
 
 /* Counts the series registry_collect would emit for address histograms. */
 size_t registry_address_histograms(struct registry *r);

@@ -72,11 +72,14 @@ struct rw_endpoint {
 	pthread_cond_t cond; /* queue changes, stop, closed */
 	/* under lock */
 	struct rw_queue q;
-	size_t busy;            /* shards with a request in flight */
-	int last_ok;            /* -1 unknown, 0 failing, 1 succeeding */
-	int disk_failing;       /* appends to the disk queue fail */
-	size_t failed_requests; /* since it last succeeded */
-	int full;               /* dropping from a full queue since full_since */
+	size_t busy;      /* shards with a request in flight */
+	int last_ok;      /* -1 unknown, 0 failing, 1 succeeding */
+	int disk_failing; /* appends to the disk queue fail (an errno), since: */
+	double disk_failing_since;
+	struct rw_drop disk_drop; /* requests dropped since */
+	int sync_failing;         /* fdatasync of the disk queue fails (an errno) */
+	size_t failed_requests;   /* since it last succeeded */
+	int full;                 /* dropping from a full queue since full_since */
 	double full_since;
 	struct rw_drop full_drop;
 	double last_reject_log;
@@ -247,6 +250,39 @@ static int ep_disk_room_locked(struct rw_endpoint *ep, size_t len, struct rw_dro
 	return 0;
 }
 
+/* An append to the disk queue failed (a full disk, an I/O error): the
+ * request is dropped and counted; logged once when it starts (and when the
+ * error changes), with the error. */
+static void ep_disk_append_failed_locked(struct rw_endpoint *ep, int rc, size_t samples)
+{
+	self_inc(ep->dropped, (double)samples);
+	if (!ep->disk_failing) {
+		ep->disk_failing_since = time_monotonic();
+		ep->disk_drop = (struct rw_drop){0, 0};
+	}
+	if (ep->disk_failing != -rc)
+		log_error("remote-write queue: cannot write to disk, new requests dropped until it "
+		          "can",
+		          "url=\"%s\" err=\"%s\" disk_bytes=%zu", ep->shown, strerror(-rc),
+		          rw_disk_bytes(ep->disk));
+	ep->disk_failing = -rc;
+	ep->disk_drop.requests++;
+	ep->disk_drop.samples += samples;
+}
+
+/* An append succeeded: the end of a failing state is logged, with what it
+ * dropped. */
+static void ep_disk_append_ok_locked(struct rw_endpoint *ep)
+{
+	if (!ep->disk_failing)
+		return;
+	ep->disk_failing = 0;
+	log_info("remote-write queue: writing to disk again",
+	         "url=\"%s\" dropped_requests=%zu dropped_samples=%zu seconds=%.1f", ep->shown,
+	         ep->disk_drop.requests, ep->disk_drop.samples,
+	         time_monotonic() - ep->disk_failing_since);
+}
+
 struct snap_ctx {
 	struct remote_write *rw;
 	int64_t ts;
@@ -279,17 +315,15 @@ static int emit_to_queues(void *arg, size_t shard, char *data, size_t len, size_
 			int rc = ep_disk_room_locked(ep, len, &d);
 			if (!rc)
 				rc = rw_disk_append(ep->disk, shard, s->ts, data, len, n, &rec);
-			if (rc == -EFBIG) {
-				/* does not fit the bound: dropped as from a full queue */
-			} else if (rc) {
-				if (!ep->disk_failing)
-					log_error(
-					    "remote-write queue: cannot write to disk, request "
-					    "dropped",
-					    "url=\"%s\" err=\"%s\"", ep->shown, strerror(-rc));
-				ep->disk_failing = 1;
-			} else {
-				ep->disk_failing = 0;
+			if (rc && rc != -EFBIG) {
+				/* the disk failed, not the bound: dropped, not "full" */
+				ep_disk_append_failed_locked(ep, rc, n);
+				ep_gauges_locked(ep);
+				pthread_mutex_unlock(&ep->lock);
+				continue;
+			}
+			if (!rc) { /* else: does not fit the bound, dropped as when full */
+				ep_disk_append_ok_locked(ep);
 				eb = rw_body_new_disk(ep->disk, &rec, 0);
 				if (!eb)
 					rw_disk_done(ep->disk, &rec);
@@ -352,8 +386,16 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 		if (!ep->disk)
 			continue;
 		pthread_mutex_lock(&ep->lock);
-		if (rw_disk_sync(ep->disk))
-			log_error("remote-write queue: fdatasync failed", "url=\"%s\"", ep->shown);
+		int src = rw_disk_sync(ep->disk);
+		if (src && ep->sync_failing != -src)
+			log_error(
+			    "remote-write queue: fdatasync failed: what this snapshot wrote may "
+			    "not survive a power cut",
+			    "url=\"%s\" err=\"%s\"", ep->shown, strerror(-src));
+		else if (!src && ep->sync_failing)
+			log_info("remote-write queue: fdatasync works again", "url=\"%s\"",
+			         ep->shown);
+		ep->sync_failing = -src;
 		pthread_mutex_unlock(&ep->lock);
 	}
 	log_debug("remote-write snapshot queued",

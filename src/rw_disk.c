@@ -26,6 +26,8 @@
 #define _GNU_SOURCE
 #include "promacct/rw_disk.h"
 
+#include "promacct/log.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,7 +64,17 @@ struct rw_disk {
 	size_t segment_max;
 	uint64_t *ids; /* segments found at open, until rw_disk_replay */
 	size_t nids;
+	/* file errors, logged once per change of state */
+	struct log_state remove_err, done_err, sync_err;
 };
+
+/* Logs a file error when it starts (not on every occurrence). */
+static void file_error(struct log_state *st, const struct rw_disk *d, const char *what, int err)
+{
+	if (log_state_changed(st, 1))
+		log_error("remote-write queue: file error", "dir=\"%s\" op=%s err=\"%s\"", d->path,
+		          what, strerror(err));
+}
 
 void rw_disk_dirname(const char *url, char *out)
 {
@@ -194,7 +206,9 @@ static void seg_remove(struct rw_disk *d, size_t i)
 	seg_path(d, d->seg[i].id, p, sizeof p);
 	close(d->seg[i].fd);
 	if (unlink(p) && errno != ENOENT)
-		fprintf(stderr, "promacct: cannot remove %s: %s\n", p, strerror(errno));
+		file_error(&d->remove_err, d, "unlink", errno);
+	else
+		(void)log_state_changed(&d->remove_err, 0);
 	if (d->seg[i].done_fd >= 0)
 		close(d->seg[i].done_fd);
 	done_path(d, d->seg[i].id, p, sizeof p);
@@ -471,6 +485,17 @@ static int seg_new(struct rw_disk *d)
 	return 0;
 }
 
+/* The segment being written takes no more appends; deleted now if nothing
+ * in it is pending. */
+static void seg_close_writing(struct rw_disk *d)
+{
+	if (!d->writing)
+		return;
+	d->writing = 0;
+	if (d->seg[d->nseg - 1].pending == 0)
+		seg_remove(d, d->nseg - 1);
+}
+
 int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *body, size_t len,
                    size_t nsamples, struct rw_disk_record *out)
 {
@@ -479,11 +504,9 @@ int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *b
 		return -E2BIG;
 	struct segment *s = d->writing ? &d->seg[d->nseg - 1] : NULL;
 	if (s && s->bytes + REC_HEADER + len > d->segment_max && s->bytes > 0) {
-		if (rw_disk_sync(d))
-			fprintf(stderr, "promacct: remote-write queue: fdatasync failed\n");
-		d->writing = 0;
-		if (s->pending == 0)
-			seg_remove(d, d->nseg - 1);
+		if ((rc = rw_disk_sync(d)))
+			file_error(&d->sync_err, d, "fdatasync", -rc);
+		seg_close_writing(d);
 		s = NULL;
 	}
 	if (!s) {
@@ -503,8 +526,13 @@ int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *b
 				d->bytes += (size_t)sb.st_size - s->bytes;
 				s->bytes = (size_t)sb.st_size;
 			}
-			d->writing = 0; /* next append starts a new segment */
 		}
+		/* A full disk (or any write error): no more appends to this
+		 * segment, so it is deleted once its records are done and the
+		 * space comes back; the next append starts a new one. An empty
+		 * segment stays the one written (nothing to give back). */
+		if (s->bytes > 0)
+			seg_close_writing(d);
 		return rc;
 	}
 	s->bytes += REC_HEADER + len;
@@ -519,7 +547,13 @@ int rw_disk_sync(struct rw_disk *d)
 {
 	if (!d->writing)
 		return 0;
-	return fdatasync(d->seg[d->nseg - 1].fd) ? -errno : 0;
+	if (!fdatasync(d->seg[d->nseg - 1].fd))
+		return 0;
+	int rc = -errno;
+	/* what failed to reach the disk may be gone (the error is reported
+	 * once): the segment takes no more appends */
+	seg_close_writing(d);
+	return rc;
 }
 
 int rw_disk_fd(struct rw_disk *d, const struct rw_disk_record *r)
@@ -550,15 +584,26 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 	/* Remembered in the segment's .done file, so a restart does not send it
 	 * again (written, not synced: it survives kill -9; a power cut may lose
 	 * the last ones, which are then sent twice). */
+	char p[4096];
 	if (s->done_fd < 0) {
-		char p[4096];
 		done_path(d, s->id, p, sizeof p);
 		s->done_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	}
 	uint64_t off = r->off;
-	if (s->done_fd < 0 || write_all(s->done_fd, &off, sizeof off))
-		fprintf(stderr, "promacct: remote-write queue: cannot record a done request\n");
-	else {
+	int rc = s->done_fd < 0 ? -errno : write_all(s->done_fd, &off, sizeof off);
+	if (rc) { /* after a restart it is sent again */
+		if (s->done_fd >= 0 && ftruncate(s->done_fd, (off_t)s->done_bytes)) {
+			/* a partial entry stays: the list is not read again */
+			close(s->done_fd);
+			s->done_fd = -1;
+			done_path(d, s->id, p, sizeof p);
+			(void)unlink(p);
+			d->bytes -= s->done_bytes;
+			s->done_bytes = 0;
+		}
+		file_error(&d->done_err, d, "record a done request", -rc);
+	} else {
+		(void)log_state_changed(&d->done_err, 0);
 		s->done_bytes += sizeof off;
 		d->bytes += sizeof off;
 	}
@@ -579,8 +624,7 @@ int rw_disk_release_idle(struct rw_disk *d)
 {
 	if (!d->writing || d->seg[d->nseg - 1].pending > 0)
 		return 0;
-	d->writing = 0;
-	seg_remove(d, d->nseg - 1);
+	seg_close_writing(d);
 	return 1;
 }
 
@@ -588,8 +632,9 @@ void rw_disk_close(struct rw_disk *d)
 {
 	if (!d)
 		return;
-	if (d->writing && rw_disk_sync(d))
-		fprintf(stderr, "promacct: remote-write queue: fdatasync failed\n");
+	int rc = d->writing ? rw_disk_sync(d) : 0;
+	if (rc)
+		file_error(&d->sync_err, d, "fdatasync", -rc);
 	for (size_t i = 0; i < d->nseg; i++) {
 		struct segment *s = &d->seg[i];
 		/* an empty segment of this run holds nothing: remove it */

@@ -6,10 +6,13 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -321,6 +324,47 @@ static void test_an_idle_segment_being_written_can_be_released(void **state)
 	free(dir);
 }
 
+/* A write error on the segment being written (here EFBIG from a file size
+ * limit; ENOSPC on a full disk behaves the same) closes it: once its
+ * records are done it is deleted, so the space it took comes back, and the
+ * next append starts a new segment. */
+static void test_a_write_error_closes_the_segment_so_its_space_comes_back(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r[4], x;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	size_t empty = rw_disk_bytes(d);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 4 * (RW_DISK_RECORD_HEADER + 10) + 20; /* room for 4 records per file */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < 4; i++)
+		append(d, 0, i, "0123456789", &r[i]);
+	int rc = rw_disk_append(d, 0, 4, "0123456789", 10, 7, &x);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(rc, -EFBIG);
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir)); /* the partial record is cut off */
+	for (int i = 0; i < 4; i++)
+		rw_disk_done(d, &r[i]); /* sent: the full segment goes */
+	assert_int_equal(rw_disk_bytes(d), empty);
+	assert_int_equal(dir_bytes(dir), empty);
+	append(d, 0, 5, "again", &x);
+	check_body(d, &x, "again");
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.r[0].ts_ms, 5);
+	assert_int_equal(st.corrupt, 0);
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +376,7 @@ int main(void)
 	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),
 	    cmocka_unit_test(test_bytes_are_the_files_and_needed_bounds_them),
 	    cmocka_unit_test(test_an_idle_segment_being_written_can_be_released),
+	    cmocka_unit_test(test_a_write_error_closes_the_segment_so_its_space_comes_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -472,6 +472,9 @@ static const struct flag flags[] = {
      "long is cut, freeing its render slot for others (a client trickling a few bytes at a time "
      "counts as stalled).",
      flag_duration, FIELD(web_write_stall_timeout), 0, 1, 3600},
+    {"web.enable-lifecycle", 0, NULL, NULL,
+     "Reload the configuration on POST or PUT /-/reload, as SIGHUP does (without it: 403).",
+     flag_switch, FIELD(web_enable_lifecycle), 0, 0, 0},
     {"web.status-interval", 0, "DURATION", "10s",
      "Time between the status page's samples (1s to 60s): its chart and top-talkers table.",
      flag_duration, FIELD(web_status_interval), 0, 1, 60},

@@ -96,6 +96,7 @@ struct http_server {
 	/* Scrapes whose connection is suspended or whose resume libmicrohttpd
 	 * has not processed yet (it must be none at MHD_stop_daemon). */
 	_Atomic unsigned suspended;
+	struct reload_req *reloads; /* POST /-/reload waiting for a result */
 
 	/* Connections and their header deadlines (reaper thread). */
 	pthread_mutex_t tlock;
@@ -111,7 +112,21 @@ struct http_server {
 };
 
 /* Per request: `kind` tells a /metrics scrape from the rest. */
-enum req_kind { REQ_OTHER, REQ_SCRAPE };
+enum req_kind { REQ_OTHER, REQ_SCRAPE, REQ_RELOAD };
+
+/* A POST /-/reload: its connection is suspended from the request until
+ * the reload that began after it has ended (or none will run). Every field
+ * past `conn` is under s->lock. */
+struct reload_req {
+	enum req_kind kind; /* first: REQ_RELOAD */
+	struct http_server *s;
+	struct MHD_Connection *conn;
+	struct reload_req *next, *prev; /* in s->reloads until answered */
+	int taken;                      /* the reload begun last answers it */
+	unsigned status;                /* 0 until answered */
+	int parked; /* counted in s->suspended: until its callback after the resume */
+	char msg[HTTP_SERVER_RELOAD_MSG_MAX + 32];
+};
 
 struct scrape {
 	enum req_kind kind; /* first: a request's context starts with its kind */
@@ -706,11 +721,181 @@ static enum MHD_Result scrape_continue(struct scrape *sc)
 	return r;
 }
 
+/* ---- POST /-/reload (--web.enable-lifecycle) ----------------------------- */
+
+/* s->lock held: answers r (once) and resumes its connection. */
+static void reload_answer(struct reload_req *r, unsigned status, const char *msg)
+{
+	struct http_server *s = r->s;
+	if (r->status)
+		return;
+	r->status = status;
+	snprintf(r->msg, sizeof r->msg, "%s", msg);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->reloads = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	MHD_resume_connection(r->conn);
+}
+
+void http_server_reload_begin(struct http_server *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (struct reload_req *r = s->reloads; r; r = r->next)
+		r->taken = 1;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void http_server_reload_end(struct http_server *s, int ok, const char *err)
+{
+	if (!s)
+		return;
+	char msg[sizeof((struct reload_req *)0)->msg];
+	snprintf(msg, sizeof msg, "failed to reload config: %.*s\n", HTTP_SERVER_RELOAD_MSG_MAX,
+	         err ? err : "");
+	pthread_mutex_lock(&s->lock);
+	for (struct reload_req *r = s->reloads, *next; r; r = next) {
+		next = r->next;
+		if (r->taken)
+			reload_answer(r, ok ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR,
+			              ok ? "" : msg);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* s->lock held. */
+static void reload_abort_locked(struct http_server *s)
+{
+	while (s->reloads)
+		reload_answer(s->reloads, MHD_HTTP_SERVICE_UNAVAILABLE,
+		              "shutting down: no reload will run\n");
+}
+
+void http_server_reload_abort(struct http_server *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	reload_abort_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* POST or PUT /-/reload (Prometheus' lifecycle API): 405 for another
+ * method, 403 without --web.enable-lifecycle; else the connection is
+ * suspended, the agent asked for a reload, and the answer (200, 500 with
+ * the error) queued when it has run (reload_continue). */
+static enum MHD_Result reply_reload(struct http_server *s, struct MHD_Connection *conn,
+                                    const char *method, void **req_cls)
+{
+	if (strcmp(method, "POST") && strcmp(method, "PUT")) {
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+		    sizeof "Only POST or PUT requests allowed\n" - 1,
+		    (void *)"Only POST or PUT requests allowed\n", MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, PUT");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+		add_web_headers(s, resp);
+		enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+		MHD_destroy_response(resp);
+		return r;
+	}
+	if (!s->o.enable_lifecycle)
+		return reply_static(s, conn, MHD_HTTP_FORBIDDEN, "text/plain",
+		                    "Lifecycle API is not enabled.\n");
+	struct reload_req *r = calloc(1, sizeof *r);
+	if (!r)
+		return MHD_NO;
+	r->kind = REQ_RELOAD;
+	r->s = s;
+	r->conn = conn;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load(&s->stopping)) {
+		pthread_mutex_unlock(&s->lock);
+		free(r);
+		return reply_static(s, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+		                    "shutting down: no reload will run\n");
+	}
+	/* listed (and suspended) before the agent is asked: the reload that
+	 * takes the request answers it */
+	MHD_suspend_connection(conn);
+	r->parked = 1;
+	atomic_fetch_add(&s->suspended, 1);
+	r->next = s->reloads;
+	if (s->reloads)
+		s->reloads->prev = r;
+	s->reloads = r;
+	pthread_mutex_unlock(&s->lock);
+	*req_cls = r;
+	if (!s->o.reload || s->o.reload(s->o.reload_arg)) {
+		pthread_mutex_lock(&s->lock);
+		reload_answer(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		              "shutting down: no reload will run\n");
+		pthread_mutex_unlock(&s->lock);
+	}
+	return MHD_YES;
+}
+
+/* The handler call after a reload request was answered (resumed). */
+static enum MHD_Result reload_continue(struct reload_req *r)
+{
+	struct http_server *s = r->s;
+	pthread_mutex_lock(&s->lock);
+	unsigned status = r->status;
+	if (status && r->parked) {
+		r->parked = 0;
+		atomic_fetch_sub(&s->suspended, 1);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!status) /* not answered: cannot happen (resumed only once answered) */
+		return MHD_NO;
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(r->msg), r->msg, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_SERVER_RETRY_AFTER);
+	add_web_headers(s, resp);
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void reload_free(struct reload_req *r)
+{
+	struct http_server *s = r->s;
+	pthread_mutex_lock(&s->lock);
+	if (!r->status) { /* still listed (closed before an answer) */
+		r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			s->reloads = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+	}
+	if (r->parked)
+		atomic_fetch_sub(&s->suspended, 1);
+	pthread_mutex_unlock(&s->lock);
+	free(r);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	struct http_server *s = cls;
 	track_request(s, conn, 1);
+	if (*req_cls && *(enum req_kind *)*req_cls == REQ_RELOAD) {
+		reload_free(*req_cls);
+		*req_cls = NULL;
+		return;
+	}
 	if (!*req_cls || *(enum req_kind *)*req_cls != REQ_SCRAPE)
 		return;
 	struct scrape *sc = *req_cls;
@@ -732,6 +917,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)upload;
 	if (*req_cls && *(enum req_kind *)*req_cls == REQ_SCRAPE)
 		return scrape_continue(*req_cls);
+	if (*req_cls && *(enum req_kind *)*req_cls == REQ_RELOAD)
+		return reload_continue(*req_cls);
 	if (*req_cls == NULL) { /* headers only so far; answer on the next call */
 		track_request(s, conn, 0);
 		*req_cls = &other_request;
@@ -746,6 +933,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (denied)
 			return (enum MHD_Result)web_config_queue_denied(s->o.web, conn, denied);
 	}
+	if (!strcmp(url, "/-/reload"))
+		return reply_reload(s, conn, method, req_cls);
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
 		    sizeof "method not allowed\n" - 1, (void *)"method not allowed\n",
@@ -911,6 +1100,7 @@ void http_server_shutdown(struct http_server *s, double deadline)
 	for (struct scrape *sc = s->live; sc; sc = sc->next)
 		render_stream_cancel(sc->rs);
 	pthread_cond_broadcast(&s->slot_cond);
+	reload_abort_locked(s); /* waiting reload requests: 503 */
 	pthread_mutex_unlock(&s->lock);
 	/* Wait for every render to end (then no connection parks again: a
 	 * read of an ended stream never waits), then for libmicrohttpd to

@@ -60,6 +60,7 @@ static int req_shutdown_signal;    /* SIGINT / SIGTERM received */
 static int req_reload;             /* reloads asked for and not yet done */
 static int req_no_source;          /* no capture source is left for good */
 static int req_signal_thread_quit; /* main is done: the signal thread returns */
+static int req_closed;             /* agent_run returned: no reload runs any more */
 static struct capture *the_capture;
 /* Set before the signal thread starts, cleared after it ended: the signal
  * thread may ask the --once outputs to stop. */
@@ -100,6 +101,22 @@ static void request_shutdown(int sig)
 	struct capture *cap = __atomic_load_n(&the_capture, __ATOMIC_ACQUIRE);
 	if (cap)
 		capture_request_stop(cap); /* wakes --once's wait for the files */
+}
+
+/* The scrape page's POST /-/reload (an MHD thread, must not block): asks
+ * for a reload like SIGHUP, so every reload runs on the main thread, one at
+ * a time. -ESHUTDOWN once the agent stops. */
+static int request_reload_http(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&req_lock);
+	int closed = req_closed;
+	if (!closed) {
+		req_reload++;
+		pthread_cond_broadcast(&req_cond);
+	}
+	pthread_mutex_unlock(&req_lock);
+	return closed ? -ESHUTDOWN : 0;
 }
 
 /* Capture's on_no_source (a capture thread): every interface vanished and
@@ -177,12 +194,14 @@ static void *signal_thread(void *arg)
 }
 
 /* The reload hook, run on the main thread between waits (never while the
- * agent starts or stops). Config reload goes here: re-read what can change
- * at run time and apply it to the running modules. */
-static void agent_reload(struct agent *a)
+ * agent starts or stops), for SIGHUP and POST /-/reload alike. Config
+ * reload goes here: re-read what can change at run time and apply it to
+ * the running modules. Returns whether it succeeded; if not, why in err. */
+static int agent_reload(struct agent *a, char *err, size_t errlen)
 {
 	const struct config *c = &a->cfg;
 	int ok = 1;
+	err[0] = '\0';
 	log_info("reload requested", "%s", "");
 	if (!c->config_file) {
 		log_info("nothing to reload: no --config.file", "%s", "");
@@ -191,23 +210,24 @@ static void agent_reload(struct agent *a)
 		 * running capture threads (keeping unchanged series) is not built
 		 * yet: a changed file is reported, never half applied. */
 		struct ranges fresh;
-		char err[ERR_MAX] = "";
-		if (config_reload_ranges(c, &fresh, err, sizeof err)) {
+		if (config_reload_ranges(c, &fresh, err, errlen)) {
 			log_error("config reload failed: the running configuration is kept",
 			          "err=%s", err);
 			ok = 0;
 		} else {
 			ok = ranges_equal(&fresh, &c->ranges);
 			ranges_free(&fresh);
-			if (ok)
+			if (ok) {
 				log_info("config reloaded: ranges unchanged", "file=%s",
 				         c->config_file);
-			else
-				log_warn(
+			} else {
+				snprintf(
+				    err, errlen,
 				    "config file changed: range changes take effect at the next "
 				    "restart (applying them live is not implemented); the running "
-				    "configuration is kept",
-				    "file=%s", c->config_file);
+				    "configuration is kept");
+				log_warn(err, "file=%s", c->config_file);
+			}
 		}
 	}
 	if (a->reload_ok) {
@@ -215,6 +235,7 @@ static void agent_reload(struct agent *a)
 		if (ok)
 			gauge_set(a->reload_ts, time_now());
 	}
+	return ok;
 }
 
 /* Usage rules across outputs and modes. */
@@ -258,7 +279,8 @@ static int agent_create(struct agent *a)
 	if (!cfg->once) {
 		a->reload_ok = registry_self_add(
 		    &a->reg, "promacct_config_last_reload_successful",
-		    "Whether the last configuration reload (SIGHUP) succeeded: 0 when the file "
+		    "Whether the last configuration reload (SIGHUP or POST /-/reload) succeeded: 0 "
+		    "when the file "
 		    "did not load or its ranges differ from the running ones (applied at restart).",
 		    METRIC_GAUGE, NULL, NULL, NULL, NULL);
 		a->reload_ts = registry_self_add(
@@ -348,6 +370,8 @@ static int agent_create(struct agent *a)
 		    .per_ip_limit = (unsigned)cfg->web_per_ip_limit,
 		    .read_header_timeout = cfg->web_read_header_timeout,
 		    .write_stall_timeout = cfg->web_write_stall_timeout,
+		    .enable_lifecycle = cfg->web_enable_lifecycle,
+		    .reload = request_reload_http,
 		};
 		a->http = http_server_new(&hopts, &a->reg, err, sizeof err);
 		if (!a->http) {
@@ -438,8 +462,9 @@ static int agent_run_once(struct agent *a)
 	return status;
 }
 
-/* Phase (b): serves until SIGINT or SIGTERM, doing reloads in between. */
-static int agent_run(struct agent *a)
+/* Waits for requests; reloads run here, one at a time. Returns the exit
+ * status at SIGINT/SIGTERM (0) or when no capture source is left (1). */
+static int agent_serve(struct agent *a)
 {
 	for (;;) {
 		pthread_mutex_lock(&req_lock);
@@ -458,9 +483,28 @@ static int agent_run(struct agent *a)
 		}
 		if (sig)
 			return 0; /* "shutting down" is logged by the signal thread */
-		if (reload)
-			agent_reload(a);
+		if (reload) {
+			/* every POST /-/reload received by now gets this result
+			 * (SIGHUPs and POSTs that come meanwhile: the next one) */
+			char err[ERR_MAX];
+			http_server_reload_begin(a->http);
+			int ok = agent_reload(a, err, sizeof err);
+			http_server_reload_end(a->http, ok, err);
+		}
 	}
+}
+
+/* Phase (b): serves until SIGINT or SIGTERM, doing reloads in between. */
+static int agent_run(struct agent *a)
+{
+	int status = agent_serve(a);
+	/* No reload runs any more: POST /-/reload answers 503 from now on,
+	 * and so do the requests still waiting. */
+	pthread_mutex_lock(&req_lock);
+	req_closed = 1;
+	pthread_mutex_unlock(&req_lock);
+	http_server_reload_abort(a->http);
+	return status;
 }
 
 static double shutdown_budget(const struct config *c)

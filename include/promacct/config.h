@@ -54,6 +54,7 @@ struct config {
 	double web_read_header_timeout; /* --web.read-header-timeout */
 	double web_write_stall_timeout; /* --web.write-stall-timeout */
 	double web_status_interval;     /* seconds between status page samples */
+	int web_enable_lifecycle;       /* POST /-/reload */
 
 	/* Values as given, resolved by config_parse's validation. */
 	const char *buckets_arg;

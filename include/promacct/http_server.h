@@ -23,6 +23,7 @@
 #define HTTP_SERVER_PER_IP_LIMIT        64   /* default --web.max-connections-per-ip */
 #define HTTP_SERVER_READ_HEADER_TIMEOUT 10.0 /* default --web.read-header-timeout */
 #define HTTP_SERVER_WRITE_STALL_TIMEOUT 30.0 /* default --web.write-stall-timeout */
+#define HTTP_SERVER_RELOAD_MSG_MAX      1024 /* a failed reload's error text in its 500 */
 
 struct web_config;
 struct status_page;
@@ -48,6 +49,15 @@ struct http_server_opts {
 	/* The status page served at `/` (NULL: a static landing page). Must
 	 * outlive the server. */
 	struct status_page *status;
+	/* --web.enable-lifecycle: POST or PUT /-/reload asks for a
+	 * configuration reload; without it /-/reload answers 403. */
+	int enable_lifecycle;
+	/* Asks the agent for a reload (an MHD thread; must not block): 0
+	 * when one will run, begun and ended with http_server_reload_begin
+	 * and _end; negative when none will (the agent stops): 503. The
+	 * request's connection waits, suspended, for the result. */
+	int (*reload)(void *arg);
+	void *reload_arg;
 };
 
 struct http_server;
@@ -69,6 +79,16 @@ int http_server_start(struct http_server *s, char *err, size_t errlen) MUST_CHEC
  * "x-gzip" in any case with a q value above 0, or "*" when gzip is not
  * named; NULL: no. */
 int http_accepts_gzip(const char *accept_encoding);
+
+/* A reload begins (any thread): every POST /-/reload received by now is
+ * answered by its result. NULL is fine. */
+void http_server_reload_begin(struct http_server *s);
+/* The reload begun last ended: ok answers 200, else 500 with err. NULL is
+ * fine. */
+void http_server_reload_end(struct http_server *s, int ok, const char *err);
+/* No reload will run any more (the agent stops): every POST /-/reload
+ * waiting is answered 503. NULL is fine. Shutdown does it too. */
+void http_server_reload_abort(struct http_server *s);
 
 /* The bound port (useful with port 0); 0 before a successful start. */
 int http_server_port(const struct http_server *s);

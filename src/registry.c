@@ -27,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Refs per pass of the sorted read-out of address histograms (48 bytes
- * each: 3 MiB per concurrent reader). */
+/* Refs gathered at a time by the sorted read-out of address histograms (48
+ * bytes each: 3 MiB per concurrent reader, plus 768 KiB of bucket counts per
+ * level of the cut, see collect_addresses). */
 #define COLLECT_BATCH 65536
 
 /* Keys of expired entries kept per shard for the remote-write stale
@@ -479,46 +480,59 @@ static inline int ref_cmp(const struct ref *x, const struct ref *y)
 	return 0;
 }
 
-/* A max-heap of refs (the batch of the sorted walk, see collect_addresses). */
-static void heap_sift_down(struct ref *h, size_t n, size_t i)
+/* Sorts refs ascending: quicksort (median of three) down to short runs,
+ * then insertion sort. */
+static void refs_sort(struct ref *a, size_t n)
 {
-	struct ref v = h[i];
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && ref_cmp(&h[c + 1], &h[c]) > 0)
-			c++;
-		if (ref_cmp(&h[c], &v) <= 0)
-			break;
-		h[i] = h[c];
-		i = c;
+	while (n > 16) {
+		size_t m = n / 2;
+		if (ref_cmp(&a[m], &a[0]) < 0) {
+			struct ref t = a[m];
+			a[m] = a[0];
+			a[0] = t;
+		}
+		if (ref_cmp(&a[n - 1], &a[m]) < 0) {
+			struct ref t = a[n - 1];
+			a[n - 1] = a[m];
+			a[m] = t;
+			if (ref_cmp(&a[m], &a[0]) < 0) {
+				t = a[m];
+				a[m] = a[0];
+				a[0] = t;
+			}
+		}
+		struct ref pivot = a[m];
+		size_t i = 0, j = n - 1;
+		for (;;) {
+			while (ref_cmp(&a[i], &pivot) < 0)
+				i++;
+			while (ref_cmp(&pivot, &a[j]) < 0)
+				j--;
+			if (i >= j)
+				break;
+			struct ref t = a[i];
+			a[i] = a[j];
+			a[j] = t;
+			i++;
+			j--;
+		}
+		/* [0, j] <= pivot <= [j + 1, n): recurse into the smaller side */
+		size_t left = j + 1;
+		if (left < n - left) {
+			refs_sort(a, left);
+			a += left;
+			n -= left;
+		} else {
+			refs_sort(a + left, n - left);
+			n = left;
+		}
 	}
-	h[i] = v;
-}
-
-static void heap_push(struct ref *h, size_t n, const struct ref *v)
-{
-	size_t i = n;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (ref_cmp(&h[p], v) >= 0)
-			break;
-		h[i] = h[p];
-		i = p;
-	}
-	h[i] = *v;
-}
-
-/* Heap to ascending order, in place. */
-static void heap_sort(struct ref *h, size_t n)
-{
-	while (n > 1) {
-		struct ref t = h[0];
-		h[0] = h[n - 1];
-		h[n - 1] = t;
-		n--;
-		heap_sift_down(h, n, 0);
+	for (size_t i = 1; i < n; i++) {
+		struct ref v = a[i];
+		size_t j = i;
+		for (; j > 0 && ref_cmp(&v, &a[j - 1]) < 0; j--)
+			a[j] = a[j - 1];
+		a[j] = v;
 	}
 }
 
@@ -611,59 +625,301 @@ struct walk_table {
 	uint32_t src;
 };
 
-/* One pass of the sorted walk: the (up to) COLLECT_BATCH smallest refs
- * greater than *last (all refs when last is NULL) into the max-heap h.
- * Returns how many. */
-static size_t collect_pass(const struct walk_table *wt, size_t nwt, const struct ref *last,
-                           struct ref *h, size_t batch)
+/* ---- the sorted walk of address histograms --------------------------------
+ *
+ * Memory is bounded (COLLECT_BATCH refs per reader, whatever the state), so
+ * the histograms cannot be sorted in one array. The sort key (ref: k0, k1,
+ * k2, 176 significant bits) is cut instead, most significant bits first, into
+ * groups of at most a batch that are gathered (a pass over the keys: 24 bytes
+ * per histogram, read sequentially), sorted and emitted in order:
+ *   - a region is the set of keys sharing their first P bits with a given
+ *     key; the whole state is the region P = 0;
+ *   - a pass over a region finds how many keys it holds and their least and
+ *     greatest; all of them share the first P' >= P bits (the common prefix
+ *     of the two), so the 16 bits at P' cut the region into 65,536 buckets
+ *     whose order is the keys' order; a second pass counts each bucket;
+ *   - consecutive buckets are gathered while their sum fits in a batch (each
+ *     ref placed at its bucket's offset, then each bucket's run sorted); a
+ *     bucket larger than a batch is a region of its own (P' + 16), cut the
+ *     same way.
+ * Passes are about histograms / COLLECT_BATCH plus two per region, and no
+ * ref is compared with more than its bucket's neighbours: a heap selection
+ * per pass (the former walk) spent half a scrape's CPU in sifting. Equal
+ * keys (one address in several shards of a source) share every bucket, so
+ * they are always gathered together and merged into one series. */
+
+#define WALK_BUCKET_BITS 16
+#define WALK_BUCKETS     (1u << WALK_BUCKET_BITS)
+#define WALK_KEY_BITS    176 /* k0, k1, and the low 48 bits of k2 */
+
+/* A region: the keys whose first `bits` bits equal those of p0, p1, p2
+ * (the mask words m0, m1, m2 select them). */
+struct walk_region {
+	unsigned bits;
+	uint64_t p0, p1, p2, m0, m1, m2;
+};
+
+static uint64_t top_mask(unsigned bits) /* the first `bits` bits of a word */
 {
-	size_t n = 0;
-	struct ref r;
-	for (size_t w = 0; w < nwt; w++) {
-		const struct addrtable *t = wt[w].t;
-		for (size_t c0 = 0; c0 < wt[w].count; c0 += ADDRTABLE_CHUNK) {
-			/* one chunk: its keys are contiguous after its counters */
-			const unsigned char *base = addrtable_chunk(t, c0);
-			const struct addr_key *keys =
-			    (const struct addr_key *)(base + (size_t)ADDRTABLE_CHUNK * t->stride);
-			size_t ce =
-			    wt[w].count - c0 < ADDRTABLE_CHUNK ? wt[w].count - c0 : ADDRTABLE_CHUNK;
-			for (size_t e = 0; e < ce; e++) {
-				if (!addrtable_live_at(t, base, e))
-					continue; /* expired */
-				ref_fill(&r, &keys[e], (const counter_t *)(base + e * t->stride),
-				         wt[w].src);
-				if (last && ref_cmp(&r, last) <= 0)
-					continue;
-				if (n < batch) {
-					heap_push(h, n++, &r);
-				} else if (ref_cmp(&r, &h[0]) < 0) {
-					h[0] = r;
-					heap_sift_down(h, n, 0);
-				}
-			}
-		}
-	}
-	return n;
+	return bits == 0 ? 0 : bits >= 64 ? ~0ull : ~0ull << (64 - bits);
 }
 
-/* The address histograms in sorted order with bounded memory: instead of
- * sorting one ref per histogram (48 bytes each: 54 MB per read-out of a
- * 1.13M-histogram state, per concurrent reader), each pass over the keys
- * keeps the COLLECT_BATCH smallest refs above the last one emitted in a
- * max-heap, sorts and emits them. Passes = histograms / COLLECT_BATCH; a
- * pass reads only the keys (24 bytes per histogram, sequentially). Equal
- * keys (one address in several shards of a source) are merged into one
- * series; a full batch holds back its largest key so that all of that key's
- * copies land in the same (next) batch. */
+static void region_set(struct walk_region *g, const struct ref *k, unsigned bits)
+{
+	g->bits = bits;
+	g->m0 = top_mask(bits);
+	g->m1 = top_mask(bits > 64 ? bits - 64 : 0);
+	/* k2's significant bits are its low 48: bit 128 of the key is k2's
+	 * bit 47 */
+	g->m2 = bits > 128 ? top_mask(bits - 128) >> 16 : 0;
+	g->p0 = k->k0 & g->m0;
+	g->p1 = k->k1 & g->m1;
+	g->p2 = k->k2 & g->m2;
+}
+
+static inline int region_has(const struct walk_region *g, const struct ref *k)
+{
+	return ((k->k0 & g->m0) ^ g->p0) == 0 && ((k->k1 & g->m1) ^ g->p1) == 0 &&
+	       ((k->k2 & g->m2) ^ g->p2) == 0;
+}
+
+/* The WALK_BUCKET_BITS bits of the key at bit p (p <= WALK_KEY_BITS - 16). */
+static inline uint32_t key_bits(const struct ref *k, unsigned p)
+{
+	uint64_t w0, w1;
+	unsigned o;
+	if (p < 64) {
+		w0 = k->k0, w1 = k->k1, o = p;
+	} else if (p < 128) {
+		w0 = k->k1, w1 = k->k2 << 16, o = p - 64;
+	} else {
+		w0 = k->k2 << 16, w1 = 0, o = p - 128;
+	}
+	uint64_t v = w0 << o;
+	if (o > 64 - WALK_BUCKET_BITS)
+		v |= w1 >> (64 - o);
+	return (uint32_t)(v >> (64 - WALK_BUCKET_BITS));
+}
+
+/* The length of the common prefix of two keys (WALK_KEY_BITS when equal). */
+static unsigned common_bits(const struct ref *a, const struct ref *b)
+{
+	uint64_t x = a->k0 ^ b->k0;
+	if (x)
+		return (unsigned)__builtin_clzll(x);
+	x = a->k1 ^ b->k1;
+	if (x)
+		return 64 + (unsigned)__builtin_clzll(x);
+	x = (a->k2 ^ b->k2) << 16;
+	if (x)
+		return 128 + (unsigned)__builtin_clzll(x);
+	return WALK_KEY_BITS;
+}
+
+/* The bucket arrays of one level of regions (see walk_region). */
+struct walk_level {
+	uint32_t count[WALK_BUCKETS]; /* keys per bucket */
+	uint32_t at[WALK_BUCKETS];    /* gathering: where the bucket's next ref goes */
+	uint32_t end[WALK_BUCKETS];   /* gathering: the end of the bucket's run */
+};
+
+#define WALK_DEPTH (WALK_KEY_BITS / WALK_BUCKET_BITS + 1)
+
+/* One read-out of the address histograms (collect_addresses). */
+struct walk {
+	struct registry *r;
+	struct collector *c;
+	const struct walk_table *wt; /* the shards, with counts taken at the start */
+	size_t nwt;
+	size_t batch;
+	struct ref *refs;                     /* batch of them */
+	struct walk_level *level[WALK_DEPTH]; /* allocated when a region needs it */
+	int cur_fd;                           /* the family being emitted, -1 first */
+	char iptext[INET6_ADDRSTRLEN + 4];
+};
+
+/* Runs `body` with `ref` filled for every histogram of the walk (`continue`
+ * skips to the next one). */
+#define WALK_EACH(w, ref, body)                                                                    \
+	for (size_t w_ = 0; w_ < (w)->nwt; w_++) {                                                 \
+		const struct addrtable *t_ = (w)->wt[w_].t;                                        \
+		for (size_t c0_ = 0; c0_ < (w)->wt[w_].count; c0_ += ADDRTABLE_CHUNK) {            \
+			/* one chunk: its keys are contiguous after its counters */                \
+			const unsigned char *base_ = addrtable_chunk(t_, c0_);                     \
+			const struct addr_key *keys_ =                                             \
+			    (const struct addr_key *)(base_ +                                      \
+			                              (size_t)ADDRTABLE_CHUNK * t_->stride);       \
+			size_t ce_ = (w)->wt[w_].count - c0_ < ADDRTABLE_CHUNK                     \
+			                 ? (w)->wt[w_].count - c0_                                 \
+			                 : ADDRTABLE_CHUNK;                                        \
+			for (size_t e_ = 0; e_ < ce_; e_++) {                                      \
+				if (!addrtable_live_at(t_, base_, e_))                             \
+					continue; /* expired */                                    \
+				ref_fill(&(ref), &keys_[e_],                                       \
+				         (const counter_t *)(base_ + e_ * t_->stride),             \
+				         (w)->wt[w_].src);                                         \
+				body                                                               \
+			}                                                                          \
+		}                                                                                  \
+	}
+
+/* Emits n sorted refs, merging equal keys into one series. */
+static void walk_emit(struct walk *w, const struct ref *refs, size_t n)
+{
+	struct registry *r = w->r;
+	struct collector *c = w->c;
+	const struct histogram_layout *l = r->layout;
+	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
+	struct label fixed[3] = {{"interface", NULL}, {"ip", w->iptext}, {"protocol", NULL}};
+	for (size_t i = 0; i < n && !c->stop;) {
+		const struct addr_key *k = refs[i].key;
+		int fd = fam_dir(k);
+		if (fd != w->cur_fd) {
+			c->family(c, addr_family_names[fd], addr_family_help[fd], METRIC_HISTOGRAM);
+			w->cur_fd = fd;
+		}
+		histogram_read(refs[i].hist, l, acc, &accsum);
+		size_t e = i + 1;
+		while (e < n && !ref_cmp(&refs[i], &refs[e])) {
+			histogram_read(refs[e].hist, l, cum, &sum);
+			histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
+			e++;
+		}
+		addr_text(k, w->iptext, sizeof w->iptext);
+		fixed[0].value = r->sources[refs[i].src].name;
+		fixed[2].value = (char *)parse_proto_name(k->proto);
+		const struct range *rg = &r->ranges->v[k->range];
+		struct series_labels sl = {fixed, 3, rg->labels, rg->nlabels, rg->text};
+		c->series(c, &sl);
+		emit_hist(c, l, acc, accsum);
+		i = e;
+	}
+}
+
+/* Gathers the keys of region g in buckets [b0, b1] of bit p (their counts,
+ * in lv, add up to at most a batch), each at its bucket's place, then sorts
+ * and emits each bucket's run. */
+static void walk_gather(struct walk *w, const struct walk_region *g, unsigned p,
+                        struct walk_level *lv, uint32_t b0, uint32_t b1)
+{
+	uint32_t n = 0;
+	for (uint32_t b = b0; b <= b1; b++) {
+		lv->at[b] = n;
+		n += lv->count[b];
+		lv->end[b] = n;
+	}
+	struct ref k;
+	WALK_EACH(w, k, {
+		if (!region_has(g, &k))
+			continue;
+		uint32_t b = key_bits(&k, p);
+		/* the counts are of these same keys (the walk's entry counts are
+		 * fixed and keys never change); the check keeps a bucket in its run
+		 * whatever happens */
+		if (b < b0 || b > b1 || lv->at[b] == lv->end[b])
+			continue;
+		w->refs[lv->at[b]++] = k;
+	})
+	uint32_t start = 0;
+	for (uint32_t b = b0; b <= b1 && !w->c->stop; b++) {
+		size_t len = lv->at[b] - start;
+		refs_sort(w->refs + start, len);
+		walk_emit(w, w->refs + start, len);
+		start = lv->end[b];
+	}
+}
+
+static void key_set_bit(struct ref *k, unsigned pos, int v)
+{
+	uint64_t *word = pos < 64 ? &k->k0 : pos < 128 ? &k->k1 : &k->k2;
+	unsigned bit = pos < 64 ? 63 - pos : pos < 128 ? 127 - pos : 175 - pos;
+	*word = (*word & ~(1ull << bit)) | (uint64_t)(v != 0) << bit;
+}
+
+/* Emits region g (the keys sharing g->bits first bits) in order, at depth
+ * d of the cut. 0 or -ENOMEM. */
+static int walk_region(struct walk *w, const struct walk_region *g, unsigned d)
+{
+	size_t n = 0;
+	struct ref k, lo, hi;
+	memset(&lo, 0, sizeof lo);
+	memset(&hi, 0, sizeof hi);
+	WALK_EACH(w, k, {
+		if (!region_has(g, &k))
+			continue;
+		if (n++ == 0)
+			lo = hi = k;
+		else if (ref_cmp(&k, &lo) < 0)
+			lo = k;
+		else if (ref_cmp(&k, &hi) > 0)
+			hi = k;
+	})
+	if (n == 0)
+		return 0;
+	unsigned p = common_bits(&lo, &hi);
+	if (p > WALK_KEY_BITS - WALK_BUCKET_BITS)
+		p = WALK_KEY_BITS - WALK_BUCKET_BITS; /* the bits before p are shared too */
+	if (d >= WALK_DEPTH)
+		return -EINVAL; /* cannot be: each level cuts 16 more bits */
+	if (!w->level[d] && !(w->level[d] = malloc(sizeof *w->level[d])))
+		return -ENOMEM;
+	struct walk_level *lv = w->level[d];
+	memset(lv->count, 0, sizeof lv->count);
+	WALK_EACH(w, k, {
+		if (region_has(g, &k))
+			lv->count[key_bits(&k, p)]++;
+	})
+	uint32_t b = 0;
+	while (b < WALK_BUCKETS && !w->c->stop) {
+		if (lv->count[b] > w->batch) {
+			/* a region of its own: the keys with these 16 bits at p */
+			struct ref rep = lo;
+			for (unsigned i = 0; i < WALK_BUCKET_BITS; i++)
+				key_set_bit(&rep, p + i,
+				            (int)(b >> (WALK_BUCKET_BITS - 1 - i) & 1));
+			int rc;
+			if (p + WALK_BUCKET_BITS >= WALK_KEY_BITS) {
+				/* keys alike in every bit: copies of one key (one per
+				 * shard of its source) or rollups of ranges apart into
+				 * one prefix (one per range group): their number is
+				 * bounded by the configuration, not the state */
+				struct ref *batch = w->refs;
+				if (!(w->refs = malloc(lv->count[b] * sizeof *w->refs))) {
+					w->refs = batch;
+					return -ENOMEM;
+				}
+				walk_gather(w, g, p, lv, b, b);
+				free(w->refs);
+				w->refs = batch;
+				b++;
+				continue;
+			}
+			struct walk_region sub;
+			region_set(&sub, &rep, p + WALK_BUCKET_BITS);
+			if ((rc = walk_region(w, &sub, d + 1)))
+				return rc;
+			b++;
+			continue;
+		}
+		uint32_t b0 = b;
+		size_t sum = 0;
+		while (b < WALK_BUCKETS && lv->count[b] <= w->batch - sum) {
+			sum += lv->count[b];
+			b++;
+		}
+		if (sum)
+			walk_gather(w, g, p, lv, b0, b - 1);
+	}
+	return 0;
+}
+
+/* The address histograms in sorted order with bounded memory (see the
+ * sorted walk above). */
 static int collect_addresses(struct registry *r, struct collector *c, int only)
 {
-	const struct histogram_layout *l = r->layout;
 	size_t nwt = 0, total = 0;
 	struct walk_table *wt;
-	struct ref *refs = NULL, last;
-	int have_last = 0, rc = 0;
-	uint64_t cum[HISTOGRAM_MAX_BUCKETS + 1], acc[HISTOGRAM_MAX_BUCKETS + 1], sum, accsum;
+	int rc = 0;
 
 	for (size_t i = 0; i < r->nsources; i++)
 		nwt += r->sources[i].nshards;
@@ -672,7 +928,8 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 	wt = calloc(nwt, sizeof *wt);
 	if (!wt)
 		return -ENOMEM;
-	/* no entry read in this walk is reused before its end */
+	/* no entry read in this walk is reused before its end (keys never
+	 * change during a walk; expired ones may only leave it) */
 	uint64_t grace = addrtable_read_begin(&r->grace);
 	nwt = 0;
 	for (size_t i = 0; i < r->nsources; i++)
@@ -684,65 +941,27 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 			wt[nwt++] = (struct walk_table){t, cnt, (uint32_t)i};
 			total += cnt;
 		}
+	struct walk w = {.r = r, .c = c, .wt = wt, .nwt = nwt, .cur_fd = -1};
 	if (total == 0)
 		goto out;
-	size_t batch = r->collect_batch >= 64 ? r->collect_batch : 64;
-	refs = malloc((total < batch ? total : batch) * sizeof *refs);
-	if (!refs) {
+	w.batch = r->collect_batch >= 64 ? r->collect_batch : 64;
+	if (w.batch > total)
+		w.batch = total;
+	w.refs = malloc(w.batch * sizeof *w.refs);
+	if (!w.refs) {
 		rc = -ENOMEM;
 		goto out;
 	}
-
-	char iptext[INET6_ADDRSTRLEN + 4];
-	struct label fixed[3] = {{"interface", NULL}, {"ip", iptext}, {"protocol", NULL}};
-	int cur_fd = -1;
-	while (!c->stop) {
-		size_t n = collect_pass(wt, nwt, have_last ? &last : NULL, refs, batch);
-		if (n == 0)
-			break;
-		heap_sort(refs, n);
-		size_t m = n;
-		int full = n == batch;
-		if (full) {
-			/* hold back the largest key: some of its copies may not
-			 * have fit (at most one per shard, far fewer than a batch) */
-			while (m > 0 && !ref_cmp(&refs[m - 1], &refs[n - 1]))
-				m--;
-			if (m == 0)
-				m = n;
-		}
-		for (size_t i = 0; i < m && !c->stop;) {
-			const struct addr_key *k = refs[i].key;
-			int fd = fam_dir(k);
-			if (fd != cur_fd) {
-				c->family(c, addr_family_names[fd], addr_family_help[fd],
-				          METRIC_HISTOGRAM);
-				cur_fd = fd;
-			}
-			histogram_read(refs[i].hist, l, acc, &accsum);
-			size_t e = i + 1;
-			while (e < m && !ref_cmp(&refs[i], &refs[e])) {
-				histogram_read(refs[e].hist, l, cum, &sum);
-				histogram_merge(acc, &accsum, cum, sum, l->nbuckets);
-				e++;
-			}
-			addr_text(k, iptext, sizeof iptext);
-			fixed[0].value = r->sources[refs[i].src].name;
-			fixed[2].value = (char *)parse_proto_name(k->proto);
-			const struct range *rg = &r->ranges->v[k->range];
-			struct series_labels sl = {fixed, 3, rg->labels, rg->nlabels, rg->text};
-			c->series(c, &sl);
-			emit_hist(c, l, acc, accsum);
-			i = e;
-		}
-		if (!full)
-			break;
-		last = refs[m - 1];
-		have_last = 1;
-	}
+	struct walk_region all;
+	struct ref zero;
+	memset(&zero, 0, sizeof zero);
+	region_set(&all, &zero, 0);
+	rc = walk_region(&w, &all, 0);
 out:
 	addrtable_read_end(&r->grace, grace);
-	free(refs);
+	for (unsigned d = 0; d < WALK_DEPTH; d++)
+		free(w.level[d]);
+	free(w.refs);
 	free(wt);
 	return rc;
 }

@@ -235,6 +235,48 @@ static void test_rollup_identity(void **state)
 	fixture_free(f);
 }
 
+/* The read-out gathers a bounded batch at a time by cutting the sort key
+ * into buckets; keys alike in every bit (rollups of ranges apart into one
+ * prefix: 200 here, more than a batch of 64) and a skewed state (most keys
+ * in one /24, a few far apart) come out as in one pass: every series once,
+ * in order. */
+static void test_batched_read_out_of_keys_alike(void **state)
+{
+	(void)state;
+	enum { N = 200 };
+	static char first[N][32], value[N][16];
+	static struct rspec rs[N + 1];
+	for (int i = 0; i < N; i++) {
+		snprintf(first[i], sizeof first[i], "10.0.%d.%d", i / 100, i % 100);
+		snprintf(value[i], sizeof value[i], "c%03d", i);
+		rs[i] = (struct rspec){first[i], first[i], 8, "c", value[i], 0};
+	}
+	rs[N] = (struct rspec){"0.0.0.0", "255.255.255.255", 0, NULL, NULL, 0};
+	struct fixture *f = rollup_fixture(rs, N + 1, 0);
+	char a[32];
+	for (int i = 0; i < N; i++) {
+		fixture_ip(f, NULL, first[i], "192.0.2.1", 6, (uint32_t)(114 + i));
+		snprintf(a, sizeof a, "192.0.2.%d", i);
+		fixture_ip(f, NULL, a, "203.0.113.1", 17, 200);
+	}
+	fixture_ip(f, NULL, "1.2.3.4", "254.0.0.1", 6, 100);
+	f->reg.collect_batch = 1u << 20;
+	char *one = fixture_render(&f->reg);
+	for (size_t batch = 64; batch <= 1024; batch *= 4) {
+		f->reg.collect_batch = batch;
+		char *many = fixture_render(&f->reg);
+		assert_string_equal(one, many);
+		free(many);
+	}
+	int n = 0;
+	for (char *p = one; (p = strstr(p, "ip=\"10.0.0.0/8\",protocol=\"tcp\",c=\"c")) != NULL;
+	     p++)
+		n++;
+	assert_int_equal(n, 5 * N); /* 3 bucket lines (100, 500, +Inf), _sum, _count */
+	free(one);
+	fixture_free(f);
+}
+
 /* --max-addresses counts a rollup prefix once, whatever the addresses in
  * it and the capture threads that saw them. */
 static void test_cap_counts_prefixes(void **state)
@@ -327,6 +369,7 @@ int main(void)
 	    cmocka_unit_test(test_rollup_series_are_prefixes_in_cidr_form),
 	    cmocka_unit_test(test_rollup_sums_equal_per_address_sums),
 	    cmocka_unit_test(test_rollup_identity),
+	    cmocka_unit_test(test_batched_read_out_of_keys_alike),
 	    cmocka_unit_test(test_cap_counts_prefixes),
 	    cmocka_unit_test(test_range_caps_overflow_keeps_customer_sums_exact),
 	};

@@ -348,6 +348,9 @@ static int agent_create(struct agent *a)
 		    .max_backoff = cfg->rw_max_backoff,
 		    .http = cfg->rw_http,
 		    .queue_dir = cfg->rw_queue_dir,
+		    .queue_chown = a->priv.switch_user,
+		    .queue_uid = a->priv.uid,
+		    .queue_gid = a->priv.gid,
 		};
 		a->rw = remote_write_new(&ro, &a->reg, err, sizeof err);
 		if (!a->rw) {

@@ -100,8 +100,11 @@ struct remote_write {
 	double interval, min_backoff, max_backoff;
 	size_t max_samples;
 	const char *queue_dir; /* NULL: queues in memory only */
-	int64_t last_ts;       /* timer / shutdown thread only */
-	unsigned char *ended;  /* per source: its stale markers were queued */
+	int queue_chown;       /* give the queue directories to: */
+	uid_t queue_uid;
+	gid_t queue_gid;
+	int64_t last_ts;      /* timer / shutdown thread only */
+	unsigned char *ended; /* per source: its stale markers were queued */
 	struct timer timer;
 
 	atomic_int stop;   /* the one stop flag: no more periodic snapshots */
@@ -619,6 +622,10 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 	ep->disk = rw_disk_open(rw->queue_dir, ep->url, ep->shown, seg, err, errlen);
 	if (!ep->disk)
 		return -1;
+	/* files are reached from the directory opened now, so after the drop
+	 * only the endpoint's directory and files must belong to the user */
+	if (rw->queue_chown && rw_disk_chown(ep->disk, rw->queue_uid, rw->queue_gid, err, errlen))
+		return -1;
 	pthread_mutex_lock(&ep->lock);
 	int rc = rw_disk_replay(ep->disk, replay_one, ep, &st, err, errlen);
 	ep_gauges_locked(ep);
@@ -679,6 +686,9 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 	rw->max_samples = o->max_samples_per_send ? o->max_samples_per_send : 1;
 	rw->nshards = o->max_shards ? o->max_shards : 1;
 	rw->queue_dir = o->queue_dir;
+	rw->queue_chown = o->queue_chown;
+	rw->queue_uid = o->queue_uid;
+	rw->queue_gid = o->queue_gid;
 	atomic_init(&rw->stop, 0);
 	atomic_init(&rw->closed, 0);
 	atomic_init(&rw->abandon, 0);

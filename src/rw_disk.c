@@ -53,7 +53,10 @@ struct segment {
 };
 
 struct rw_disk {
-	char *path; /* the endpoint's directory */
+	char *path; /* the endpoint's directory: for messages */
+	int dir_fd; /* the endpoint's directory, opened before a privilege drop:
+	             * every file is reached relative to it (openat), so the
+	             * user dropped to needs no access to the directories above */
 	int lock_fd;
 	struct segment *seg;
 	size_t nseg, cap;
@@ -167,14 +170,23 @@ static int read_full(int fd, void *p, size_t n, off_t off)
 	return 0;
 }
 
+/* File names, relative to d->dir_fd. */
 static void seg_path(const struct rw_disk *d, uint64_t id, char *out, size_t cap)
 {
-	snprintf(out, cap, "%s/%020llu.seg", d->path, (unsigned long long)id);
+	(void)d;
+	snprintf(out, cap, "%020llu.seg", (unsigned long long)id);
 }
 
 static void done_path(const struct rw_disk *d, uint64_t id, char *out, size_t cap)
 {
-	snprintf(out, cap, "%s/%020llu.done", d->path, (unsigned long long)id);
+	(void)d;
+	snprintf(out, cap, "%020llu.done", (unsigned long long)id);
+}
+
+/* fsync of the directory: new and renamed names survive a power cut. */
+static int sync_dir(const struct rw_disk *d)
+{
+	return fsync(d->dir_fd) ? -errno : 0;
 }
 
 static struct segment *seg_find(struct rw_disk *d, uint64_t id)
@@ -205,14 +217,14 @@ static void seg_remove(struct rw_disk *d, size_t i)
 	char p[4096];
 	seg_path(d, d->seg[i].id, p, sizeof p);
 	close(d->seg[i].fd);
-	if (unlink(p) && errno != ENOENT)
+	if (unlinkat(d->dir_fd, p, 0) && errno != ENOENT)
 		file_error(&d->remove_err, d, "unlink", errno);
 	else
 		(void)log_state_changed(&d->remove_err, 0);
 	if (d->seg[i].done_fd >= 0)
 		close(d->seg[i].done_fd);
 	done_path(d, d->seg[i].id, p, sizeof p);
-	(void)unlink(p);
+	(void)unlinkat(d->dir_fd, p, 0);
 	d->bytes -= d->seg[i].bytes + d->seg[i].done_bytes;
 	d->pending -= d->seg[i].pending;
 	memmove(&d->seg[i], &d->seg[i + 1], (d->nseg - i - 1) * sizeof *d->seg);
@@ -225,14 +237,16 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Checks or writes the format file. */
+/* Checks or writes the format file. A new one is written whole or not at
+ * all: format.tmp, fsync, rename, fsync of the directory (a crash never
+ * leaves a short format file that would refuse the queue). */
 static int check_format(struct rw_disk *d, const char *shown, char *err, size_t errlen)
 {
-	char p[4096], buf[512];
-	snprintf(p, sizeof p, "%s/format", d->path);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	char p[] = "format", buf[512];
+	int fd = openat(d->dir_fd, p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		fd =
+		    openat(d->dir_fd, "format.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			goto io;
 		snprintf(buf, sizeof buf, "%s\nurl=%s\n", RW_DISK_FORMAT, shown);
@@ -240,7 +254,12 @@ static int check_format(struct rw_disk *d, const char *shown, char *err, size_t 
 		if (!rc && fsync(fd))
 			rc = -errno;
 		close(fd);
+		if (!rc && renameat(d->dir_fd, "format.tmp", d->dir_fd, p))
+			rc = -errno;
+		if (!rc)
+			rc = sync_dir(d);
 		if (rc) {
+			(void)unlinkat(d->dir_fd, "format.tmp", 0);
 			errno = -rc;
 			goto io;
 		}
@@ -263,7 +282,7 @@ static int check_format(struct rw_disk *d, const char *shown, char *err, size_t 
 	}
 	return 0;
 io:
-	snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+	snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, strerror(errno));
 	return -EIO;
 }
 
@@ -274,15 +293,15 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 {
 	char p[4096];
 	seg_path(d, id, p, sizeof p);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = openat(d->dir_fd, p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+		snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, strerror(errno));
 		return -EIO;
 	}
 	struct stat sb;
 	if (fstat(fd, &sb)) {
 		close(fd);
-		snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+		snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, strerror(errno));
 		return -EIO;
 	}
 	struct segment *s = seg_add(d, id, fd);
@@ -301,7 +320,7 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 	uint64_t *done = NULL;
 	size_t ndone = 0;
 	done_path(d, id, p, sizeof p);
-	int dfd = open(p, O_RDONLY | O_CLOEXEC);
+	int dfd = openat(d->dir_fd, p, O_RDONLY | O_CLOEXEC);
 	if (dfd >= 0) {
 		struct stat db;
 		if (!fstat(dfd, &db)) {
@@ -369,7 +388,7 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown_url,
                              size_t segment_max, char *err, size_t errlen)
 {
-	char name[17], p[4096];
+	char name[17];
 	uint64_t *ids = NULL;
 	size_t nids = 0, idcap = 0;
 	DIR *dh = NULL;
@@ -377,6 +396,7 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 	if (!d)
 		goto oom;
 	d->lock_fd = -1;
+	d->dir_fd = -1;
 	d->segment_max = segment_max ? segment_max : RW_DISK_SEGMENT_MAX;
 	rw_disk_dirname(url, name);
 	size_t pl = strlen(dir) + 1 + sizeof name;
@@ -391,10 +411,14 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
 		goto fail;
 	}
-	snprintf(p, sizeof p, "%s/lock", d->path);
-	d->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	d->dir_fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dir_fd < 0) {
+		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
+		goto fail;
+	}
+	d->lock_fd = openat(d->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (d->lock_fd < 0) {
-		snprintf(err, errlen, "remote-write queue %s: %s", p, strerror(errno));
+		snprintf(err, errlen, "remote-write queue %s/lock: %s", d->path, strerror(errno));
 		goto fail;
 	}
 	if (flock(d->lock_fd, LOCK_EX | LOCK_NB)) {
@@ -407,13 +431,16 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 	if (check_format(d, shown_url, err, errlen))
 		goto fail;
 	struct stat fsb;
-	snprintf(p, sizeof p, "%s/format", d->path);
-	if (!stat(p, &fsb))
+	if (!fstatat(d->dir_fd, "format", &fsb, 0))
 		d->bytes += (size_t)fsb.st_size;
-	if (!(dh = opendir(d->path))) {
+	int lfd = dup(d->dir_fd); /* fdopendir takes it */
+	if (lfd < 0 || !(dh = fdopendir(lfd))) {
+		if (lfd >= 0)
+			close(lfd);
 		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
 		goto fail;
 	}
+	rewinddir(dh);
 	struct dirent *de;
 	while ((de = readdir(dh))) {
 		char *end;
@@ -467,21 +494,19 @@ static int seg_new(struct rw_disk *d)
 {
 	char p[4096];
 	seg_path(d, d->next_id, p, sizeof p);
-	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	int fd = openat(d->dir_fd, p, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	if (!seg_add(d, d->next_id, fd)) {
 		close(fd);
-		unlink(p);
+		unlinkat(d->dir_fd, p, 0);
 		return -ENOMEM;
 	}
 	d->next_id++;
 	d->writing = 1;
-	int dfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) { /* the new name survives a power cut */
-		(void)fsync(dfd);
-		close(dfd);
-	}
+	int rc = sync_dir(d); /* the new name survives a power cut */
+	if (rc)
+		file_error(&d->sync_err, d, "fsync of the directory", -rc);
 	return 0;
 }
 
@@ -587,7 +612,7 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 	char p[4096];
 	if (s->done_fd < 0) {
 		done_path(d, s->id, p, sizeof p);
-		s->done_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		s->done_fd = openat(d->dir_fd, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	}
 	uint64_t off = r->off;
 	int rc = s->done_fd < 0 ? -errno : write_all(s->done_fd, &off, sizeof off);
@@ -597,7 +622,7 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 			close(s->done_fd);
 			s->done_fd = -1;
 			done_path(d, s->id, p, sizeof p);
-			(void)unlink(p);
+			(void)unlinkat(d->dir_fd, p, 0);
 			d->bytes -= s->done_bytes;
 			s->done_bytes = 0;
 		}
@@ -607,6 +632,39 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 		s->done_bytes += sizeof off;
 		d->bytes += sizeof off;
 	}
+}
+
+int rw_disk_chown(struct rw_disk *d, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	int rc = 0;
+	if (fchown(d->dir_fd, uid, gid)) {
+		rc = -errno;
+		snprintf(err, errlen, "remote-write queue %s: chown: %s", d->path, strerror(errno));
+		return rc;
+	}
+	int lfd = dup(d->dir_fd);
+	DIR *dh = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (!dh) {
+		rc = -errno;
+		if (lfd >= 0)
+			close(lfd);
+		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(-rc));
+		return rc;
+	}
+	rewinddir(dh); /* the offset is shared with d->dir_fd */
+	struct dirent *de;
+	while ((de = readdir(dh)) && !rc) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fchownat(d->dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) &&
+		    errno != ENOENT) {
+			rc = -errno;
+			snprintf(err, errlen, "remote-write queue %s/%s: chown: %s", d->path,
+			         de->d_name, strerror(errno));
+		}
+	}
+	closedir(dh);
+	return rc;
 }
 
 size_t rw_disk_bytes(const struct rw_disk *d)
@@ -648,6 +706,8 @@ void rw_disk_close(struct rw_disk *d)
 	}
 	free(d->seg);
 	free(d->ids);
+	if (d->dir_fd >= 0)
+		close(d->dir_fd);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd); /* releases the lock */
 	free(d->path);

@@ -365,6 +365,76 @@ static void test_a_write_error_closes_the_segment_so_its_space_comes_back(void *
 	free(dir);
 }
 
+/* A format file that could not be written whole (here a file size limit
+ * cuts it; a crash does the same) is not left behind short: the next open
+ * writes it and takes the queue, instead of refusing it as another
+ * version's. */
+static void test_the_format_file_is_written_whole_or_not_at_all(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char err[512] = "";
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 10; /* shorter than the format line */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct rw_disk *d = rw_disk_open(dir, URL, URL, 0, err, sizeof err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_null(d);
+	d = rw_disk_open(dir, URL, URL, 0, err, sizeof err);
+	if (!d)
+		fail_msg("the second open failed: %s", err);
+	rw_disk_close(d);
+	char sub[17], path[600];
+	rw_disk_dirname(URL, sub);
+	snprintf(path, sizeof path, "%s/%s/format.tmp", dir, sub);
+	assert_int_equal(access(path, F_OK), -1); /* no temporary file left */
+	rm_rf(dir);
+	free(dir);
+}
+
+/* Before a privilege drop (--user), the directory and every file of the
+ * queue are given to the user the agent will run as. */
+static void test_chown_gives_the_directory_and_its_files_away(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record a, b;
+	char err[512] = "", sub[17], path[600];
+	struct rw_disk *d = open_q(dir, &s, &st);
+	append(d, 0, 1, "aaaa", &a);
+	append(d, 0, 2, "bbbb", &b);
+	rw_disk_done(d, &a); /* a .done list */
+	assert_int_equal(rw_disk_chown(d, 65534, 65534, err, sizeof err), 0);
+	rw_disk_dirname(URL, sub);
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	DIR *dh = opendir(path);
+	assert_non_null(dh);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(dh))) {
+		if (!strcmp(de->d_name, ".."))
+			continue;
+		struct stat sb;
+		snprintf(path, sizeof path, "%s/%s/%s", dir, sub, de->d_name);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_uid, 65534);
+		assert_int_equal(sb.st_gid, 65534);
+		files++;
+	}
+	closedir(dh);
+	assert_int_equal(files, 5); /* ., format, lock, a segment, its .done list */
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +447,8 @@ int main(void)
 	    cmocka_unit_test(test_bytes_are_the_files_and_needed_bounds_them),
 	    cmocka_unit_test(test_an_idle_segment_being_written_can_be_released),
 	    cmocka_unit_test(test_a_write_error_closes_the_segment_so_its_space_comes_back),
+	    cmocka_unit_test(test_the_format_file_is_written_whole_or_not_at_all),
+	    cmocka_unit_test(test_chown_gives_the_directory_and_its_files_away),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

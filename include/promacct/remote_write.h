@@ -4,6 +4,8 @@
 #ifndef PROMACCT_REMOTE_WRITE_H
 #define PROMACCT_REMOTE_WRITE_H
 
+#include <sys/types.h>
+
 #include "promacct/common.h"
 #include "promacct/http_client.h"
 #include "promacct/labels.h"
@@ -30,6 +32,11 @@ struct remote_write_opts {
 	/* An on-disk queue per endpoint under this directory (NULL: memory
 	 * only): requests survive a restart and are sent then. Borrowed. */
 	const char *queue_dir;
+	/* The user the agent will run as (--user/--group): the queue
+	 * directories are given to it when opened (as root, before the drop). */
+	int queue_chown;
+	uid_t queue_uid;
+	gid_t queue_gid;
 	struct http_client_opts http; /* timeout: one request */
 };
 

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "promacct/common.h"
 
@@ -66,6 +67,11 @@ int rw_disk_pread(int fd, const struct rw_disk_record *r, char *buf) MUST_CHECK;
 /* A record is accepted or dropped: a segment whose records are all done is
  * deleted (not the one being written). */
 void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r);
+/* Gives the queue's directory and every file in it to uid:gid (-1: keep),
+ * so that an agent that drops privileges after opening it (--user) can go
+ * on appending, recording and deleting. Call as root, after rw_disk_open.
+ * 0 or a negative errno with a message. */
+int rw_disk_chown(struct rw_disk *d, uid_t uid, gid_t gid, char *err, size_t errlen) MUST_CHECK;
 /* Bytes of the queue's files: format, segments (record headers and done
  * records included), .done lists. */
 size_t rw_disk_bytes(const struct rw_disk *d);

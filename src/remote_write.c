@@ -88,6 +88,7 @@ struct rw_endpoint {
 	    *last_success, *duration;
 	/* --remote-write.queue-dir: the on-disk queue (under lock) */
 	struct rw_disk *disk;
+	struct rw_drop open_drop; /* dropped at open: over a smaller bound */
 	gauge_t *disk_bytes, *replayed, *corrupt;
 };
 
@@ -597,11 +598,8 @@ static int replay_one(void *ctx, const struct rw_disk_record *r)
 	struct rw_body *b = rw_body_new_disk(ep->disk, r, 1);
 	if (!b)
 		return -ENOMEM;
-	struct rw_drop d = {0, 0};
-	int rc = rw_queue_push(&ep->q, r->shard % ep->rw->nshards, b, &d);
+	int rc = rw_queue_push(&ep->q, r->shard % ep->rw->nshards, b, &ep->open_drop);
 	rw_body_unref(b);
-	if (d.requests)
-		self_inc(ep->dropped, (double)d.samples);
 	return rc;
 }
 
@@ -628,10 +626,27 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 		return -1;
 	pthread_mutex_lock(&ep->lock);
 	int rc = rw_disk_replay(ep->disk, replay_one, ep, &st, err, errlen);
+	size_t found = rw_disk_bytes(ep->disk);
+	/* A queue left under a larger bound: the oldest go until it fits the
+	 * bound as it is now (room for one more record, as before an append;
+	 * nothing is in flight yet, so it always does). */
+	if (!rc)
+		(void)ep_disk_room_locked(ep, 0, &ep->open_drop);
+	struct rw_drop trimmed = ep->open_drop;
 	ep_gauges_locked(ep);
 	pthread_mutex_unlock(&ep->lock);
 	if (rc)
 		return -1;
+	if (trimmed.requests) {
+		self_inc(ep->dropped, (double)trimmed.samples);
+		log_warn(
+		    "remote-write queue on disk over --remote-write.queue-max-bytes: the oldest "
+		    "requests dropped",
+		    "url=\"%s\" dropped_requests=%zu dropped_samples=%zu bytes_found=%zu "
+		    "bytes=%zu max_bytes=%zu",
+		    ep->shown, trimmed.requests, trimmed.samples, found, rw_disk_bytes(ep->disk),
+		    ep->q.max_bytes);
+	}
 	self_inc(ep->replayed, (double)st.replayed);
 	self_inc(ep->corrupt, (double)st.corrupt);
 	if (st.max_ts_ms > rw->last_ts)
@@ -640,9 +655,14 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 	rw_disk_dirname(ep->url, dn);
 	log_info("remote-write queue on disk",
 	         "url=\"%s\" dir=\"%s/%s\" requests=%zu samples=%zu "
-	         "bytes=%zu corrupt_records=%zu",
+	         "bytes=%zu corrupt_records=%zu corrupt_bytes=%zu",
 	         ep->shown, rw->queue_dir, dn, st.replayed, ep->q.samples, rw_disk_bytes(ep->disk),
-	         st.corrupt);
+	         st.corrupt, st.corrupt_bytes);
+	if (st.corrupt)
+		log_warn("remote-write queue: damaged records skipped (a torn tail after a crash, "
+		         "or a damaged file)",
+		         "url=\"%s\" dir=\"%s/%s\" corrupt_records=%zu corrupt_bytes=%zu",
+		         ep->shown, rw->queue_dir, dn, st.corrupt, st.corrupt_bytes);
 	return 0;
 }
 

@@ -16,9 +16,12 @@
  * (fdatasync) after each snapshot bounds what a power cut can lose to the
  * snapshot being written. A segment is deleted once every record in it is
  * done (accepted, or dropped by the byte bound), unless it is being
- * written. At open, segments are read oldest first: a record with a bad
- * magic, an impossible length or a checksum that fails ends its segment
- * (a torn tail after a crash), is counted, and never stops the agent.
+ * written. At open, segments are read oldest first: a record whose body
+ * fails its checksum is skipped; a header with a bad magic, a bad checksum
+ * or a length beyond the file (a torn tail after a crash, a damaged length)
+ * skips the bytes up to the next valid header (magic, header checksum, a
+ * body that fits), so records after a damaged one are kept. Each is
+ * counted, and never stops the agent.
  * Records done in a segment that stays (other records of it are pending)
  * are listed by offset in `<number>.done`, so a restart skips them.
  * Only senders read records (pread on the segment's descriptor, which stays
@@ -286,6 +289,44 @@ io:
 	return -EIO;
 }
 
+/* The header of a record at off in a segment of size bytes whose body fits
+ * in the segment: 0 and *r filled, or -1. */
+static int read_header(int fd, off_t off, off_t size, struct rw_disk_record *r)
+{
+	unsigned char h[REC_HEADER];
+	if (size - off < REC_HEADER || read_full(fd, h, REC_HEADER, off) || decode_header(h, r) ||
+	    (off_t)r->len > size - off - REC_HEADER)
+		return -1;
+	return 0;
+}
+
+/* The offset of the first valid record header at or after from (the magic,
+ * then a header whose checksum holds and whose body fits), or size. */
+static off_t resync(int fd, off_t from, off_t size)
+{
+	enum { WIN = 65536 };
+	unsigned char *win = malloc(WIN);
+	off_t found = size;
+	if (!win)
+		return size;
+	for (off_t pos = from; pos + REC_HEADER <= size && found == size;) {
+		size_t n = (size_t)(size - pos < WIN ? size - pos : WIN);
+		if (n < 4 || read_full(fd, win, n, pos))
+			break;
+		for (size_t i = 0; i + 4 <= n; i++) {
+			struct rw_disk_record r;
+			if (get32(win + i) == REC_MAGIC &&
+			    !read_header(fd, pos + (off_t)i, size, &r)) {
+				found = pos + (off_t)i;
+				break;
+			}
+		}
+		pos += (off_t)n - 3; /* a magic across the window's end is seen next */
+	}
+	free(win);
+	return found;
+}
+
 /* Reads one segment's records, oldest first. */
 static int replay_segment(struct rw_disk *d, uint64_t id,
                           int (*replay)(void *ctx, const struct rw_disk_record *r), void *ctx,
@@ -338,12 +379,15 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 		close(dfd);
 	}
 	while (off < sb.st_size) {
-		unsigned char h[REC_HEADER];
 		struct rw_disk_record r;
-		if (sb.st_size - off < REC_HEADER || read_full(fd, h, REC_HEADER, off) ||
-		    decode_header(h, &r) || (off_t)r.len > sb.st_size - off - REC_HEADER) {
-			st->corrupt++; /* a torn or corrupt tail: the rest is unreadable */
-			break;
+		if (read_header(fd, off, sb.st_size, &r)) {
+			/* A torn tail, or a damaged header (its length cannot be
+			 * trusted): skipped up to the next valid header, if any. */
+			off_t next = resync(fd, off + 1, sb.st_size);
+			st->corrupt++;
+			st->corrupt_bytes += (size_t)(next - off);
+			off = next;
+			continue;
 		}
 		if (r.len > body_cap) {
 			char *nb = realloc(body, r.len);
@@ -358,6 +402,7 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 		if (read_full(fd, body, r.len, off + REC_HEADER) ||
 		    body_crc(body, r.len) != r.crc) {
 			st->corrupt++; /* the body is damaged: skip it, go on */
+			st->corrupt_bytes += REC_HEADER + r.len;
 			off += REC_HEADER + (off_t)r.len;
 			continue;
 		}

@@ -190,6 +190,40 @@ static void test_torn_and_corrupt_records_are_skipped_and_counted(void **state)
 	free(dir);
 }
 
+/* A damaged length in the middle of a segment (its header checksum fails)
+ * loses only that record: the next valid header is found and the records
+ * after it are kept; the bytes skipped are counted. */
+static void test_a_damaged_header_mid_segment_loses_only_its_record(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r[4];
+	const char *text[4] = {"one-one", "two-PRWQ-two", "three", "four"};
+	struct rw_disk *d = open_q(dir, &s, &st);
+	for (int i = 0; i < 4; i++)
+		append(d, 0, i + 1, text[i], &r[i]);
+	rw_disk_close(d);
+	char *seg = segment_file(dir);
+	int fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	/* the length field (bytes 4-7 of the header) of the second record */
+	assert_int_equal(pwrite(fd, "\xff\xff", 2, (off_t)r[1].off - RW_DISK_RECORD_HEADER + 4), 2);
+	close(fd);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 3);
+	check_body(d, &s.r[0], "one-one");
+	check_body(d, &s.r[1], "three"); /* the magic in the damaged body is not a header */
+	check_body(d, &s.r[2], "four");
+	assert_int_equal(st.corrupt, 1);
+	assert_int_equal(st.corrupt_bytes, RW_DISK_RECORD_HEADER + strlen("two-PRWQ-two"));
+	rw_disk_close(d);
+	free(seg);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_a_second_agent_is_refused(void **state)
 {
 	(void)state;
@@ -441,6 +475,7 @@ int main(void)
 	    cmocka_unit_test(test_records_survive_a_restart_in_order),
 	    cmocka_unit_test(test_done_segments_are_deleted),
 	    cmocka_unit_test(test_torn_and_corrupt_records_are_skipped_and_counted),
+	    cmocka_unit_test(test_a_damaged_header_mid_segment_loses_only_its_record),
 	    cmocka_unit_test(test_a_second_agent_is_refused),
 	    cmocka_unit_test(test_another_format_is_refused),
 	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),

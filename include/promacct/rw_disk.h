@@ -30,8 +30,10 @@ struct rw_disk_record {
 };
 
 struct rw_disk_stats {
-	size_t replayed; /* valid records found at open */
-	size_t corrupt;  /* records skipped at open: torn or failing the checksum */
+	size_t replayed;      /* valid records found at open */
+	size_t corrupt;       /* records skipped at open: torn or failing the checksum (a
+	                       * damaged header: the bytes up to the next valid one) */
+	size_t corrupt_bytes; /* bytes they took */
 	int64_t max_ts_ms;
 };
 
@@ -47,9 +49,11 @@ void rw_disk_dirname(const char *url, char *out);
 struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown_url,
                              size_t segment_max, char *err, size_t errlen);
 /* Reads every segment found at open, oldest first, calling replay(ctx,
- * record) for each valid record not done before; a torn or corrupt record
- * ends its segment (or, with a damaged body only, is skipped) and is
- * counted. Once, before the first append. 0, or replay's error. */
+ * record) for each valid record not done before. A damaged body skips its
+ * record; a damaged header (or a torn tail) skips the bytes up to the next
+ * valid header in the segment (found by its magic and checksum), so the
+ * records after it are kept; each is counted once in st->corrupt. Once, before the first append. 0,
+ * or replay's error. */
 int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_disk_record *r),
                    void *ctx, struct rw_disk_stats *st, char *err, size_t errlen) MUST_CHECK;
 /* Appends one request (written, not yet synced). 0 or a negative errno. */

@@ -114,6 +114,33 @@ stop_agent a6
 [ "$max" -gt $((65536 / 2)) ] || fail "the queue never filled: at most $max bytes on disk"
 ok "disk queue bounded: at most $max bytes on disk with a 64K bound ($samples samples, $after_full while dropping)"
 
+# 6b. A smaller bound at the next start: the oldest requests are dropped
+#     until the queue fits, logged with what was dropped and counted.
+rm -rf "$Q"
+agent a7 --remote-write.interval 100ms
+for _ in $(seq 1 150); do
+	[ "$(disk_bytes)" -gt 150000 ] && break
+	sleep 0.1
+done
+kill -9 "$(cat "$WORK/a7.pid")"
+wait "$(cat "$WORK/a7.pid")" 2>/dev/null || true
+found=$(disk_bytes)
+[ "$found" -gt 150000 ] || fail "only $found bytes queued"
+WL=$(free_port)
+start a8 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "$URL" \
+	--remote-write.queue-dir "$Q" --remote-write.queue-max-bytes 64K --remote-write.interval 10s \
+	--remote-write.timeout 1s --web.listen-address "127.0.0.1:$WL"
+wait_http "http://127.0.0.1:$WL/metrics"
+grep -q 'msg="remote-write queue on disk over --remote-write.queue-max-bytes: the oldest requests dropped".*dropped_requests=[1-9].*bytes_found=[0-9]*.*max_bytes=65536' \
+	"$WORK/a8.log" || fail "the trim to the smaller bound was not logged: $(grep queue "$WORK/a8.log")"
+curl -fsS "http://127.0.0.1:$WL/metrics" >"$WORK/m8"
+dropped=$(awk '/^promacct_remote_write_samples_total\{.*result="dropped"/ { print $2 }' "$WORK/m8")
+[ "${dropped:-0}" != 0 ] || fail "the requests dropped at start-up are not counted"
+now=$(disk_bytes)
+stop_agent a8
+[ "$now" -le 65536 ] || fail "$now bytes on disk after a restart with a 64K bound"
+ok "a smaller bound at restart: $found bytes trimmed to $now, $dropped samples counted as dropped, logged"
+
 # 7. The same with the real Prometheus as the receiver: down while the first
 #    agent runs and is killed, up after the restart; it holds every snapshot
 #    queued before the kill.

@@ -174,7 +174,8 @@ int main(int argc, char **argv)
 		memset(&c, 0, sizeof c);
 		double t0 = time_monotonic();
 		size_t nsh = getenv("SHARDS") ? (size_t)atoi(getenv("SHARDS")) : 8;
-		struct rw_encode_opts eo = {&es, 1700000000000, 2000, nsh, 0, -1, count_body, &c};
+		struct rw_encode_opts eo = {&es, 1700000000000, 2000, nsh, 0,
+		                            -1,  count_body,    &c,   0};
 		if (rw_encode(&reg, &eo))
 			return 1;
 		t[r] = time_monotonic() - t0;

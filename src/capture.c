@@ -9,6 +9,11 @@
  * else: no lock, allocation, syscall or formatting (a new address takes the
  * table's slow path). pcap_stats runs on the capture thread at most once a
  * second, between dispatch calls, because pcap handles are not thread-safe.
+ * With --address.idle-timeout a live thread also runs a slice of its
+ * table's idle-expiry scan after each dispatch (registry_shard_expire), and
+ * waits for a ready block in poll() with a 50 ms timeout before each
+ * dispatch: an idle TPACKET_V3 ring never wakes a blocked pcap_dispatch,
+ * and the keys of an idle link must end too.
  *
  * An interface that disappears (pcap_dispatch fails) is closed and, every
  * reopen_interval, opened again by its own thread (same snap length rules,
@@ -29,6 +34,7 @@
 #include <libgen.h>
 #include <linux/if_packet.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +47,7 @@
 
 #define BLOCK_TIMEOUT_MS 100
 #define STATS_INTERVAL   1.0  /* seconds between pcap_stats calls */
+#define EXPIRY_WAIT_MS   50   /* longest wait for traffic with idle expiry on */
 #define FILE_BATCH       4096 /* packets per pcap_dispatch on a file */
 
 struct worker {
@@ -592,15 +599,36 @@ static void worker_ended(struct worker *w)
 	}
 }
 
+/* Waits up to EXPIRY_WAIT for the capture socket to have a ready block
+ * (or an error, which pcap_dispatch then reports). 0 on a timeout. */
+static int ring_ready(struct worker *w)
+{
+	struct pollfd p = {.fd = pcap_get_selectable_fd(w->pcap), .events = POLLIN};
+	if (p.fd < 0)
+		return 1;
+	return poll(&p, 1, EXPIRY_WAIT_MS) != 0;
+}
+
 static void *live_thread(void *arg)
 {
 	struct worker *w = arg;
 	pthread_setname_np(pthread_self(), "capture");
 	struct capture *c = w->cap;
 	double last = 0;
+	int expiry = registry_idle_timeout(c->reg) > 0;
 	if (!w->pcap && !worker_reopen(w))
 		return NULL; /* waited for, and stopped before it appeared */
 	for (;;) {
+		/* With idle expiry, wait for a ready block here with a timeout: a
+		 * blocking pcap_dispatch on TPACKET_V3 sleeps until traffic comes
+		 * (the kernel's block timer does not wake an empty ring), and the
+		 * keys of an idle link must still end. */
+		if (expiry && !ring_ready(w)) {
+			if (atomic_load_explicit(&c->stopping, memory_order_relaxed))
+				break;
+			registry_shard_expire(c->reg, w->shard, time_monotonic());
+			continue;
+		}
 		int n = pcap_dispatch(w->pcap, -1, on_packet, (u_char *)w);
 		account_batch_flush(w->shard, &w->batch, w->layout);
 		if (n == PCAP_ERROR_BREAK ||
@@ -619,6 +647,9 @@ static void *live_thread(void *arg)
 			continue;
 		}
 		double now = time_monotonic();
+		/* idle expiry (--address.idle-timeout): a slice of the scan, here
+		 * where no lookup is pending */
+		registry_shard_expire(c->reg, w->shard, now);
 		if (now - last >= STATS_INTERVAL) {
 			publish_stats(w, 0);
 			last = now;

@@ -420,6 +420,11 @@ static const struct flag flags[] = {
      flag_string, FIELD(config_file), 0, 0, 0},
     {"max-addresses", 0, "N", "100000", "Track at most N (interface, address) pairs.", flag_count,
      FIELD(max_addresses), 0, 1, UINT32_MAX / 32},
+    {"address.idle-timeout", 0, "DURATION", "0",
+     "A key (address or rollup prefix, per interface, direction, protocol) that saw no packet "
+     "for this long ends: it leaves the page, gets remote-write stale markers and frees its "
+     "place in the caps; back, it starts from zero. 0: never. Needs --capture-threads 1.",
+     flag_duration_or_zero, FIELD(idle_timeout), 0, 1, 0},
     {"buckets", 0, "LIST", HISTOGRAM_DEFAULT_BUCKETS,
      "Histogram bucket bounds in bytes, strictly increasing, at most 32 (+Inf is added).",
      flag_string, FIELD(buckets_arg), 0, 0, 0},
@@ -748,6 +753,12 @@ static int validate(struct config *c, const unsigned char *given, char *err, siz
 	}
 	if (add_file_and_build(c, &c->ranges, err, errlen))
 		return -EINVAL;
+	if (c->idle_timeout > 0 && c->capture_threads > 1) {
+		/* the keys of one address on several threads would have to end
+		 * together (their sum is the series): not built */
+		snprintf(err, errlen, "--address.idle-timeout needs --capture-threads 1");
+		return -EINVAL;
+	}
 	if (c->filter && capture_check_filter(c->filter, e, sizeof e)) {
 		snprintf(err, errlen, "-f/--filter: %s", e);
 		return -EINVAL;

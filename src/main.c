@@ -275,6 +275,7 @@ static int agent_create(struct agent *a)
 		log_error("out of memory", "%s", "");
 		return -1;
 	}
+	registry_set_idle_timeout(&a->reg, cfg->idle_timeout);
 	a->reg_ok = 1;
 	if (!cfg->once) {
 		a->reload_ok = registry_self_add(

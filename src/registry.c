@@ -240,9 +240,14 @@ void registry_set_idle_timeout(struct registry *r, double seconds)
 	r->idle_timeout = seconds > 0 ? seconds : 0;
 }
 
+double registry_idle_timeout(const struct registry *r)
+{
+	return r->idle_timeout;
+}
+
 double registry_expiry_period(const struct registry *r)
 {
-	double p = r->idle_timeout / 8;
+	double p = r->idle_timeout / 16;
 	return p < 0.05 ? 0.05 : p > 5 ? 5 : p;
 }
 
@@ -1178,6 +1183,26 @@ static int collect(struct registry *r, struct collector *c, int only)
 		                           "Address keys (address or rollup prefix, direction, "
 		                           "protocol) ended by --address.idle-timeout.",
 		                           offsetof(struct acct_shard, expired));
+		c->family(c, "promacct_expired_keys_unmarked_total",
+		          "Ended keys whose remote-write stale markers were not sent (more ended "
+		          "between two snapshots than the ring of ended keys holds).",
+		          METRIC_COUNTER);
+		struct label ul = {"interface", NULL};
+		for (size_t i = 0; i < r->nsources; i++) {
+			if (!selected(r, i, only))
+				continue;
+			uint64_t v = 0;
+			for (size_t j = 0; j < r->sources[i].nshards; j++) {
+				const struct addrtable *t = &r->sources[i].shards[j]->table;
+				if (t->ended)
+					v += atomic_load_explicit(&t->ended->lost,
+					                          memory_order_relaxed);
+			}
+			ul.value = r->sources[i].name;
+			struct series_labels sl = {&ul, 1, NULL, 0, NULL};
+			c->series(c, &sl);
+			c->sample(c, SAMPLE_PLAIN, NULL, (double)v);
+		}
 		c->family(c, "promacct_tracked_keys",
 		          "Address keys (address or rollup prefix, direction, protocol) with a "
 		          "histogram now.",

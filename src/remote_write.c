@@ -361,8 +361,8 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 	rw->last_ts = ts;
 	struct snap_ctx s = {rw, ts, periodic, 0, 0, 0};
 	double t0 = time_monotonic();
-	struct rw_encode_opts o = {&rw->ext, ts, rw->max_samples, rw->nshards,
-	                           0,        -1, emit_to_queues,  &s};
+	struct rw_encode_opts o = {
+	    &rw->ext, ts, rw->max_samples, rw->nshards, 0, -1, emit_to_queues, &s, 0};
 	/* Sources whose interface disappeared: their series end with stale
 	 * markers, once per disappearance; registry_collect leaves them out
 	 * until the interface comes back. */
@@ -382,8 +382,17 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 			log_error("remote-write stale markers failed", "interface=%s",
 			          registry_source_name(rw->reg, i));
 	}
-	o.stale = stale;
+	/* Keys ended by idle expiry: stale markers at ts, the snapshot one
+	 * millisecond later (a key that came back since then restarts after
+	 * its marker, never two samples at one timestamp). */
+	o.stale = 1;
 	o.source = -1;
+	o.ended = 1;
+	if (rw_encode(rw->reg, &o))
+		log_error("remote-write stale markers of expired keys failed", "%s", "");
+	o.ended = 0;
+	o.ts_ms = s.ts = rw->last_ts = ++ts;
+	o.stale = stale;
 	int rc = rw_encode(rw->reg, &o);
 	for (size_t i = 0; i < rw->nep; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];

@@ -512,8 +512,9 @@ int rw_encode(struct registry *reg, const struct rw_encode_opts *o)
 			rc = -ENOMEM;
 			goto out;
 		}
-	rc = oo.source < 0 ? registry_collect(reg, &e.c)
-	                   : registry_collect_source(reg, (size_t)oo.source, &e.c);
+	rc = oo.ended        ? registry_collect_ended(reg, &e.c)
+	     : oo.source < 0 ? registry_collect(reg, &e.c)
+	                     : registry_collect_source(reg, (size_t)oo.source, &e.c);
 	if (!rc)
 		rc = e.err;
 	for (size_t i = 0; i < nshards && !rc; i++)

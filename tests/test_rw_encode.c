@@ -71,7 +71,7 @@ static const char *label(const Prometheus__TimeSeries *ts, const char *name)
 static int encode(struct registry *reg, const struct rw_label_set *ext, int64_t ts,
                   size_t max_samples, size_t nshards, int stale, struct collected *c)
 {
-	struct rw_encode_opts o = {ext, ts, max_samples, nshards, stale, -1, collect, c};
+	struct rw_encode_opts o = {ext, ts, max_samples, nshards, stale, -1, collect, c, 0};
 	return rw_encode(reg, &o);
 }
 

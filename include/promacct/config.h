@@ -37,6 +37,7 @@ struct config {
 	const char **range_specs; /* the -r flags as given, for reloads */
 	size_t nrange_specs;
 	size_t max_addresses;
+	double idle_timeout; /* --address.idle-timeout seconds, 0: never */
 	struct histogram_layout *layout;
 	int buffer_size;
 	int promisc;

@@ -103,14 +103,15 @@ int registry_source_set_up(struct registry *r, size_t src, int up);
 /* Idle expiry of address keys (before registry_add_shard): a key whose
  * histogram saw no packet for `seconds` ends; 0 turns it off. */
 void registry_set_idle_timeout(struct registry *r, double seconds);
+double registry_idle_timeout(const struct registry *r);
 /* The capture thread of shard s, between batches (no lookup pending):
  * one slice of the idle-expiry scan, paced so that every key is looked at
  * every registry_expiry_period. now is time_monotonic(). Does nothing
  * unless idle expiry is on and the shard is its source's only one. */
 void registry_shard_expire(struct registry *r, struct acct_shard *s, double now);
-/* Seconds between two looks at one key: timeout / 8, within 0.05 to 5 s;
+/* Seconds between two looks at one key: timeout / 16, within 0.05 to 5 s;
  * a key ends between the timeout and the timeout plus two periods (and a
- * capture wake-up, 0.1 s) after its last packet. */
+ * capture wake-up, 50 ms) after its last packet. */
 double registry_expiry_period(const struct registry *r);
 /* Distinct (interface, address) pairs counted against --max-addresses. */
 size_t registry_tracked(const struct registry *r);

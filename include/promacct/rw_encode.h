@@ -40,6 +40,9 @@ struct rw_encode_opts {
 	int source; /* -1: every live source; else only this source (gone or not) */
 	rw_emit_fn emit;
 	void *ctx;
+	/* Only the address series ended by idle expiry since the last such
+	 * walk (registry_collect_ended; with stale, their stale markers). */
+	int ended;
 };
 
 /* Walks the registry once and emits requests as shard batches fill up,

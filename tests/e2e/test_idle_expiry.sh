@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# End-to-end: --address.idle-timeout on live capture (a veth pair whose other
+# end sits in a network namespace of this test). Datagrams from the
+# namespace make an address's series; once it is idle for the timeout the
+# series leaves the page within the timeout + 1 s, its place in the caps is
+# free, remote write carries its stale markers, and when the address sends
+# again its series starts from zero (after the stale marker on the wire).
+. "$(dirname "$0")/lib.sh"
+need_root
+: "${RW_RECEIVER:?}"
+
+NS=promacct-x$$
+HOST_IF=px$$h
+NS_IF=px$$n
+NET=10.197.$(($$ % 250))
+ip netns add "$NS"
+CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
+ip link add "$HOST_IF" type veth peer name "$NS_IF"
+ip link set "$NS_IF" netns "$NS"
+# No IPv6 on the pair: no router solicitations or MLD keys.
+sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
+ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
+ip addr add "$NET.1/24" dev "$HOST_IF"
+ip link set "$HOST_IF" up
+ip netns exec "$NS" ip addr add "$NET.2/24" dev "$NS_IF"
+ip netns exec "$NS" ip link set "$NS_IF" up
+ip netns exec "$NS" ip neigh replace "$NET.1" lladdr "$(cat /sys/class/net/$HOST_IF/address)" dev "$NS_IF"
+
+send_udp() { # COUNT PAYLOAD_BYTES PORT
+	local payload
+	payload=$(head -c "$2" /dev/zero | tr '\0' 'x')
+	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/$NET.1/$3; done"
+}
+
+RP=$(free_port)
+start recv "$RW_RECEIVER" "$RP" "$WORK/recv.events"
+port=$(free_port)
+start agent "$PROMACCT" -i "$HOST_IF" -r "$NET.0/24:net=expiry" --web.listen-address "127.0.0.1:$port" \
+	--address.idle-timeout 2s --remote-write.url "http://127.0.0.1:$RP/push" \
+	--remote-write.interval 200ms --log.level debug
+url="http://127.0.0.1:$port/metrics"
+wait_http "$url"
+sleep 0.3
+series='promacct_packet_size_bytes_ipv4_tx_count{interface="'$HOST_IF'",ip="'$NET.2'",protocol="udp",net="expiry"}'
+
+send_udp 20 472 9
+t_last=$(date +%s.%N)
+for _ in $(seq 1 20); do
+	curl -fsS "$url" >"$WORK/before.out"
+	[ "$(value_of "$WORK/before.out" "$series")" = 20 ] && break
+	sleep 0.05
+done
+[ "$(value_of "$WORK/before.out" "$series")" = 20 ] ||
+	fail "counted $(value_of "$WORK/before.out" "$series") of 20 datagrams"
+[ "$(value_of "$WORK/before.out" promacct_tracked_addresses)" = 2 ] || fail "tracked addresses before"
+
+# Every series of both addresses (udp, and the icmp port unreachable the
+# host answers with) gone within the timeout + 1 s of the last packet, not
+# before the timeout.
+gone=""
+while :; do
+	curl -fsS "$url" >"$WORK/poll.out"
+	now=$(date +%s.%N)
+	if ! grep -q "ip=\"$NET." "$WORK/poll.out"; then
+		gone=$now
+		break
+	fi
+	awk -v a="$t_last" -v b="$now" 'BEGIN { exit !(b - a > 4) }' && break
+	sleep 0.05
+done
+[ -n "$gone" ] || fail "the idle key was still on the page 4 s after its last packet"
+after=$(awk -v a="$t_last" -v b="$gone" 'BEGIN { printf "%.2f", b - a }')
+awk -v d="$after" 'BEGIN { exit !(d >= 1.95 && d <= 3.0) }' ||
+	fail "the idle key left the page ${after} s after its last packet (want 2 to 3 s)"
+[ "$(value_of "$WORK/poll.out" "promacct_tracked_keys{interface=\"$HOST_IF\"}")" = 0 ] ||
+	fail "tracked keys after expiry: $(value_of "$WORK/poll.out" "promacct_tracked_keys{interface=\"$HOST_IF\"}")"
+expired=$(value_of "$WORK/poll.out" "promacct_expired_keys_total{interface=\"$HOST_IF\"}")
+[ "${expired:-0}" -ge 2 ] || fail "promacct_expired_keys_total is '$expired'"
+[ "$(value_of "$WORK/poll.out" promacct_tracked_addresses)" = 0 ] ||
+	fail "the expired addresses still count against --max-addresses"
+promtool check metrics <"$WORK/poll.out" || fail "promtool on the page after expiry"
+ok "idle key left the page ${after} s after its last packet (timeout 2 s), caps freed"
+
+# Remote write: stale markers for every sample series of the key.
+S="__name__=promacct_packet_size_bytes_ipv4_tx_count,instance=$(hostname),interface=$HOST_IF,ip=$NET.2,job=promacct,net=expiry,protocol=udp"
+for _ in $(seq 1 30); do
+	awk -F'\t' -v s="$S" '$1 == "S" && $2 == s && $4 == "stale" { f = 1 } END { exit !f }' \
+		"$WORK/recv.events" && break
+	sleep 0.1
+done
+awk -F'\t' -v s="$S" '$1 == "S" && $2 == s && $4 == "stale" { f = 1 } END { exit !f }' \
+	"$WORK/recv.events" || fail "no stale marker for the expired key over remote write"
+for le in 64 128 256 512 1024 2048 +Inf; do
+	B="__name__=promacct_packet_size_bytes_ipv4_tx_bucket,instance=$(hostname),interface=$HOST_IF,ip=$NET.2,job=promacct,le=$le,net=expiry,protocol=udp"
+	awk -F'\t' -v s="$B" '$1 == "S" && $2 == s && $4 == "stale" { f = 1 } END { exit !f }' \
+		"$WORK/recv.events" || fail "no stale marker for bucket le=$le"
+done
+ok "remote write carried the stale markers of the expired key"
+
+# It comes back: from zero; on the wire its new samples follow the marker.
+send_udp 5 472 9
+for _ in $(seq 1 30); do
+	curl -fsS "$url" >"$WORK/back.out"
+	[ "$(value_of "$WORK/back.out" "$series")" = 5 ] && break
+	sleep 0.1
+done
+[ "$(value_of "$WORK/back.out" "$series")" = 5 ] ||
+	fail "the returning address shows $(value_of "$WORK/back.out" "$series") datagrams, want 5 (from zero)"
+for _ in $(seq 1 30); do
+	awk -F'\t' -v s="$S" '$1 == "S" && $2 == s { last = $4 } END { exit !(last == 5) }' \
+		"$WORK/recv.events" && break
+	sleep 0.1
+done
+awk -F'\t' -v s="$S" '$1 == "S" && $2 == s {
+		if ($4 == "stale") { stale_ts = $3; after = 0 } else if (stale_ts && $3 > stale_ts) after = $4
+		if ($3 <= prev) bad = 1; prev = $3
+	} END { exit !(stale_ts && after == 5 && !bad) }' "$WORK/recv.events" ||
+	fail "remote write: no restart from zero after the stale marker (or timestamps not increasing)"
+grep -q 'R 400' "$WORK/recv.events" && fail "the receiver rejected a request"
+stop_agent agent
+ok "the returning address starts from zero, after its stale marker on the wire"

@@ -3,7 +3,8 @@
 # end sits in a network namespace of this test). Datagrams from the
 # namespace make an address's series; once it is idle for the timeout the
 # series leaves the page within the timeout + 1 s, its place in the caps is
-# free, remote write carries its stale markers, and when the address sends
+# free, the next Pushgateway PUT leaves it out, remote write carries its
+# stale markers, and when the address sends
 # again its series starts from zero (after the stale marker on the wire).
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -34,10 +35,14 @@ send_udp() { # COUNT PAYLOAD_BYTES PORT
 
 RP=$(free_port)
 start recv "$RW_RECEIVER" "$RP" "$WORK/recv.events"
+GP=$(free_port)
+start_pushgateway gw "$GP"
+GW="http://127.0.0.1:$GP"
+wait_http "$GW/metrics"
 port=$(free_port)
 start agent "$PROMACCT" -i "$HOST_IF" -r "$NET.0/24:net=expiry" --web.listen-address "127.0.0.1:$port" \
 	--address.idle-timeout 2s --remote-write.url "http://127.0.0.1:$RP/push" \
-	--remote-write.interval 200ms --log.level debug
+	--remote-write.interval 200ms --push.gateway "$GW" --push.interval 200ms --log.level debug
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
 sleep 0.3
@@ -53,6 +58,11 @@ done
 [ "$(value_of "$WORK/before.out" "$series")" = 20 ] ||
 	fail "counted $(value_of "$WORK/before.out" "$series") of 20 datagrams"
 [ "$(value_of "$WORK/before.out" promacct_tracked_addresses)" = 2 ] || fail "tracked addresses before"
+for _ in $(seq 1 20); do
+	curl -fsS "$GW/metrics" >"$WORK/before_gw.out"
+	grep -q "ip=\"$NET.2\"" "$WORK/before_gw.out" && break
+	sleep 0.1
+done
 
 # Every series of both addresses (udp, and the icmp port unreachable the
 # host answers with) gone within the timeout + 1 s of the last packet, not
@@ -80,6 +90,17 @@ expired=$(value_of "$WORK/poll.out" "promacct_expired_keys_total{interface=\"$HO
 	fail "the expired addresses still count against --max-addresses"
 promtool check metrics <"$WORK/poll.out" || fail "promtool on the page after expiry"
 ok "idle key left the page ${after} s after its last packet (timeout 2 s), caps freed"
+
+# The Pushgateway: the key was in a PUT before, it is in none after (a PUT
+# replaces the whole group).
+grep -q "ip=\"$NET.2\"" "$WORK/before_gw.out" || fail "the key never reached the Pushgateway"
+for _ in $(seq 1 20); do
+	curl -fsS "$GW/metrics" >"$WORK/gw.out"
+	grep -q "ip=\"$NET.2\"" "$WORK/gw.out" || break
+	sleep 0.1
+done
+grep -q "ip=\"$NET.2\"" "$WORK/gw.out" && fail "the expired key is still on the Pushgateway 2 s after it ended"
+ok "the next Pushgateway PUT left the expired key out"
 
 # Remote write: stale markers for every sample series of the key.
 S="__name__=promacct_packet_size_bytes_ipv4_tx_count,instance=$(hostname),interface=$HOST_IF,ip=$NET.2,job=promacct,net=expiry,protocol=udp"

@@ -99,10 +99,67 @@ stop_agent() {
 	[ "$rc" = 0 ] || fail "$1 exited with status $rc after SIGTERM"
 }
 
+# ---- live capture: a veth pair into a namespace of the test's own --------
+# veth_netns TAG: a network namespace of this test, NS=promacct-TAG$$, with
+# its loopback up, and the names of a veth pair between it and the root
+# namespace: HOST_IF=pTAG$$h here, NS_IF=pTAG$$n there (TAG is one letter,
+# so the names fit in 15 characters; with $$ parallel runs never collide).
+# The namespace and the pair go when the test exits. veth_up makes the pair.
+veth_netns() {
+	NS=promacct-$1$$
+	HOST_IF=p$1$$h
+	NS_IF=p$1$$n
+	ip netns add "$NS"
+	CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
+	ip netns exec "$NS" ip link set lo up
+}
+
+# veth_up [NET]: creates the pair (again, after a test deleted it) and
+# brings both ends up, with no IPv6 on them (no router solicitations or MLD
+# to blur the counts). With NET (the first three octets of a /24): NET.1 on
+# HOST_IF, NET.2 on NS_IF, and the namespace's ARP entry for NET.1 set up
+# front, so that datagrams are not queued behind ARP (VETH_NET=NET, for
+# veth_send_udp). The host side sits in the shared root namespace: parallel
+# runs must not use the same NET.
+veth_up() {
+	VETH_NET=${1:-}
+	ip link add "$HOST_IF" type veth peer name "$NS_IF"
+	ip link set "$NS_IF" netns "$NS"
+	sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
+	ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
+	[ -z "$VETH_NET" ] || ip addr add "$VETH_NET.1/24" dev "$HOST_IF"
+	ip link set "$HOST_IF" up
+	[ -z "$VETH_NET" ] || ip netns exec "$NS" ip addr add "$VETH_NET.2/24" dev "$NS_IF"
+	ip netns exec "$NS" ip link set "$NS_IF" up
+	[ -z "$VETH_NET" ] || ip netns exec "$NS" ip neigh replace "$VETH_NET.1" \
+		lladdr "$(cat "/sys/class/net/$HOST_IF/address")" dev "$NS_IF"
+}
+
+# veth_send_udp COUNT [PAYLOAD_BYTES [PORT]]: COUNT datagrams of
+# PAYLOAD_BYTES (default 1) 'x' from NET.2 in the namespace to NET.1:PORT
+# (default 9), one at a time.
+veth_send_udp() {
+	local payload
+	payload=$(head -c "${2:-1}" /dev/zero | tr '\0' 'x')
+	ip netns exec "$NS" bash -c \
+		"for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/$VETH_NET.1/${3:-9}; done"
+}
+
 # The value of one exact series in an exposition page (empty if absent).
 # (label values in the tests hold no spaces)
 value_of() {
 	awk -v s="$2" '$1 == s { print $2; exit }' "$1"
+}
+
+# wait_value URL SERIES VALUE: until the page shows it (10 s); the last
+# page fetched stays in $WORK/page.out.
+wait_value() {
+	for _ in $(seq 1 100); do
+		curl -fsS "$1" >"$WORK/page.out" 2>/dev/null &&
+			[ "$(value_of "$WORK/page.out" "$2")" = "$3" ] && return 0
+		sleep 0.1
+	done
+	fail "$2 is '$(value_of "$WORK/page.out" "$2")', want $3"
 }
 
 # Exposition text without the lines that differ run to run.

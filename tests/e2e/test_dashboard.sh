@@ -32,17 +32,8 @@ done
 ok "dashboard JSON: import-ready, datasource/instance/interface/range-label variables"
 
 # --- a live agent, scraped -----------------------------------------------
-NS=promacct-d$$
-HOST_IF=pd$$h
-NS_IF=pd$$n
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip link add "$HOST_IF" type veth peer name "$NS_IF"
-ip link set "$NS_IF" netns "$NS"
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip link set "$NS_IF" up
+veth_netns d
+veth_up
 
 cat >"$WORK/traffic.spec" <<'SPEC'
 ip4 10.196.0.2 10.196.1.2 6 1400 count 20

@@ -35,24 +35,8 @@ TIMEOUT=3              # --push.timeout and --remote-write.timeout, seconds
 RSS_GROWTH_MAX_KB=$((30 * 1024))
 LOG_LINES_MAX=8
 
-NS=promacct-f$$
-HOST_IF=pf$$h
-NS_IF=pf$$n
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip link add "$HOST_IF" type veth peer name "$NS_IF"
-ip link set "$NS_IF" netns "$NS"
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-ip addr add 10.198.0.1/24 dev "$HOST_IF"
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip addr add 10.198.0.2/24 dev "$NS_IF"
-ip netns exec "$NS" ip link set "$NS_IF" up
-ip netns exec "$NS" ip neigh replace 10.198.0.1 lladdr "$(cat /sys/class/net/$HOST_IF/address)" dev "$NS_IF"
-
-send_udp() { # COUNT
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf x >/dev/udp/10.198.0.1/9; done"
-}
+veth_netns f
+veth_up 10.198.0
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
@@ -83,7 +67,7 @@ run_mode() { # MODE SENDERS
 	rss0=$(rss_kb "$pid")
 	peak=$rss0
 	for _ in $(seq 1 "$RUN_SECONDS"); do
-		send_udp 10
+		veth_send_udp 10
 		sent=$((sent + 10))
 		curl -fsS --max-time 2 -o "$WORK/page-$mode.txt" "$url" ||
 			bad "$mode: a scrape failed or took over 2 s during the fault"

@@ -9,56 +9,22 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-NS=promacct-b$$
-HOST_IF=pb$$h
-NS_IF=pb$$n
 # A subnet of its own per run (the host side sits in the shared root
 # namespace, where parallel runs must not share addresses).
 NET=10.$((100 + $$ % 100)).198
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip netns exec "$NS" ip link set lo up
-
-make_veth() {
-	ip link add "$HOST_IF" type veth peer name "$NS_IF"
-	ip link set "$NS_IF" netns "$NS"
-	sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-	ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-	ip addr add $NET.1/24 dev "$HOST_IF"
-	ip link set "$HOST_IF" up
-	ip netns exec "$NS" ip addr add $NET.2/24 dev "$NS_IF"
-	ip netns exec "$NS" ip link set "$NS_IF" up
-	ip netns exec "$NS" ip neigh replace $NET.1 \
-		lladdr "$(cat "/sys/class/net/$HOST_IF/address")" dev "$NS_IF"
-}
-
-send_udp() { # COUNT PAYLOAD_BYTES
-	local payload
-	payload=$(head -c "$2" /dev/zero | tr '\0' 'x')
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/$NET.1/9; done"
-}
+veth_netns b
 
 SERIES="promacct_packet_size_bytes_ipv4_tx_count{interface=\"$HOST_IF\",ip=\"$NET.2\",protocol=\"udp\"}"
 UP='promacct_interface_up{interface="'$HOST_IF'"}'
 
-# wait_value URL SERIES VALUE: until the page shows it (10 s).
-wait_value() {
-	for _ in $(seq 1 100); do
-		curl -fsS "$1" >"$WORK/page.out" 2>/dev/null &&
-			[ "$(value_of "$WORK/page.out" "$2")" = "$3" ] && return 0
-		sleep 0.1
-	done
-	fail "$2 is '$(value_of "$WORK/page.out" "$2")', want $3"
-}
-
-make_veth
+veth_up $NET
 port=$(free_port)
 start agent "$PROMACCT" -i "$HOST_IF" -r $NET.0/24 --capture-threads 2 \
 	--web.listen-address "127.0.0.1:$port" --interface.reopen-interval 200ms
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
 sleep 0.3
-send_udp 20 100
+veth_send_udp 20 100
 wait_value "$url" "$SERIES" 20
 wait_value "$url" "$UP" 1
 
@@ -66,10 +32,10 @@ ip link del "$HOST_IF"
 wait_value "$url" "$UP" 0
 grep -q "^$SERIES " "$WORK/page.out" && fail "series of the vanished interface still exported"
 sleep 1 # five reopen attempts while it is missing
-make_veth
+veth_up $NET
 wait_value "$url" "$UP" 1
 sleep 0.3
-send_udp 30 100
+veth_send_udp 30 100
 # The series continue: 20 before, 30 after.
 wait_value "$url" "$SERIES" 50
 wait_value "$url" promacct_tracked_addresses 2
@@ -103,10 +69,10 @@ start agentw "$PROMACCT" -i "$HOST_IF" -r $NET.0/24 --web.listen-address "127.0.
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
 wait_value "$url" "$UP" 0
-make_veth
+veth_up $NET
 wait_value "$url" "$UP" 1
 sleep 0.3
-send_udp 5 100
+veth_send_udp 5 100
 wait_value "$url" "$SERIES" 5
 stop_agent agentw
 ok "--interface.wait: waited for, then captured"

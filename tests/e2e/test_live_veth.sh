@@ -6,29 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-NS=promacct-t$$
-HOST_IF=pa$$h
-NS_IF=pa$$n
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip link add "$HOST_IF" type veth peer name "$NS_IF"
-ip link set "$NS_IF" netns "$NS"
-# No IPv6 on the pair: no router solicitations or MLD to blur the counts.
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-ip addr add 10.199.0.1/24 dev "$HOST_IF"
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip addr add 10.199.0.2/24 dev "$NS_IF"
-ip netns exec "$NS" ip link set "$NS_IF" up
-ip netns exec "$NS" ip link set lo up
-# Resolve ARP once up front, so the datagrams are not queued behind it.
-ip netns exec "$NS" ip neigh replace 10.199.0.1 lladdr "$(cat /sys/class/net/$HOST_IF/address)" dev "$NS_IF"
-
-send_udp() { # COUNT PAYLOAD_BYTES PORT
-	local payload
-	payload=$(head -c "$2" /dev/zero | tr '\0' 'x')
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/10.199.0.1/$3; done"
-}
+veth_netns a
+veth_up 10.199.0
 
 run_case() { # THREADS
 	local threads=$1 port
@@ -38,8 +17,8 @@ run_case() { # THREADS
 	local url="http://127.0.0.1:$port/metrics"
 	wait_http "$url"
 	sleep 0.3 # capture sockets are open before the page is; let them settle
-	send_udp 200 472 9 # 20 + 8 + 472 = 500 bytes of IP
-	send_udp 50 1172 10 # 1200 bytes of IP
+	veth_send_udp 200 472 9 # 20 + 8 + 472 = 500 bytes of IP
+	veth_send_udp 50 1172 10 # 1200 bytes of IP
 	local series='promacct_packet_size_bytes_ipv4_tx_count{interface="'$HOST_IF'",ip="10.199.0.2",protocol="udp",net="test"}'
 	local sum_series='promacct_packet_size_bytes_ipv4_tx_sum{interface="'$HOST_IF'",ip="10.199.0.2",protocol="udp",net="test"}'
 	local le='promacct_packet_size_bytes_ipv4_tx_bucket{interface="'$HOST_IF'",ip="10.199.0.2",protocol="udp",net="test",le="512"}'
@@ -82,7 +61,7 @@ start agent_gone "$PROMACCT" -i "$HOST_IF" -r 10.199.0.0/24 --web.listen-address
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
 sleep 0.3
-send_udp 10 100 9
+veth_send_udp 10 100 9
 sleep 0.5
 curl -fsS "$url" >"$WORK/before.out"
 [ -n "$(value_of "$WORK/before.out" "promacct_packet_size_bytes_all_count{interface=\"$HOST_IF\"}")" ] ||

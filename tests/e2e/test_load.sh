@@ -12,17 +12,8 @@ command -v tcpreplay >/dev/null || fail "tcpreplay is not installed (deploy/inst
 
 PPS=${LOAD_PPS:-5000}
 SECONDS_REPLAY=10
-NS=promacct-l$$
-HOST_IF=pl$$h
-NS_IF=pl$$n
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip link add "$HOST_IF" type veth peer name "$NS_IF"
-ip link set "$NS_IF" netns "$NS"
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip link set "$NS_IF" up
+veth_netns l
+veth_up
 
 # 10 s of frames at $PPS: 64 addresses talking to 4, TCP and UDP, mixed sizes.
 {

@@ -9,39 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-NS=promacct-p$$
-HOST_IF=pp$$h
-NS_IF=pp$$n
 # A subnet of its own per run (the host side sits in the shared root
 # namespace, where parallel runs must not share addresses).
 NET=10.$((100 + $$ % 100)).197
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip netns exec "$NS" ip link set lo up
-make_veth() {
-	ip link add "$HOST_IF" type veth peer name "$NS_IF"
-	ip link set "$NS_IF" netns "$NS"
-	sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-	ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-	ip addr add $NET.1/24 dev "$HOST_IF"
-	ip link set "$HOST_IF" up
-	ip netns exec "$NS" ip addr add $NET.2/24 dev "$NS_IF"
-	ip netns exec "$NS" ip link set "$NS_IF" up
-	ip netns exec "$NS" ip neigh replace $NET.1 \
-		lladdr "$(cat "/sys/class/net/$HOST_IF/address")" dev "$NS_IF"
-}
-send_udp() { # COUNT
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf x >/dev/udp/$NET.1/9; done"
-}
+veth_netns p
 SERIES="promacct_packet_size_bytes_ipv4_tx_count{interface=\"$HOST_IF\",ip=\"$NET.2\",protocol=\"udp\"}"
-wait_value() { # URL SERIES VALUE
-	for _ in $(seq 1 100); do
-		curl -fsS "$1" >"$WORK/page.out" 2>/dev/null &&
-			[ "$(value_of "$WORK/page.out" "$2")" = "$3" ] && return 0
-		sleep 0.1
-	done
-	fail "$2 is '$(value_of "$WORK/page.out" "$2")', want $3"
-}
 
 # threads PID: one line per thread: NAME UID(4) GID(4) CAPPRM CAPEFF
 threads() {
@@ -71,7 +43,7 @@ NOBODY=$(id -u nobody)
 NOGROUP=$(id -g nobody)
 RAW=0000000000002000 # CAP_NET_RAW
 
-make_veth
+veth_up $NET
 port=$(free_port)
 start agent "$PROMACCT" -i "$HOST_IF" -r $NET.0/24 --capture-threads 2 --user nobody \
 	--web.listen-address "127.0.0.1:$port" --interface.reopen-interval 200ms
@@ -88,15 +60,15 @@ for t in /proc/"$pid"/task/*; do
 done
 grep -q 'msg="privileges dropped"' "$WORK/agent.log" || fail "the drop is not logged"
 sleep 0.3
-send_udp 10
+veth_send_udp 10
 wait_value "$url" "$SERIES" 10
 # CAP_NET_RAW is enough to reopen an interface that comes back.
 ip link del "$HOST_IF"
 wait_value "$url" "promacct_interface_up{interface=\"$HOST_IF\"}" 0
-make_veth
+veth_up $NET
 wait_value "$url" "promacct_interface_up{interface=\"$HOST_IF\"}" 1
 sleep 0.3
-send_udp 5
+veth_send_udp 5
 wait_value "$url" "$SERIES" 15
 check_threads "$pid" user-after "$NOBODY" "$NOGROUP" "$RAW"
 stop_agent agent

@@ -15,21 +15,9 @@ fi
 command -v htpasswd >/dev/null || fail "htpasswd (apache2-utils) not installed"
 cd "$WORK"
 
-NS=promacct-s$$
-HOST_IF=ps$$h
-NS_IF=ps$$n
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip link add "$HOST_IF" type veth peer name "$NS_IF"
-ip link set "$NS_IF" netns "$NS"
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-ip addr add 10.189.0.1/24 dev "$HOST_IF"
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip addr add 10.189.0.2/24 dev "$NS_IF"
+veth_netns s
+veth_up 10.189.0
 ip netns exec "$NS" ip addr add 10.189.0.3/24 dev "$NS_IF"
-ip netns exec "$NS" ip link set "$NS_IF" up
-ip netns exec "$NS" ip neigh replace 10.189.0.1 lladdr "$(cat /sys/class/net/$HOST_IF/address)" dev "$NS_IF"
 
 # Traffic for the whole test: 10.189.0.2 sends to 10.189.0.1, which sends a
 # little to 10.189.0.3: .1 is the busiest (in and out), then .2, then .3.

@@ -16,7 +16,6 @@
  * positive integer. */
 #include "promacct/config_file.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +23,6 @@
 
 #include "promacct/log.h"
 #include "promacct/yaml_reader.h"
-
-#define ADDR_TEXT_MAX 64
 
 struct loader {
 	struct yaml_reader y;
@@ -39,25 +36,6 @@ struct loader {
 #define is_null(l)             yaml_reader_is_null(&(l)->y)
 #define expect_scalar(l, what) yaml_reader_expect_scalar(&(l)->y, what)
 #define EV(l)                  ((l)->y.ev)
-
-static int parse_addr(const char *text, size_t len, uint8_t *out, uint8_t *family)
-{
-	char tmp[ADDR_TEXT_MAX];
-	if (len == 0 || len >= sizeof tmp)
-		return -EINVAL;
-	memcpy(tmp, text, len);
-	tmp[len] = '\0';
-	memset(out, 0, 16);
-	if (inet_pton(AF_INET, tmp, out) == 1) {
-		*family = 4;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, tmp, out) == 1) {
-		*family = 6;
-		return 0;
-	}
-	return -EINVAL;
-}
 
 /* Strict unsigned decimal within [min, max]. */
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -77,24 +55,6 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
 		return -ERANGE;
 	*out = v;
 	return 0;
-}
-
-/* Bits set in addr beyond the first `len` (host bits of a prefix). */
-static int host_bits_set(const uint8_t *addr, int family, int len)
-{
-	int bits = family == 4 ? 32 : 128;
-	for (int b = len; b < bits; b++)
-		if (addr[b / 8] & (0x80 >> (b % 8)))
-			return 1;
-	return 0;
-}
-
-static void set_last_of_prefix(uint8_t *last, const uint8_t *first, int family, int len)
-{
-	int bits = family == 4 ? 32 : 128;
-	memcpy(last, first, 16);
-	for (int b = len; b < bits; b++)
-		last[b / 8] |= (uint8_t)(0x80 >> (b % 8));
 }
 
 struct range_draft {
@@ -124,13 +84,7 @@ static int parse_labels(struct loader *l, struct range_draft *d)
 		return fail_at(l, EV(l).start_mark,
 		               "labels must be a mapping of name: value, got %s",
 		               yaml_reader_what(&l->y));
-	for (;;) {
-		if ((rc = next(l)))
-			return rc;
-		if (EV(l).type == YAML_MAPPING_END_EVENT)
-			return 0;
-		if ((rc = expect_scalar(l, "a label name")))
-			return rc;
+	while ((rc = yaml_reader_next_key(&l->y, "a label name")) == 0) {
 		yaml_mark_t km = EV(l).start_mark;
 		const char *name = scalar(l);
 		if (!labels_name_valid(name))
@@ -180,6 +134,7 @@ static int parse_labels(struct loader *l, struct range_draft *d)
 		d->labels = nl;
 		d->labels[d->nlabels++] = (struct label){n, v};
 	}
+	return rc < 0 ? rc : 0;
 }
 
 static int parse_prefix(struct loader *l, struct range_draft *d)
@@ -188,7 +143,7 @@ static int parse_prefix(struct loader *l, struct range_draft *d)
 	const char *slash = strchr(text, '/');
 	size_t alen = slash ? (size_t)(slash - text) : strlen(text);
 	uint8_t fam = 0;
-	if (parse_addr(text, alen, d->r.e.first, &fam))
+	if (ranges_parse_addr(text, alen, d->r.e.first, &fam))
 		return fail_at(l, EV(l).start_mark,
 		               "invalid prefix '%s' (expected ADDRESS/LENGTH, e.g. 198.51.100.0/24 "
 		               "or 2001:db8::/48)",
@@ -199,14 +154,13 @@ static int parse_prefix(struct loader *l, struct range_draft *d)
 		return fail_at(l, EV(l).start_mark,
 		               "invalid prefix length in '%s' (0 to %d for IPv%d)", text, bits,
 		               fam);
-	if (host_bits_set(d->r.e.first, fam, (int)len))
+	if (ranges_prefix_bounds(d->r.e.first, fam, (int)len, d->r.e.first, d->r.e.last))
 		return fail_at(l, EV(l).start_mark,
 		               "prefix '%s' has host bits set (the address must be the first of "
 		               "the prefix)",
 		               text);
 	d->r.e.family = fam;
 	d->prefix_len = (int)len;
-	set_last_of_prefix(d->r.e.last, d->r.e.first, fam, (int)len);
 	return 0;
 }
 
@@ -223,13 +177,7 @@ static int parse_range(struct loader *l, struct range_draft *d)
 	if (EV(l).type != YAML_MAPPING_START_EVENT)
 		return fail_at(l, start, "a range must be a mapping (%s), got %s", keys,
 		               yaml_reader_what(&l->y));
-	for (;;) {
-		if ((rc = next(l)))
-			return rc;
-		if (EV(l).type == YAML_MAPPING_END_EVENT)
-			break;
-		if ((rc = expect_scalar(l, "a key")))
-			return rc;
+	while ((rc = yaml_reader_next_key(&l->y, "a key")) == 0) {
 		yaml_mark_t km = EV(l).start_mark;
 		char key[32];
 		snprintf(key, sizeof key, "%s", scalar(l));
@@ -264,7 +212,7 @@ static int parse_range(struct loader *l, struct range_draft *d)
 			int first = key[0] == 'f';
 			uint8_t *dst = first ? d->r.e.first : last_addr;
 			uint8_t *fam = first ? &d->first_family : &d->last_family;
-			if (parse_addr(scalar(l), strlen(scalar(l)), dst, fam))
+			if (ranges_parse_addr(scalar(l), strlen(scalar(l)), dst, fam))
 				return fail_at(l, vm, "invalid address '%s' (IPv4 or IPv6)",
 				               scalar(l));
 			*(first ? &d->first_mark : &d->last_mark) = vm;
@@ -287,6 +235,8 @@ static int parse_range(struct loader *l, struct range_draft *d)
 			d->r.e.max_addresses = (size_t)v;
 		}
 	}
+	if (rc < 0)
+		return rc;
 
 	/* The range as a whole. */
 	if (d->has_prefix && (d->has_first || d->has_last))
@@ -363,18 +313,13 @@ static int parse_ranges(struct loader *l)
 	}
 }
 
-static int parse_root(struct loader *l)
+static int parse_root(void *arg)
 {
+	struct loader *l = arg;
 	int rc, seen_ranges = 0;
 	if (EV(l).type != YAML_MAPPING_START_EVENT)
 		return fail_at(l, EV(l).start_mark, "the file must be a mapping with key 'ranges'");
-	for (;;) {
-		if ((rc = next(l)))
-			return rc;
-		if (EV(l).type == YAML_MAPPING_END_EVENT)
-			return 0;
-		if ((rc = expect_scalar(l, "a key")))
-			return rc;
+	while ((rc = yaml_reader_next_key(&l->y, "a key")) == 0) {
 		if (strcmp(scalar(l), "ranges"))
 			return fail_at(l, EV(l).start_mark, "unknown key '%s' (known: ranges)",
 			               scalar(l));
@@ -383,12 +328,12 @@ static int parse_root(struct loader *l)
 		if ((rc = next(l)) || (rc = parse_ranges(l)))
 			return rc;
 	}
+	return rc < 0 ? rc : 0;
 }
 
 int config_file_load(const char *path, struct config_file *out, char *err, size_t errlen)
 {
 	struct loader l;
-	int rc, empty = 0;
 	double t0 = time_monotonic();
 
 	memset(out, 0, sizeof *out);
@@ -399,14 +344,7 @@ int config_file_load(const char *path, struct config_file *out, char *err, size_
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = yaml_reader_open(&l.y, path, CONFIG_FILE_MAX_BYTES, &empty, err, errlen);
-	if (!rc && !empty)
-		rc = parse_root(&l);
-	if (!rc)
-		rc = yaml_reader_finish(&l.y);
-	yaml_reader_close(&l.y);
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
+	int rc = yaml_reader_read(&l.y, path, CONFIG_FILE_MAX_BYTES, parse_root, &l, err, errlen);
 	if (rc) {
 		config_file_free(out);
 		return rc;

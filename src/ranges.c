@@ -117,8 +117,7 @@ static void from_u128(uint8_t *a, int family, u128 v)
 	}
 }
 
-/* Parses an address; family 0 means either. */
-static int parse_addr(const char *text, size_t len, uint8_t *out, uint8_t *family)
+int ranges_parse_addr(const char *text, size_t len, uint8_t out[16], uint8_t *family)
 {
 	char tmp[ADDR_TEXT_MAX];
 	if (len == 0 || len >= sizeof tmp)
@@ -194,15 +193,18 @@ static int parse_prefix_len(const char *p, const char **end, int family, int *le
 	return 0;
 }
 
-/* first/last of ADDRESS/LEN: host bits cleared and set. */
-static void apply_prefix(struct range *rg, int len)
+int ranges_prefix_bounds(const uint8_t addr[16], int family, int len, uint8_t first[16],
+                         uint8_t last[16])
 {
-	int bits = rg->family == 4 ? 32 : 128;
-	u128 a = to_u128(rg->first, rg->family);
+	int bits = family == 4 ? 32 : 128;
+	u128 a = to_u128(addr, family);
 	int hostbits = bits - len;
 	u128 host = hostbits >= 128 ? ~(u128)0 : (((u128)1 << hostbits) - 1);
-	from_u128(rg->first, rg->family, a & ~host);
-	from_u128(rg->last, rg->family, (a & ~host) | host);
+	memset(first, 0, 16);
+	memset(last, 0, 16);
+	from_u128(first, family, a & ~host);
+	from_u128(last, family, (a & ~host) | host);
+	return (a & host) != 0;
 }
 
 /* Parses the address part of a range spec (FIRST-LAST, [FIRST]-[LAST],
@@ -238,18 +240,18 @@ static const char *parse_span(struct range *rg, const char *p, const char **rest
 			p = last_end;
 		}
 	}
-	if (parse_addr(first, (size_t)(first_end - first), rg->first, &rg->family))
+	if (ranges_parse_addr(first, (size_t)(first_end - first), rg->first, &rg->family))
 		return "invalid address (expected FIRST-LAST or ADDRESS/LEN; IPv6 FIRST-LAST "
 		       "needs brackets: [2001:db8::1]-[2001:db8::ff])";
 	if (last) {
-		if (parse_addr(last, (size_t)(last_end - last), rg->last, &fam2))
+		if (ranges_parse_addr(last, (size_t)(last_end - last), rg->last, &fam2))
 			return "invalid last address";
 		if (fam2 != rg->family)
 			return "mixes IPv4 and IPv6";
 	} else if (*p == '/') {
 		if (parse_prefix_len(p + 1, &p, rg->family, &len))
 			return "invalid prefix length";
-		apply_prefix(rg, len);
+		(void)ranges_prefix_bounds(rg->first, rg->family, len, rg->first, rg->last);
 	} else {
 		memcpy(rg->last, rg->first, 16);
 	}

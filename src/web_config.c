@@ -50,17 +50,8 @@ static int next(struct loader *l)
 	return yaml_reader_next(&l->y);
 }
 
-/* Steps into a mapping's next key; returns 1 at its end, 0 on a key (the
- * current event), negative on error. */
-static int next_key(struct loader *l)
-{
-	int rc = next(l);
-	if (rc)
-		return rc;
-	if (EV(l).type == YAML_MAPPING_END_EVENT)
-		return 1;
-	return yaml_reader_expect_scalar(&l->y, "a key");
-}
+/* A mapping's next key: 0 on a key, 1 at its end, negative on error. */
+#define next_key(l) yaml_reader_next_key(&(l)->y, "a key")
 
 static int read_pem(struct loader *l, yaml_mark_t m, const char *what, const char *file, char **out)
 {
@@ -409,8 +400,9 @@ static int parse_users(struct loader *l)
 	return rc < 0 ? rc : 0;
 }
 
-static int parse_root(struct loader *l)
+static int parse_root(void *arg)
 {
+	struct loader *l = arg;
 	int rc;
 	int seen[3] = {0};
 	static const char *const keys[] = {"tls_server_config", "http_server_config",
@@ -442,7 +434,6 @@ static int parse_root(struct loader *l)
 int web_config_load(const char *path, struct web_config *out, char *err, size_t errlen)
 {
 	struct loader l;
-	int rc, empty = 0;
 
 	memset(out, 0, sizeof *out);
 	memset(&l, 0, sizeof l);
@@ -457,14 +448,7 @@ int web_config_load(const char *path, struct web_config *out, char *err, size_t 
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = yaml_reader_open(&l.y, path, WEB_CONFIG_MAX_BYTES, &empty, err, errlen);
-	if (!rc && !empty)
-		rc = parse_root(&l);
-	if (!rc)
-		rc = yaml_reader_finish(&l.y);
-	yaml_reader_close(&l.y);
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
+	int rc = yaml_reader_read(&l.y, path, WEB_CONFIG_MAX_BYTES, parse_root, &l, err, errlen);
 	if (rc) {
 		web_config_free(out);
 		return rc;

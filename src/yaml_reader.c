@@ -100,6 +100,16 @@ const char *yaml_reader_what(const struct yaml_reader *r)
 	}
 }
 
+int yaml_reader_next_key(struct yaml_reader *r, const char *what)
+{
+	int rc = yaml_reader_next(r);
+	if (rc)
+		return rc;
+	if (r->ev.type == YAML_MAPPING_END_EVENT)
+		return 1;
+	return yaml_reader_expect_scalar(r, what);
+}
+
 int yaml_reader_expect_scalar(struct yaml_reader *r, const char *what)
 {
 	if (r->ev.type != YAML_SCALAR_EVENT)
@@ -116,8 +126,11 @@ int yaml_reader_expect_mapping(struct yaml_reader *r, const char *what)
 	return 0;
 }
 
-int yaml_reader_open(struct yaml_reader *r, const char *path, size_t max_bytes, int *empty,
-                     char *err, size_t errlen)
+/* Opens path (at most max_bytes) and positions on the root node (the
+ * current event). Returns 0 (*empty set when the file holds no document or
+ * a null one), or negative errno with err set. Close in every case. */
+static int reader_open(struct yaml_reader *r, const char *path, size_t max_bytes, int *empty,
+                       char *err, size_t errlen)
 {
 	struct stat st;
 	int rc;
@@ -159,7 +172,8 @@ int yaml_reader_open(struct yaml_reader *r, const char *path, size_t max_bytes, 
 	return 0;
 }
 
-int yaml_reader_finish(struct yaml_reader *r)
+/* After the root node: checks the file holds nothing more. */
+static int reader_finish(struct yaml_reader *r)
 {
 	int rc;
 	if (r->have_ev && r->ev.type == YAML_STREAM_END_EVENT)
@@ -177,7 +191,7 @@ int yaml_reader_finish(struct yaml_reader *r)
 	return 0;
 }
 
-void yaml_reader_close(struct yaml_reader *r)
+static void reader_close(struct yaml_reader *r)
 {
 	if (r->have_ev)
 		yaml_event_delete(&r->ev);
@@ -188,4 +202,19 @@ void yaml_reader_close(struct yaml_reader *r)
 	if (r->fp)
 		fclose(r->fp);
 	r->fp = NULL;
+}
+
+int yaml_reader_read(struct yaml_reader *r, const char *path, size_t max_bytes,
+                     int (*root)(void *arg), void *arg, char *err, size_t errlen)
+{
+	int empty = 0;
+	int rc = reader_open(r, path, max_bytes, &empty, err, errlen);
+	if (!rc && !empty)
+		rc = root(arg);
+	if (!rc)
+		rc = reader_finish(r);
+	reader_close(r);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	return rc;
 }

@@ -177,6 +177,45 @@ static void test_host_bits_are_cleared(void **state)
 
 /* The hinted lookup (capture threads) answers exactly like the plain one,
  * whatever the previous hit was. */
+/* The address and prefix helpers shared with the config file loader. */
+static void test_address_and_prefix_helpers(void **state)
+{
+	(void)state;
+	uint8_t a[16], first[16], last[16], fam = 0;
+	assert_int_equal(ranges_parse_addr("198.51.100.7/24", 12, a, &fam), 0);
+	assert_int_equal(fam, 4);
+	assert_int_equal(ranges_prefix_bounds(a, 4, 24, first, last), 1); /* host bits set */
+	assert_memory_equal(first, ((uint8_t[16]){198, 51, 100, 0}), 16);
+	assert_memory_equal(last, ((uint8_t[16]){198, 51, 100, 255}), 16);
+	assert_int_equal(ranges_prefix_bounds(a, 4, 32, a, last), 0); /* in place */
+	assert_memory_equal(a, ((uint8_t[16]){198, 51, 100, 7}), 16);
+	assert_memory_equal(last, a, 16);
+	assert_int_equal(ranges_prefix_bounds(a, 4, 0, first, last), 1);
+	assert_memory_equal(first, ((uint8_t[16]){0}), 16);
+	assert_memory_equal(last, ((uint8_t[16]){255, 255, 255, 255}), 16);
+
+	assert_int_equal(ranges_parse_addr("2001:db8::", 10, a, &fam), 0);
+	assert_int_equal(fam, 6);
+	assert_int_equal(ranges_prefix_bounds(a, 6, 32, first, last), 0);
+	assert_memory_equal(first, a, 16);
+	assert_memory_equal(last,
+	                    ((uint8_t[16]){0x20, 0x01, 0x0d, 0xb8, 255, 255, 255, 255, 255, 255,
+	                                   255, 255, 255, 255, 255, 255}),
+	                    16);
+	assert_int_equal(ranges_prefix_bounds(a, 6, 0, first, last), 1);
+	assert_memory_equal(first, ((uint8_t[16]){0}), 16);
+	assert_memory_equal(last,
+	                    ((uint8_t[16]){255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	                                   255, 255, 255, 255, 255}),
+	                    16);
+
+	assert_int_equal(ranges_parse_addr("10.0.0.256", 10, a, &fam), -EINVAL);
+	assert_int_equal(ranges_parse_addr("", 0, a, &fam), -EINVAL);
+	char big[80];
+	memset(big, '1', sizeof big);
+	assert_int_equal(ranges_parse_addr(big, sizeof big, a, &fam), -EINVAL);
+}
+
 static void test_hinted_lookup_matches_plain_lookup(void **state)
 {
 	(void)state;
@@ -534,6 +573,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
 	    cmocka_unit_test(test_label_values_must_be_utf8),
 	    cmocka_unit_test(test_host_bits_are_cleared),
+	    cmocka_unit_test(test_address_and_prefix_helpers),
 	    cmocka_unit_test(test_hinted_lookup_matches_plain_lookup),
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),

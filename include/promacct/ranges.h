@@ -116,6 +116,16 @@ int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen) MUS
  * -EINVAL/-ENOMEM with a reason in err. Amortised O(1). */
 int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err,
                      size_t errlen) MUST_CHECK;
+/* Parses an IPv4 or IPv6 address from the len bytes at text (no NUL
+ * needed) into out (16 bytes, network byte order, unused bytes zero) and
+ * its family (4 or 6). Returns 0 or -EINVAL. */
+int ranges_parse_addr(const char *text, size_t len, uint8_t out[16], uint8_t *family) MUST_CHECK;
+/* The prefix of length len (0 to the address length) that holds addr:
+ * its first address (host bits cleared) and last (host bits set), 16 bytes
+ * each; first may be addr itself. Returns whether addr has host bits set
+ * (is not the first of its prefix). */
+int ranges_prefix_bounds(const uint8_t addr[16], int family, int len, uint8_t first[16],
+                         uint8_t last[16]);
 /* Builds the lookup tables; call after the last ranges_add. O(n log n) in
  * the number of ranges. Returns 0 or -ENOMEM. */
 int ranges_build(struct ranges *r) MUST_CHECK;

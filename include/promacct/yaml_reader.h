@@ -22,20 +22,23 @@ struct yaml_reader {
 	size_t errlen;
 };
 
-/* Opens path (at most max_bytes) and positions on the root node (the
- * current event). Returns 0 (*empty set when the file holds no document or
- * a null one), or negative errno with err set. Close in every case. */
-int yaml_reader_open(struct yaml_reader *r, const char *path, size_t max_bytes, int *empty,
-                     char *err, size_t errlen) MUST_CHECK;
-/* After the root node: checks the file holds nothing more. */
-int yaml_reader_finish(struct yaml_reader *r) MUST_CHECK;
-void yaml_reader_close(struct yaml_reader *r);
+/* Reads the file path (at most max_bytes) with r: calls root(arg) with the
+ * root node as the current event, unless the file holds no document or a
+ * null one; then checks the file holds nothing more, and closes it. root
+ * reads the node to its end through r. Returns 0, or negative errno with
+ * err set ("FILE:LINE:COLUMN: ...", "out of memory" for -ENOMEM). */
+int yaml_reader_read(struct yaml_reader *r, const char *path, size_t max_bytes,
+                     int (*root)(void *arg), void *arg, char *err, size_t errlen) MUST_CHECK;
 
 /* Moves to the next event. */
 int yaml_reader_next(struct yaml_reader *r) MUST_CHECK;
 /* Sets err to "FILE:LINE:COLUMN: ..." and returns -EINVAL. */
 int yaml_reader_fail(struct yaml_reader *r, yaml_mark_t m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* In a mapping: moves to its next key. Returns 0 on a key (a scalar, the
+ * current event; else an error naming it as `what`), 1 at the mapping's
+ * end, negative errno on error. */
+int yaml_reader_next_key(struct yaml_reader *r, const char *what) MUST_CHECK;
 /* The current event must be a scalar. */
 int yaml_reader_expect_scalar(struct yaml_reader *r, const char *what) MUST_CHECK;
 /* The current event must start a mapping (or be null when null_ok). */

@@ -723,21 +723,26 @@ static enum MHD_Result scrape_continue(struct scrape *sc)
 
 /* ---- POST /-/reload (--web.enable-lifecycle) ----------------------------- */
 
-/* s->lock held: answers r (once) and resumes its connection. */
-static void reload_answer(struct reload_req *r, unsigned status, const char *msg)
+/* s->lock held: r leaves the list of waiting requests with this status. */
+static void reload_unlink(struct reload_req *r, unsigned status)
 {
-	struct http_server *s = r->s;
-	if (r->status)
-		return;
 	r->status = status;
-	snprintf(r->msg, sizeof r->msg, "%s", msg);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
-		s->reloads = r->next;
+		r->s->reloads = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
 	r->next = r->prev = NULL;
+}
+
+/* s->lock held: answers r (once) and resumes its connection. */
+static void reload_answer(struct reload_req *r, unsigned status, const char *msg)
+{
+	if (r->status)
+		return;
+	reload_unlink(r, status);
+	snprintf(r->msg, sizeof r->msg, "%s", msg);
 	MHD_resume_connection(r->conn);
 }
 
@@ -871,15 +876,8 @@ static void reload_free(struct reload_req *r)
 {
 	struct http_server *s = r->s;
 	pthread_mutex_lock(&s->lock);
-	if (!r->status) { /* still listed (closed before an answer) */
-		r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-		if (r->prev)
-			r->prev->next = r->next;
-		else
-			s->reloads = r->next;
-		if (r->next)
-			r->next->prev = r->prev;
-	}
+	if (!r->status) /* still listed (closed before an answer) */
+		reload_unlink(r, MHD_HTTP_SERVICE_UNAVAILABLE);
 	if (r->parked)
 		atomic_fetch_sub(&s->suspended, 1);
 	pthread_mutex_unlock(&s->lock);

@@ -10,28 +10,9 @@
 need_root
 : "${RW_RECEIVER:?}"
 
-NS=promacct-x$$
-HOST_IF=px$$h
-NS_IF=px$$n
 NET=10.197.$(($$ % 250))
-ip netns add "$NS"
-CLEANUPS+=("ip netns del $NS" "ip link del $HOST_IF")
-ip link add "$HOST_IF" type veth peer name "$NS_IF"
-ip link set "$NS_IF" netns "$NS"
-# No IPv6 on the pair: no router solicitations or MLD keys.
-sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1"
-ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$NS_IF.disable_ipv6=1"
-ip addr add "$NET.1/24" dev "$HOST_IF"
-ip link set "$HOST_IF" up
-ip netns exec "$NS" ip addr add "$NET.2/24" dev "$NS_IF"
-ip netns exec "$NS" ip link set "$NS_IF" up
-ip netns exec "$NS" ip neigh replace "$NET.1" lladdr "$(cat /sys/class/net/$HOST_IF/address)" dev "$NS_IF"
-
-send_udp() { # COUNT PAYLOAD_BYTES PORT
-	local payload
-	payload=$(head -c "$2" /dev/zero | tr '\0' 'x')
-	ip netns exec "$NS" bash -c "for i in \$(seq 1 $1); do printf '%s' '$payload' >/dev/udp/$NET.1/$3; done"
-}
+veth_netns x
+veth_up "$NET" # no IPv6 on the pair: no router solicitations or MLD keys
 
 RP=$(free_port)
 start recv "$RW_RECEIVER" "$RP" "$WORK/recv.events"
@@ -48,7 +29,7 @@ wait_http "$url"
 sleep 0.3
 series='promacct_packet_size_bytes_ipv4_tx_count{interface="'$HOST_IF'",ip="'$NET.2'",protocol="udp",net="expiry"}'
 
-send_udp 20 472 9
+veth_send_udp 20 472 9
 t_last=$(date +%s.%N)
 for _ in $(seq 1 20); do
 	curl -fsS "$url" >"$WORK/before.out"
@@ -119,7 +100,7 @@ done
 ok "remote write carried the stale markers of the expired key"
 
 # It comes back: from zero; on the wire its new samples follow the marker.
-send_udp 5 472 9
+veth_send_udp 5 472 9
 for _ in $(seq 1 30); do
 	curl -fsS "$url" >"$WORK/back.out"
 	[ "$(value_of "$WORK/back.out" "$series")" = 5 ] && break

@@ -504,8 +504,16 @@ static void aset_release(struct addrtable *t, const struct addr_key *k, size_t e
 		}
 }
 
+void addrtable_ended_enable(struct addrtable *t)
+{
+	if (t->ended)
+		atomic_store_explicit(&t->ended->enabled, 1, memory_order_relaxed);
+}
+
 static void ended_push(struct addrtable_ended *r, const struct addr_key *k)
 {
+	if (!atomic_load_explicit(&r->enabled, memory_order_relaxed))
+		return;
 	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	if (head - atomic_load_explicit(&r->tail, memory_order_acquire) >= r->cap) {
 		atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);

@@ -971,6 +971,13 @@ out:
 	return rc;
 }
 
+void registry_keep_ended(struct registry *r)
+{
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++)
+			addrtable_ended_enable(&r->sources[i].shards[j]->table);
+}
+
 int registry_collect_ended(struct registry *r, struct collector *c)
 {
 	enum { BATCH = 1024 };

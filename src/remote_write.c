@@ -739,6 +739,7 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 	rw->ended = calloc(nsrc ? nsrc : 1, 1);
 	if (!rw->ep || !rw->ended)
 		goto oom;
+	registry_keep_ended(reg); /* keys ended by idle expiry: their stale markers */
 	for (size_t i = 0; i < o->nurls; i++) {
 		struct rw_endpoint *ep = &rw->ep[i];
 		rw->nep = i + 1;

@@ -191,6 +191,7 @@ static void xtable_init(struct xtable *x, size_t max_entries, size_t max_address
 	x->tb = table_new(max_entries, max_addresses);
 	addrtable_grace_init(&x->g);
 	assert_int_equal(addrtable_set_expiry(&x->tb->t, &x->g, 1.0, ended), 0);
+	addrtable_ended_enable(&x->tb->t);
 }
 
 /* The index invariant of linear probing: every key is reachable from its

@@ -460,6 +460,9 @@ static void test_idle_keys_end_and_leave_the_caps(void **state)
 	                           "ip=\"10.0.0.2\",protocol=\"tcp\",c=\"x\"} 10"));
 	assert_true(has_line(page, "promacct_expired_keys_total{interface=\"eth0\"} 2"));
 	assert_true(has_line(page, "promacct_tracked_keys{interface=\"eth0\"} 1"));
+	/* no remote write here: ended keys are not kept, none counts as lost */
+	assert_true(has_line(page, "promacct_expired_keys_unmarked_total{interface=\"eth0\"} 0"));
+	assert_int_equal(atomic_load(&f->shard->table.ended->head), 0);
 	assert_true(has_line(page, "promacct_tracked_addresses 1"));
 	assert_true(has_line(page, "promacct_range_tracked_keys{c=\"x\"} 1"));
 	free(page);
@@ -544,6 +547,7 @@ static void test_ended_series_are_listed_once_for_stale_markers(void **state)
 {
 	(void)state;
 	struct fixture *f = expiry_fixture(1.0, 100, 0);
+	registry_keep_ended(&f->reg);
 	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 100);
 	fixture_ip(f, NULL, "192.0.2.1", "10.0.0.9", 6, 100);
 	expire_during(f, 100, 102);

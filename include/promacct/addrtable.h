@@ -96,6 +96,7 @@ struct addrtable_ended {
 	size_t cap; /* a power of two */
 	_Atomic size_t head, tail;
 	_Atomic uint64_t lost;
+	_Atomic int enabled; /* a consumer exists: keys are kept */
 };
 
 /* Writer-private per entry when expiry is on: the activity signature
@@ -177,6 +178,9 @@ int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double 
  * last key), moves retired entries past their grace period to the free
  * list. now_ms is monotonic milliseconds. Returns the entries retired. */
 size_t addrtable_expire(struct addrtable *t, uint64_t now_ms, size_t budget);
+/* The one consumer announces itself (any thread): from now on keys of
+ * retired entries are kept for it (until then they are not). */
+void addrtable_ended_enable(struct addrtable *t);
 /* The one consumer: moves up to max keys of retired entries into out. */
 size_t addrtable_ended_pop(struct addrtable *t, struct addr_key *out, size_t max);
 /* Entries holding a key (any thread). */

@@ -175,6 +175,10 @@ int registry_collect(struct registry *r, struct collector *c) MUST_CHECK;
  * sender uses it to end them with stale markers. */
 int registry_collect_source(struct registry *r, size_t src, struct collector *c) MUST_CHECK;
 
+/* The consumer of registry_collect_ended (the remote-write sender, at
+ * start-up, after the shards): until it is called, ended keys are not
+ * kept. */
+void registry_keep_ended(struct registry *r);
 /* The address series ended by idle expiry since the last call (their
  * samples are zeros; the remote-write sender sends them as stale markers).
  * One consumer per process. Returns 0 or -ENOMEM. */

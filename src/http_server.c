@@ -36,7 +36,14 @@
  * that stops reading a page (or reads it a few bytes at a time) would hold
  * its render slot as long as it stays connected: a render that waits longer
  * than write_stall_timeout for its client to take a chunk ends, and the
- * response is cut. */
+ * response is cut.
+ *
+ * POST /-/reload (--web.enable-lifecycle) never reloads here: the request
+ * is listed in `reloads` (under `lock`) with its connection suspended, the
+ * agent is asked (opts.reload), and the agent's main thread answers every
+ * request listed when its reload began (http_server_reload_begin/_end), so
+ * reloads run one at a time and no MHD thread waits for one; shutdown
+ * answers what is still listed with 503. */
 #include "promacct/http_server.h"
 
 #include <arpa/inet.h>

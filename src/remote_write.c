@@ -49,6 +49,9 @@
 
 #define RW_LOG_4XX_INTERVAL 10.0 /* seconds between logged rejections */
 #define RW_RETRY_AFTER_MAX  300.0
+/* With a disk queue, seconds a shutdown goes on delivering once the final
+ * snapshot is on disk (what is left is sent at the next start). */
+#define RW_DISK_SHUTDOWN_GRACE 1.0
 
 struct rw_endpoint;
 
@@ -115,6 +118,9 @@ struct remote_write {
 	 * flight are abandoned (not at stop: one accepted meanwhile would be
 	 * sent twice). */
 	atomic_int abandon;
+	/* Shutting down with a disk queue: what is queued is safe on disk, so
+	 * senders end at the first attempt that fails instead of retrying. */
+	atomic_int disk_shutdown;
 	pthread_mutex_t run_lock;
 	pthread_cond_t run_cond; /* a sender ended */
 	size_t running;          /* sender threads not ended, under run_lock */
@@ -577,10 +583,13 @@ static void *sender_thread(void *arg)
 		ep->busy--;
 		if (res == RETRY || res == CANCELED) {
 			rw_queue_end(&ep->q, sh->idx, 0);
+			if (atomic_load(&rw->disk_shutdown))
+				break; /* on disk: sent at the next start */
 			if (res == CANCELED)
 				continue; /* stop came (send again) or the deadline passed */
 			double until = time_monotonic() + backoff_delay(sh, attempt++, retry_after);
-			while (!expired(rw) && time_monotonic() < until)
+			while (!expired(rw) && time_monotonic() < until &&
+			       !atomic_load(&rw->disk_shutdown))
 				ep_wait(ep, until);
 			continue;
 		}
@@ -721,6 +730,7 @@ struct remote_write *remote_write_new(const struct remote_write_opts *o, struct 
 	atomic_init(&rw->stop, 0);
 	atomic_init(&rw->closed, 0);
 	atomic_init(&rw->abandon, 0);
+	atomic_init(&rw->disk_shutdown, 0);
 	pthread_mutex_init(&rw->run_lock, NULL);
 	cond_init_monotonic(&rw->run_cond);
 	timer_init(&rw->timer,
@@ -906,7 +916,13 @@ static size_t join_senders(struct remote_write *rw)
 		if (!joined)
 			continue; /* never started, or said already */
 		pthread_mutex_lock(&ep->lock);
-		if (ep->q.samples)
+		if (ep->q.samples && ep->disk)
+			log_info(
+			    "remote write stopped: the samples unsent stay on disk, sent at the "
+			    "next start",
+			    "url=\"%s\" samples=%zu requests_bytes=%zu disk_bytes=%zu", ep->shown,
+			    ep->q.samples, ep->q.bytes, rw_disk_bytes(ep->disk));
+		else if (ep->q.samples)
 			log_warn("remote write stopped with samples unsent",
 			         "url=\"%s\" samples=%zu requests_bytes=%zu", ep->shown,
 			         ep->q.samples, ep->q.bytes);
@@ -969,6 +985,12 @@ void remote_write_shutdown(struct remote_write *rw, double deadline)
 {
 	if (!rw)
 		return;
+	/* With a disk queue every request is safe on disk once appended: the
+	 * senders stop retrying now, and once the final snapshot is on disk
+	 * delivery goes on only RW_DISK_SHUTDOWN_GRACE more; what is left is
+	 * sent at the next start, not waited for. */
+	if (rw->queue_dir)
+		atomic_store(&rw->disk_shutdown, 1);
 	rw_request_stop(rw, deadline);
 	timer_stop(&rw->timer);
 	if (rw->started) {
@@ -976,6 +998,11 @@ void remote_write_shutdown(struct remote_write *rw, double deadline)
 		if (!snapshot(rw, 0, 0))
 			(void)snapshot(rw, 1, 0);
 		rw->started = 0;
+	}
+	if (rw->queue_dir && !atomic_load(&rw->abandon)) {
+		double grace = time_monotonic() + RW_DISK_SHUTDOWN_GRACE;
+		if (grace < gauge_read(&rw->deadline))
+			rw_request_stop(rw, grace);
 	}
 	rw_close(rw);
 	(void)join_senders(rw);

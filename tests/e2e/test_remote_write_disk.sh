@@ -8,6 +8,7 @@
 # on disk. The same SIGKILL-and-restart into the real Prometheus.
 . "$(dirname "$0")/lib.sh"
 : "${RW_RECEIVER:?}"
+: "${STALL_SERVER:?}"
 
 "$PCAPGEN" en10mb "$WORK/eth.pcap" <"$TESTDATA/ethernet.spec"
 Q="$WORK/queue"
@@ -180,3 +181,59 @@ grep -q "msg=\"remote-write queue of an endpoint no longer configured: left alon
 [ -d "$Q/$old" ] || fail "the old queue directory was removed"
 [ "$(ls "$Q" | wc -l)" = 2 ] || fail "the new URL did not get its own directory: $(ls "$Q")"
 ok "the queue of a removed endpoint is left alone and logged"
+
+# 9. Shutdown with a disk queue does not wait for the receiver: once the
+#    final snapshot and stale markers are on disk, SIGTERM ends the agent
+#    (here within 5 s although --remote-write.timeout is 30s) and they are
+#    sent at the next start. With the receiver up they are delivered at once.
+rm -rf "$Q"
+RP=$(free_port)
+URL="http://127.0.0.1:$RP/push"
+exit_ms() { # NAME: SIGTERM; ms = the milliseconds until it exited (status 0)
+	local pid rc=0 t0
+	pid=$(cat "$WORK/$1.pid")
+	t0=$(date +%s%N)
+	kill "$pid"
+	wait "$pid" || rc=$?
+	[ "$rc" = 0 ] || fail "$1 exited with status $rc after SIGTERM"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+agent d1 --remote-write.timeout 30s
+sleep 1
+exit_ms d1
+[ "$ms" -lt 5000 ] || fail "SIGTERM with the receiver down took $ms ms with a disk queue"
+grep -q 'msg="remote write stopped: the samples unsent stay on disk, sent at the next start"' \
+	"$WORK/d1.log" || fail "the shutdown does not say what stays on disk"
+ok "receiver down: SIGTERM to exit in $ms ms (timeout 30s), the rest stays on disk"
+
+SP=$(free_port)
+start stall "$STALL_SERVER" "$SP" "$WORK/stall.requests"
+Q2="$WORK/queue2"
+start d2 "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "http://127.0.0.1:$SP/push" \
+	--remote-write.queue-dir "$Q2" --remote-write.interval 200ms --remote-write.timeout 30s --web.disable
+for _ in $(seq 1 50); do
+	grep -q '^POST' "$WORK/stall.requests" 2>/dev/null && break
+	sleep 0.1
+done
+grep -q '^POST' "$WORK/stall.requests" || fail "no request reached the stalling receiver"
+exit_ms d2
+stop stall
+[ "$ms" -lt 5000 ] || fail "SIGTERM with a request hanging took $ms ms with a disk queue"
+ok "receiver hanging: SIGTERM to exit in $ms ms (timeout 30s)"
+
+t_restart=$(($(date +%s%N) / 1000000))
+start recv2 "$RW_RECEIVER" "$RP" "$WORK/recv2.events"
+agent d3 --remote-write.timeout 30s
+for _ in $(seq 1 50); do
+	grep -q '^R 200' "$WORK/recv2.events" 2>/dev/null && break
+	sleep 0.1
+done
+sleep 1
+t_stop=$(($(date +%s%N) / 1000000))
+exit_ms d3
+stop recv2
+awk -F'\t' -v s="$S" -v t="$t_restart" '$1 == "S" && $2 == s && $4 == "stale" && $3 < t' \
+	"$WORK/recv2.events" | grep -q . || fail "the stale markers queued at the first shutdown never arrived"
+awk -F'\t' -v s="$S" -v t="$t_stop" '$1 == "S" && $2 == s && $4 == "stale" && $3 >= t' \
+	"$WORK/recv2.events" | grep -q . || fail "the stale markers of a shutdown with the receiver up were not delivered"
+ok "the final snapshot left on disk arrives at the next start; with the receiver up it is delivered at shutdown ($ms ms)"

@@ -50,6 +50,7 @@
 #include <sys/mman.h>
 
 #define INITIAL_SLOTS 1024
+#define SCAN_AHEAD    8 /* entries the expiry scan prefetches ahead */
 #define HUGE_PAGE     (2u << 20)
 
 /* Zeroed memory for large arrays: mmap'd (pages become resident only when
@@ -588,6 +589,16 @@ size_t addrtable_expire(struct addrtable *t, uint64_t now_ms, size_t budget)
 			t->cursor = 0;
 		size_t e = t->cursor++;
 		const unsigned char *chunk = addrtable_chunk(t, e);
+		/* the entry looked at a few steps on (its counters and record):
+		 * slices are short runs, too short for the hardware prefetcher */
+		size_t ahead = e + SCAN_AHEAD;
+		if ((ahead & (ADDRTABLE_CHUNK - 1)) >= SCAN_AHEAD && ahead < n) {
+			__builtin_prefetch(chunk + (ahead & (ADDRTABLE_CHUNK - 1)) * t->stride);
+			if (t->seen[ahead >> ADDRTABLE_CHUNK_SHIFT])
+				__builtin_prefetch(&t->seen[ahead >> ADDRTABLE_CHUNK_SHIFT]
+				                           [ahead & (ADDRTABLE_CHUNK - 1)],
+				                   1);
+		}
 		if (!atomic_load_explicit(
 		        &addrtable_chunk_live(t, chunk)[e & (ADDRTABLE_CHUNK - 1)],
 		        memory_order_relaxed))

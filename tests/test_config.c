@@ -380,6 +380,26 @@ static void test_durations(void **state)
 	assert_int_not_equal(duration_parse("-5s", &s), 0);
 }
 
+static void test_idle_timeout(void **state)
+{
+	(void)state;
+	struct config c;
+	assert_int_equal(parse(&c, "-i eth0"), CONFIG_OK);
+	assert_true(c.idle_timeout == 0); /* never, by default */
+	config_free(&c);
+	assert_int_equal(parse(&c, "-i eth0 --address.idle-timeout 5m"), CONFIG_OK);
+	assert_true(c.idle_timeout == 300);
+	config_free(&c);
+	assert_int_equal(parse(&c, "-i eth0 --address.idle-timeout 0"), CONFIG_OK);
+	assert_true(c.idle_timeout == 0);
+	config_free(&c);
+	expect_usage("-i eth0 --address.idle-timeout 500ms", "address.idle-timeout");
+	expect_usage("-i eth0 --address.idle-timeout soon", "address.idle-timeout");
+	/* one key on several fanout threads would have to end on all at once */
+	expect_usage("-i eth0 --address.idle-timeout 1m --capture-threads 2",
+	             "--capture-threads 1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +418,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_flags_are_named),
 	    cmocka_unit_test(test_one_label_limit_checked_at_start_up),
 	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_idle_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

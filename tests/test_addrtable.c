@@ -213,6 +213,32 @@ static void assert_index_sound(const struct addrtable *t)
 			assert_true(t->slots[i] != 0);
 	}
 	assert_int_equal(used, t->used);
+	/* the address set likewise; its entry counts add up to the live
+	 * entries of addresses (overflow keys are none) */
+	size_t aused = 0, refs = 0, addr_entries = 0;
+	for (size_t j = 0; j <= t->amask; j++) {
+		uint64_t v = t->aslots[j];
+		if (!v) {
+			assert_int_equal(t->arefs[j], 0);
+			continue;
+		}
+		aused++;
+		assert_true(t->arefs[j] > 0);
+		refs += t->arefs[j];
+		/* the entry it compares with (an IPv4 id is the whole address:
+		 * never compared, it may name an entry since retired) */
+		size_t e = (size_t)(v & ADDRTABLE_IDX_MASK) - 1;
+		if (!((v >> ADDRTABLE_IDX_BITS) & ADDRTABLE_V4))
+			assert_true(addrtable_live(t, e));
+		for (size_t i = addrtable_aset_pos(v >> ADDRTABLE_IDX_BITS, t->amask); i != j;
+		     i = (i + 1) & t->amask)
+			assert_true(t->aslots[i] != 0);
+	}
+	for (size_t e = 0; e < addrtable_count(t); e++)
+		addr_entries +=
+		    addrtable_live(t, e) && addrtable_key(t, e)->pad != ADDRTABLE_PAD_OTHER;
+	assert_int_equal(aused, t->aused);
+	assert_int_equal(refs, addr_entries);
 }
 
 /* The key of the entry whose counters are h. */

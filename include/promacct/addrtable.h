@@ -133,7 +133,9 @@ struct addrtable {
 	size_t used;
 	/* Writer-only set of distinct addresses, slots of the same form: the
 	 * address's id (IPv4: ADDRTABLE_V4 | address; else 37 bits of its
-	 * hash) and the entry index + 1 of its first histogram. */
+	 * hash) and the entry index + 1 of one of its histograms, whose key
+	 * is compared (not for IPv4 ids: there it may name an entry retired
+	 * since). arefs counts the address's entries. */
 	uint64_t *aslots;
 	size_t amask;
 	size_t aused;

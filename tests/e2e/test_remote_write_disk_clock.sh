@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end: the on-disk remote-write queue across a clock that did not
+# move forward (issue 11). The first agent runs with its clock an hour ahead
+# (libfaketime) while the receiver is down, and is killed; the second runs on
+# the real clock, an hour "earlier". The receiver gets the replayed
+# snapshots first, then new ones stamped after them (one millisecond apart
+# until the clock passes them): per-series timestamps strictly increasing,
+# each sample once.
+. "$(dirname "$0")/lib.sh"
+: "${RW_RECEIVER:?}"
+FAKETIME_LIB=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is not installed (deploy/install-deps.sh --test)"
+
+"$PCAPGEN" en10mb "$WORK/eth.pcap" <"$TESTDATA/ethernet.spec"
+Q="$WORK/queue"
+RP=$(free_port)
+URL="http://127.0.0.1:$RP/push"
+S='__name__=promacct_packet_size_bytes_all_count,instance='$(hostname)',interface=eth.pcap,job=promacct'
+agent() { # NAME [ENV...]: an agent writing to the receiver through the disk queue
+	local name=$1
+	shift
+	start "$name" env "$@" "$PROMACCT" -R "$WORK/eth.pcap" -r 10.0.0.0/8 --remote-write.url "$URL" \
+		--remote-write.queue-dir "$Q" --remote-write.interval 200ms --remote-write.max-backoff 200ms \
+		--remote-write.timeout 2s --web.disable --log.level debug
+}
+queued() { # LOG: the snapshot timestamps it queued completely
+	sed -n 's/.*msg="remote-write snapshot queued" ts_ms=\([0-9]*\) stale=0 .*complete=1.*/\1/p' "$1"
+}
+
+# 1. An hour ahead, receiver down: snapshots queued on disk, then SIGKILL.
+agent ahead LD_PRELOAD="$FAKETIME_LIB" FAKETIME=+1h FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	FAKETIME_NO_CACHE=1
+for _ in $(seq 1 50); do
+	[ "$(queued "$WORK/ahead.log" | wc -l)" -ge 5 ] && break
+	sleep 0.1
+done
+kill -9 "$(cat "$WORK/ahead.pid")"
+wait "$(cat "$WORK/ahead.pid")" 2>/dev/null || true
+queued "$WORK/ahead.log" >"$WORK/ahead.ts"
+now=$(($(date +%s%N) / 1000000))
+first=$(head -n1 "$WORK/ahead.ts")
+[ "$((first - now))" -gt 3000000 ] || fail "the first agent's clock was not ahead: $first vs $now"
+
+# 2. The real clock, receiver up.
+start recv "$RW_RECEIVER" "$RP" "$WORK/recv.events"
+agent back
+for _ in $(seq 1 100); do
+	[ "$(queued "$WORK/back.log" | wc -l)" -ge 5 ] && break
+	sleep 0.1
+done
+sleep 1
+stop_agent back
+stop recv
+E="$WORK/recv.events"
+! grep '^V ' "$E" || fail "wire-format violations"
+awk -F'\t' '$1 == "S" { if (($2 in last) && $3 <= last[$2]) { print "not increasing: " $0; bad = 1 }
+	last[$2] = $3 } END { exit bad }' "$E" || fail "timestamps not strictly increasing (or a sample sent twice)"
+awk -F'\t' -v s="$S" '$1 == "S" && $2 == s && $4 != "stale" { print $3 }' "$E" >"$WORK/ts"
+missing=$(grep -vxF -f "$WORK/ts" "$WORK/ahead.ts" || true)
+[ -z "$missing" ] || fail "snapshots queued an hour ahead never arrived: $missing"
+max_ahead=$(sort -n "$WORK/ahead.ts" | tail -n1)
+queued "$WORK/back.log" >"$WORK/back.ts"
+new=$(awk -v m="$max_ahead" '$1 > m' "$WORK/back.ts" | wc -l)
+[ "$new" -ge 5 ] && [ "$new" = "$(wc -l <"$WORK/back.ts")" ] ||
+	fail "the agent on the earlier clock stamped snapshots before the replayed ones"
+arrived=$(awk -v m="$max_ahead" '$1 > m' "$WORK/ts" | wc -l)
+[ "$arrived" -ge 5 ] || fail "only $arrived new snapshots arrived after the replayed ones"
+ok "clock an hour back across a restart: $(wc -l <"$WORK/ahead.ts") replayed, then $arrived new snapshots stamped after them, strictly increasing"

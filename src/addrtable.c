@@ -7,7 +7,8 @@
  * loaded `count` with acquire can read entries [0, count) while the writer
  * appends. State grows with the addresses actually seen, never with the size
  * of a configured range: one entry of 64 bytes of counters (default buckets,
- * one cache line) + 24 bytes of key + 16 to 32 bytes of index per (address,
+ * one cache line) + 24 bytes of key + 8 bytes of live word (idle expiry)
+ * + 16 to 32 bytes of index per (address,
  * direction, protocol) histogram. The counters and the keys sit apart, and
  * an IPv4 key is held whole in its index slot, so the per-packet lookup of
  * an IPv4 address touches two cache lines: the slot and the counters.
@@ -24,7 +25,11 @@
  * deleted by backward shifting (linear probing stays tombstone-free), its
  * address's count of entries drops (at zero the address leaves the address
  * set and the caps), its key goes to the `ended` ring (stale markers), and
- * its live flag is cleared. Readers skip entries that are not live.
+ * its live word is cleared. Readers skip entries that are not live. The
+ * live word of an entry holding a key is its birth, the table's insert
+ * sequence number; a walk reads the last one published at its start and
+ * skips entries born later, so an entry reused during a walk stays out of
+ * all its passes (their key sets agree, less keys that expire meanwhile).
  *
  * Its memory is reused only after a grace period, so a reader never sees a
  * key or counters change under it. Readers bracket each walk with
@@ -86,7 +91,7 @@ static void big_free(void *p, size_t size)
 
 static size_t chunk_bytes(const struct addrtable *t)
 {
-	return (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key) + 1);
+	return (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key) + sizeof(uint64_t));
 }
 
 /* ---- grace periods ------------------------------------------------------- */
@@ -357,19 +362,21 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	*addrtable_key(t, e) = *k;
 	if (t->timeout_ms)
 		*seen_of(t, e) = (struct addrtable_seen){0, 0}; /* allocated above */
-	_Atomic uint8_t *live =
+	_Atomic uint64_t *live =
 	    &addrtable_chunk_live(t, addrtable_chunk(t, e))[e & (ADDRTABLE_CHUNK - 1)];
+	uint64_t birth = ++t->seq;
 	if (reuse) {
 		/* no reader can see this entry (grace period): start from zero,
-		 * then publish key and counters with the flag */
+		 * then publish key and counters with its birth */
 		counter_t *c = addrtable_hist(t, e);
 		for (unsigned w = 0; w < t->words; w++)
 			atomic_store_explicit(&c[w], 0, memory_order_relaxed);
-		atomic_store_explicit(live, 1, memory_order_release);
+		atomic_store_explicit(live, birth, memory_order_release);
 	} else {
-		atomic_store_explicit(live, 1, memory_order_relaxed);
+		atomic_store_explicit(live, birth, memory_order_relaxed);
 		atomic_store_explicit(&t->count, n + 1, memory_order_release);
 	}
+	atomic_store_explicit(&t->seq_pub, birth, memory_order_release);
 	atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 

@@ -627,6 +627,7 @@ static int selected(const struct registry *r, size_t i, int only)
 struct walk_table {
 	const struct addrtable *t;
 	size_t count;
+	uint64_t seq; /* entries born later (reused meanwhile) wait too */
 	uint32_t src;
 };
 
@@ -758,8 +759,9 @@ struct walk {
 			                 ? (w)->wt[w_].count - c0_                                 \
 			                 : ADDRTABLE_CHUNK;                                        \
 			for (size_t e_ = 0; e_ < ce_; e_++) {                                      \
-				if (!addrtable_live_at(t_, base_, e_))                             \
-					continue; /* expired */                                    \
+				uint64_t born_ = addrtable_live_at(t_, base_, e_);                 \
+				if (!born_ || born_ > (w)->wt[w_].seq)                             \
+					continue; /* expired, or reused after the start */         \
 				ref_fill(&(ref), &keys_[e_],                                       \
 				         (const counter_t *)(base_ + e_ * t_->stride),             \
 				         (w)->wt[w_].src);                                         \
@@ -940,10 +942,11 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 	for (size_t i = 0; i < r->nsources; i++)
 		for (size_t j = 0; selected(r, i, only) && j < r->sources[i].nshards; j++) {
 			const struct addrtable *t = &r->sources[i].shards[j]->table;
+			uint64_t seq = addrtable_seq(t); /* before the count */
 			size_t cnt = addrtable_count(t);
 			if (!cnt)
 				continue;
-			wt[nwt++] = (struct walk_table){t, cnt, (uint32_t)i};
+			wt[nwt++] = (struct walk_table){t, cnt, seq, (uint32_t)i};
 			total += cnt;
 		}
 	struct walk w = {.r = r, .c = c, .wt = wt, .nwt = nwt, .cur_fd = -1};

@@ -439,6 +439,39 @@ static void test_memory_is_reused_only_after_the_walks_that_saw_it(void **state)
 	table_free(x.tb);
 }
 
+static void test_a_walk_never_sees_an_entry_reused_after_its_start(void **state)
+{
+	(void)state;
+	struct xtable x;
+	xtable_init(&x, 1000, 1000, 0);
+	struct addrtable *t = &x.tb->t;
+	for (uint32_t i = 0; i < 10; i++) {
+		struct addr_key k = key4(i, DIR_TX, PROTO_TCP);
+		counter_add(addrtable_get(t, &k), 1);
+	}
+	expire_all(t, 1000);
+	assert_int_equal(expire_all(t, 2000), 10);
+	expire_all(t, 2100); /* no walk: the grace passes */
+	assert_int_equal(t->nfree, 10);
+	/* a walk starts, then the entries are reused */
+	uint64_t g = addrtable_read_begin(&x.g);
+	uint64_t seq = addrtable_seq(t);
+	for (uint32_t i = 100; i < 110; i++) {
+		struct addr_key k = key4(i, DIR_TX, PROTO_TCP);
+		assert_non_null(addrtable_get(t, &k));
+	}
+	assert_int_equal(addrtable_count(t), 10);
+	for (size_t e = 0; e < 10; e++) {
+		assert_true(addrtable_live(t, e) != 0);
+		assert_true(addrtable_live(t, e) > seq); /* born after: not in this walk */
+	}
+	addrtable_read_end(&x.g, g);
+	/* the next walk takes them */
+	for (size_t e = 0; e < 10; e++)
+		assert_true(addrtable_live(t, e) <= addrtable_seq(t));
+	table_free(x.tb);
+}
+
 static void test_an_address_scan_stays_within_bounded_memory(void **state)
 {
 	(void)state;
@@ -497,9 +530,11 @@ static void *walker_run(void *arg)
 	struct addrtable *t = &w->x->tb->t;
 	while (!atomic_load(&w->stop)) {
 		uint64_t g = addrtable_read_begin(&w->x->g);
+		uint64_t seq = addrtable_seq(t);
 		size_t n = addrtable_count(t);
 		for (size_t e = 0; e < n; e++) {
-			if (!addrtable_live(t, e))
+			uint64_t born = addrtable_live(t, e);
+			if (!born || born > seq)
 				continue;
 			const struct addr_key *k = addrtable_key(t, e);
 			uint32_t a;
@@ -563,6 +598,7 @@ int main(void)
 	    cmocka_unit_test(test_backward_shift_keeps_probe_runs_whole),
 	    cmocka_unit_test(test_an_address_leaves_the_cap_with_its_last_key),
 	    cmocka_unit_test(test_memory_is_reused_only_after_the_walks_that_saw_it),
+	    cmocka_unit_test(test_a_walk_never_sees_an_entry_reused_after_its_start),
 	    cmocka_unit_test(test_an_address_scan_stays_within_bounded_memory),
 	    cmocka_unit_test(test_ended_keys_are_kept_for_their_stale_markers),
 	    cmocka_unit_test(test_reuse_under_concurrent_readers),

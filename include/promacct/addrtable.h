@@ -149,6 +149,10 @@ struct addrtable {
 	_Atomic size_t count;
 	/* Entries holding a key now (count less those expired, not reused). */
 	_Atomic size_t live;
+	/* Insert sequence: seq (writer) numbers every insert, seq_pub is the
+	 * last one published, stored with release after its entry. */
+	uint64_t seq;
+	_Atomic uint64_t seq_pub;
 
 	/* Idle expiry (addrtable_set_expiry, addrtable_expire); writer only
 	 * unless said otherwise. Off while timeout_ms is 0. */
@@ -303,26 +307,38 @@ static inline counter_t *addrtable_hist(const struct addrtable *t, size_t i)
 	return (counter_t *)(addrtable_chunk(t, i) + (i & (ADDRTABLE_CHUNK - 1)) * t->stride);
 }
 
-/* The live flags of a chunk's entries, after its keys: 1 while the entry
- * holds its key, 0 once it expired (until it is reused). */
-static inline _Atomic uint8_t *addrtable_chunk_live(const struct addrtable *t,
-                                                    const unsigned char *chunk)
+/* The live words of a chunk's entries, after its keys: while the entry
+ * holds its key, the table's insert sequence number of that insert (its
+ * birth, from 1); 0 once it expired (until it is reused). */
+static inline _Atomic uint64_t *addrtable_chunk_live(const struct addrtable *t,
+                                                     const unsigned char *chunk)
 {
-	return (_Atomic uint8_t *)(chunk +
-	                           (size_t)ADDRTABLE_CHUNK * (t->stride + sizeof(struct addr_key)));
+	return (_Atomic uint64_t *)(chunk + (size_t)ADDRTABLE_CHUNK *
+	                                        (t->stride + sizeof(struct addr_key)));
 }
 
-/* Readers, inside addrtable_read_begin/end: whether entry i holds a key
- * (seq_cst: see the grace-period argument in addrtable.c). */
-static inline int addrtable_live_at(const struct addrtable *t, const unsigned char *chunk, size_t i)
+/* Readers, inside addrtable_read_begin/end: entry i's birth, 0 when it
+ * holds no key (seq_cst: see the grace-period argument in addrtable.c). A
+ * walk takes the entries whose birth is not past the addrtable_seq it read
+ * at its start: so every pass of it sees the same keys, less those that
+ * expire meanwhile (a reused entry is born after it). */
+static inline uint64_t addrtable_live_at(const struct addrtable *t, const unsigned char *chunk,
+                                         size_t i)
 {
 	return atomic_load_explicit(&addrtable_chunk_live(t, chunk)[i & (ADDRTABLE_CHUNK - 1)],
 	                            memory_order_seq_cst);
 }
 
-static inline int addrtable_live(const struct addrtable *t, size_t i)
+static inline uint64_t addrtable_live(const struct addrtable *t, size_t i)
 {
 	return addrtable_live_at(t, addrtable_chunk(t, i), i);
+}
+
+/* Readers: the birth of the newest entry published (acquire; load it
+ * before addrtable_count). */
+static inline uint64_t addrtable_seq(const struct addrtable *t)
+{
+	return atomic_load_explicit((_Atomic uint64_t *)&t->seq_pub, memory_order_acquire);
 }
 
 /* Slow path: inserts the key (hash h, id). A key refused by a cap (the
@@ -401,7 +417,8 @@ static inline void addrtable_prefetch_insert4(const struct addrtable *t, uint64_
 }
 
 /* Readers: number of entries ever made; those of [0, count) that are not
- * addrtable_live are expired (or being reused). */
+ * addrtable_live are expired (or being reused); load it after
+ * addrtable_seq. */
 static inline size_t addrtable_count(const struct addrtable *t)
 {
 	return atomic_load_explicit((_Atomic size_t *)&t->count, memory_order_acquire);

@@ -643,14 +643,17 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 	if (rw->queue_chown && rw_disk_chown(ep->disk, rw->queue_uid, rw->queue_gid, err, errlen))
 		return -1;
 	pthread_mutex_lock(&ep->lock);
+	/* A queue left under a larger bound is cut to the bound as it is now,
+	 * oldest first (the segment where the cut falls is compacted); the
+	 * room check after it is the same as before an append (nothing is in
+	 * flight yet, so it always succeeds; it drops nothing after a cut). */
+	rw_disk_set_bound(ep->disk, ep->q.max_bytes);
 	int rc = rw_disk_replay(ep->disk, replay_one, ep, &st, err, errlen);
-	size_t found = rw_disk_bytes(ep->disk);
-	/* A queue left under a larger bound: the oldest go until it fits the
-	 * bound as it is now (room for one more record, as before an append;
-	 * nothing is in flight yet, so it always does). */
 	if (!rc)
 		(void)ep_disk_room_locked(ep, 0, &ep->open_drop);
 	struct rw_drop trimmed = ep->open_drop;
+	trimmed.requests += st.trimmed;
+	trimmed.samples += st.trimmed_samples;
 	ep_gauges_locked(ep);
 	pthread_mutex_unlock(&ep->lock);
 	if (rc)
@@ -662,8 +665,8 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 		    "requests dropped",
 		    "url=\"%s\" dropped_requests=%zu dropped_samples=%zu bytes_found=%zu "
 		    "bytes=%zu max_bytes=%zu",
-		    ep->shown, trimmed.requests, trimmed.samples, found, rw_disk_bytes(ep->disk),
-		    ep->q.max_bytes);
+		    ep->shown, trimmed.requests, trimmed.samples, st.bytes_found,
+		    rw_disk_bytes(ep->disk), ep->q.max_bytes);
 	}
 	self_inc(ep->replayed, (double)st.replayed);
 	self_inc(ep->corrupt, (double)st.corrupt);

@@ -67,6 +67,8 @@ struct rw_disk {
 	int writing;    /* seg[nseg - 1] takes appends */
 	size_t bytes;   /* of every file in the directory: format, segments, .done lists */
 	size_t pending; /* records not done, over all segments */
+	size_t format_bytes;
+	size_t max_bytes; /* rw_disk_set_bound: replay cuts the queue to it */
 	size_t segment_max;
 	uint64_t *ids; /* segments found at open, until rw_disk_replay */
 	size_t nids;
@@ -327,10 +329,14 @@ static off_t resync(int fd, off_t from, off_t size)
 	return found;
 }
 
-/* Reads one segment's records, oldest first. */
-static int replay_segment(struct rw_disk *d, uint64_t id,
-                          int (*replay)(void *ctx, const struct rw_disk_record *r), void *ctx,
-                          struct rw_disk_stats *st, char *err, size_t errlen)
+struct recs {
+	struct rw_disk_record *r;
+	size_t n, cap;
+};
+
+/* Reads one segment's records, oldest first, adding those pending to *out. */
+static int scan_segment(struct rw_disk *d, uint64_t id, struct recs *out, struct rw_disk_stats *st,
+                        char *err, size_t errlen)
 {
 	char p[4096];
 	seg_path(d, id, p, sizeof p);
@@ -409,18 +415,25 @@ static int replay_segment(struct rw_disk *d, uint64_t id,
 		r.seg = id;
 		r.off = (uint64_t)(off + REC_HEADER);
 		off += REC_HEADER + (off_t)r.len;
+		if (r.ts_ms > st->max_ts_ms) /* sent or not: new snapshots come after */
+			st->max_ts_ms = r.ts_ms;
 		if (ndone && bsearch(&r.off, done, ndone, sizeof *done, cmp_u64))
-			continue;    /* accepted (or dropped) before the restart */
-		s = seg_find(d, id); /* replay may not move it, but be safe */
+			continue; /* accepted (or dropped) before the restart */
+		s = seg_find(d, id);
 		s->pending++;
 		d->pending++;
-		st->replayed++;
-		if (r.ts_ms > st->max_ts_ms)
-			st->max_ts_ms = r.ts_ms;
-		if ((rc = replay(ctx, &r))) {
-			snprintf(err, errlen, "remote-write queue replay: %s", strerror(-rc));
-			break;
+		if (out->n == out->cap) {
+			size_t nc = out->cap ? out->cap * 2 : 64;
+			struct rw_disk_record *nr = realloc(out->r, nc * sizeof *nr);
+			if (!nr) {
+				rc = -ENOMEM;
+				snprintf(err, errlen, "out of memory");
+				break;
+			}
+			out->r = nr;
+			out->cap = nc;
 		}
+		out->r[out->n++] = r;
 	}
 	free(body);
 	free(done);
@@ -477,7 +490,8 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 		goto fail;
 	struct stat fsb;
 	if (!fstatat(d->dir_fd, "format", &fsb, 0))
-		d->bytes += (size_t)fsb.st_size;
+		d->format_bytes = (size_t)fsb.st_size;
+	d->bytes += d->format_bytes;
 	int lfd = dup(d->dir_fd); /* fdopendir takes it */
 	if (lfd < 0 || !(dh = fdopendir(lfd))) {
 		if (lfd >= 0)
@@ -521,17 +535,138 @@ fail:
 	return NULL;
 }
 
+/* Moves the records of segment s listed in r[0..n) (pending, in file
+ * order) to its start, one after the other, and cuts the file after them:
+ * what was done or cut in between leaves the disk. The .done list goes
+ * first (and durably): a crash while moving then leaves whole records and
+ * one torn region, which a replay skips; records seen twice are sent twice,
+ * never lost. The offsets in r are updated. */
+static int seg_compact(struct rw_disk *d, struct segment *s, struct rw_disk_record *r, size_t n)
+{
+	char p[64];
+	int rc = 0;
+	if (s->done_fd >= 0)
+		close(s->done_fd);
+	s->done_fd = -1;
+	done_path(d, s->id, p, sizeof p);
+	if (unlinkat(d->dir_fd, p, 0) && errno != ENOENT)
+		return -errno;
+	d->bytes -= s->done_bytes;
+	s->done_bytes = 0;
+	if ((rc = sync_dir(d)))
+		return rc;
+	seg_path(d, s->id, p, sizeof p);
+	int fd = openat(d->dir_fd, p, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	enum { CHUNK = 65536 };
+	char *buf = malloc(CHUNK);
+	off_t w = 0;
+	for (size_t i = 0; i < n && buf && !rc; i++) {
+		off_t src = (off_t)r[i].off - REC_HEADER;
+		size_t left = REC_HEADER + r[i].len;
+		r[i].off = (uint64_t)(w + REC_HEADER);
+		if (src == w) {
+			w += (off_t)left;
+			continue;
+		}
+		while (left > 0 && !rc) { /* forward: w < src, chunks never overlap badly */
+			size_t k = left < CHUNK ? left : CHUNK;
+			if (read_full(fd, buf, k, src) || pwrite(fd, buf, k, w) != (ssize_t)k)
+				rc = -EIO;
+			src += (off_t)k;
+			w += (off_t)k;
+			left -= k;
+		}
+	}
+	if (!buf)
+		rc = -ENOMEM;
+	free(buf);
+	if (!rc && (fdatasync(fd) || ftruncate(fd, w) || fdatasync(fd)))
+		rc = -errno;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	close(s->fd);
+	s->fd = fd;
+	d->bytes -= s->bytes - (size_t)w;
+	s->bytes = (size_t)w;
+	return 0;
+}
+
+/* A queue over the bound (left under a larger one): the oldest records are
+ * cut until the rest fits the bound less one segment (the room new
+ * appends need before an old segment, perhaps as large as the old bound
+ * made it, goes whole), as rw_disk_bytes_needed counts, once the segments
+ * hold only pending records; then segments that hold other bytes are
+ * compacted, oldest first, until it does. Returns the index of the first
+ * record kept. */
+static size_t trim_to_bound(struct rw_disk *d, struct recs *rs, struct rw_disk_stats *st, int *rc)
+{
+	*rc = 0;
+	if (!d->max_bytes || rw_disk_bytes_needed(d, 0) <= d->max_bytes)
+		return 0;
+	size_t target =
+	    d->max_bytes > 2 * d->segment_max ? d->max_bytes - d->segment_max : d->max_bytes / 2;
+	size_t need = d->format_bytes + REC_HEADER + RW_DISK_DONE_ENTRY, first = rs->n;
+	while (first > 0) {
+		size_t cost = REC_HEADER + rs->r[first - 1].len + RW_DISK_DONE_ENTRY;
+		if (need + cost > target)
+			break;
+		need += cost;
+		first--;
+	}
+	for (size_t i = 0; i < first; i++) {
+		st->trimmed++;
+		st->trimmed_samples += rs->r[i].nsamples;
+		rw_disk_done(d, &rs->r[i]);
+	}
+	for (size_t i = first; i < rs->n && rw_disk_bytes_needed(d, 0) > target;) {
+		uint64_t id = rs->r[i].seg;
+		size_t j = i, kept = 0;
+		while (j < rs->n && rs->r[j].seg == id)
+			kept += REC_HEADER + rs->r[j++].len;
+		struct segment *s = seg_find(d, id);
+		if (s && s->bytes + s->done_bytes > kept &&
+		    (*rc = seg_compact(d, s, rs->r + i, j - i)))
+			break;
+		i = j;
+	}
+	return first;
+}
+
 int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_disk_record *r),
                    void *ctx, struct rw_disk_stats *st, char *err, size_t errlen)
 {
 	int rc = 0;
+	struct recs rs = {NULL, 0, 0};
 	memset(st, 0, sizeof *st);
 	for (size_t i = 0; i < d->nids && !rc; i++)
-		rc = replay_segment(d, d->ids[i], replay, ctx, st, err, errlen);
+		rc = scan_segment(d, d->ids[i], &rs, st, err, errlen);
+	size_t first = 0;
+	st->bytes_found = d->bytes;
+	if (!rc) {
+		first = trim_to_bound(d, &rs, st, &rc);
+		if (rc)
+			snprintf(err, errlen, "remote-write queue %s: cutting it to the bound: %s",
+			         d->path, strerror(-rc));
+	}
+	for (size_t i = first; i < rs.n && !rc; i++) {
+		st->replayed++;
+		if ((rc = replay(ctx, &rs.r[i])))
+			snprintf(err, errlen, "remote-write queue replay: %s", strerror(-rc));
+	}
+	free(rs.r);
 	free(d->ids);
 	d->ids = NULL;
 	d->nids = 0;
 	return rc;
+}
+
+void rw_disk_set_bound(struct rw_disk *d, size_t max_bytes)
+{
+	d->max_bytes = max_bytes;
 }
 
 /* Opens a new segment for appends. */

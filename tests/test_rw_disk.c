@@ -541,6 +541,55 @@ static void test_chown_gives_the_directory_and_its_files_away(void **state)
 	free(dir);
 }
 
+/* A queue left under a larger bound (one big segment) is cut to a smaller
+ * one at open: the newest records that fit the bound less one segment (room
+ * for the next appends) are kept, the oldest cut and counted, the segment
+ * compacted so its files fit; the cut queue reads back the same after
+ * another restart. */
+static void test_a_smaller_bound_at_open_keeps_the_newest_that_fit(void **state)
+{
+	(void)state;
+	enum { N = 20, LEN = 100 };
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r[N];
+	char text[N][LEN + 1];
+	struct rw_disk *d = open_q(dir, &s, &st);
+	size_t empty = rw_disk_bytes(d);
+	for (int i = 0; i < N; i++) {
+		memset(text[i], 'a' + i, LEN);
+		text[i][LEN] = '\0';
+		append(d, 0, 100 + i, text[i], &r[i]);
+	}
+	rw_disk_done(d, &r[15]); /* done in the middle of what is kept */
+	rw_disk_close(d);
+	size_t per = RW_DISK_RECORD_HEADER + LEN + RW_DISK_DONE_ENTRY;
+	size_t bound = empty + RW_DISK_RECORD_HEADER + RW_DISK_DONE_ENTRY + 6 * per + per / 2;
+	char err[512] = "";
+	for (int round = 0; round < 2; round++) {
+		memset(&s, 0, sizeof s);
+		d = rw_disk_open(dir, URL, URL, per, err, sizeof err); /* segments of one record */
+		assert_non_null(d);
+		rw_disk_set_bound(d, bound);
+		assert_int_equal(rw_disk_replay(d, collect, &s, &st, err, sizeof err), 0);
+		assert_int_equal(s.n, 5); /* 5.5 records fit the bound less a segment */
+		int want[5] = {14, 16, 17, 18, 19};
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(s.r[i].ts_ms, 100 + want[i]);
+			check_body(d, &s.r[i], text[want[i]]);
+		}
+		assert_int_equal(st.trimmed, round == 0 ? 14 : 0);
+		assert_int_equal(st.trimmed_samples, round == 0 ? 14 * 7 : 0);
+		assert_true(rw_disk_bytes_needed(d, 0) <= bound - per);
+		assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+		assert_int_equal(st.max_ts_ms, 119);
+		rw_disk_close(d);
+	}
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +598,7 @@ int main(void)
 	    cmocka_unit_test(test_torn_and_corrupt_records_are_skipped_and_counted),
 	    cmocka_unit_test(test_a_damaged_header_mid_segment_loses_only_its_record),
 	    cmocka_unit_test(test_a_power_cut_at_any_offset_keeps_the_records_before_it),
+	    cmocka_unit_test(test_a_smaller_bound_at_open_keeps_the_newest_that_fit),
 	    cmocka_unit_test(test_a_second_agent_is_refused),
 	    cmocka_unit_test(test_another_format_is_refused),
 	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),

@@ -30,10 +30,12 @@ struct rw_disk_record {
 };
 
 struct rw_disk_stats {
-	size_t replayed;      /* valid records found at open */
-	size_t corrupt;       /* records skipped at open: torn or failing the checksum (a
-	                       * damaged header: the bytes up to the next valid one) */
-	size_t corrupt_bytes; /* bytes they took */
+	size_t replayed;                 /* valid records found at open */
+	size_t corrupt;                  /* records skipped at open: torn or failing the checksum (a
+	                                  * damaged header: the bytes up to the next valid one) */
+	size_t corrupt_bytes;            /* bytes they took */
+	size_t trimmed, trimmed_samples; /* cut to the bound (rw_disk_set_bound) */
+	size_t bytes_found;              /* rw_disk_bytes before the cut */
 	int64_t max_ts_ms;
 };
 
@@ -48,6 +50,10 @@ void rw_disk_dirname(const char *url, char *out);
  * message in err. */
 struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown_url,
                              size_t segment_max, char *err, size_t errlen);
+/* The queue's bound (--remote-write.queue-max-bytes; 0: none), for
+ * rw_disk_replay: a queue left under a larger bound is cut to it, oldest
+ * first, and the segment where the cut falls is compacted. */
+void rw_disk_set_bound(struct rw_disk *d, size_t max_bytes);
 /* Reads every segment found at open, oldest first, calling replay(ctx,
  * record) for each valid record not done before. A damaged body skips its
  * record; a damaged header (or a torn tail) skips the bytes up to the next

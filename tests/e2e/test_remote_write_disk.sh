@@ -140,6 +140,7 @@ dropped=$(awk '/^promacct_remote_write_samples_total\{.*result="dropped"/ { prin
 now=$(disk_bytes)
 stop_agent a8
 [ "$now" -le 65536 ] || fail "$now bytes on disk after a restart with a 64K bound"
+[ "$now" -ge 32768 ] || fail "only $now bytes kept after a restart with a 64K bound"
 ok "a smaller bound at restart: $found bytes trimmed to $now, $dropped samples counted as dropped, logged"
 
 # 7. The same with the real Prometheus as the receiver: down while the first

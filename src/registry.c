@@ -845,6 +845,20 @@ static void key_set_bit(struct ref *k, unsigned pos, int v)
 
 /* Emits region g (the keys sharing g->bits first bits) in order, at depth
  * d of the cut. 0 or -ENOMEM. */
+/* Gathers region g whole (at most a batch of keys), sorts and emits it:
+ * one pass, no buckets. */
+static void walk_whole(struct walk *w, const struct walk_region *g)
+{
+	size_t n = 0;
+	struct ref k;
+	WALK_EACH(w, k, {
+		if (n < w->batch && region_has(g, &k))
+			w->refs[n++] = k;
+	})
+	refs_sort(w->refs, n);
+	walk_emit(w, w->refs, n);
+}
+
 static int walk_region(struct walk *w, const struct walk_region *g, unsigned d)
 {
 	size_t n = 0;
@@ -863,6 +877,10 @@ static int walk_region(struct walk *w, const struct walk_region *g, unsigned d)
 	})
 	if (n == 0)
 		return 0;
+	if (n <= w->batch) { /* keys only leave a walk: n is an upper bound */
+		walk_whole(w, g);
+		return 0;
+	}
 	unsigned p = common_bits(&lo, &hi);
 	if (p > WALK_KEY_BITS - WALK_BUCKET_BITS)
 		p = WALK_KEY_BITS - WALK_BUCKET_BITS; /* the bits before p are shared too */
@@ -964,7 +982,11 @@ static int collect_addresses(struct registry *r, struct collector *c, int only)
 	struct ref zero;
 	memset(&zero, 0, sizeof zero);
 	region_set(&all, &zero, 0);
-	rc = walk_region(&w, &all, 0);
+	/* the usual small state: one pass */
+	if (total <= w.batch)
+		walk_whole(&w, &all);
+	else
+		rc = walk_region(&w, &all, 0);
 out:
 	addrtable_read_end(&r->grace, grace);
 	for (unsigned d = 0; d < WALK_DEPTH; d++)

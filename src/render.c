@@ -25,7 +25,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zlib.h>
 
 /* The render thread's stack: the walk and the text collector need ~20 KiB. */
@@ -85,10 +84,7 @@ static struct slot *fill_slot(struct render_stream *s, int *err)
 			*err = -ETIMEDOUT;
 			goto out;
 		}
-		struct timespec ts;
-		ts.tv_sec = (time_t)deadline;
-		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		cond_wait_signal_until(&s->cond, &s->lock, deadline);
 	}
 	if (!atomic_load(&s->stop))
 		sl = &s->q[(s->head + s->count) % RENDER_QUEUE];

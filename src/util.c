@@ -89,6 +89,14 @@ void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const 
 		;
 }
 
+void cond_wait_signal_until(pthread_cond_t *c, pthread_mutex_t *m, double until)
+{
+	struct timespec ts;
+	ts.tv_sec = (time_t)until;
+	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+	(void)pthread_cond_timedwait(c, m, &ts);
+}
+
 double tick_next(double next, double interval, double now)
 {
 	do

@@ -61,6 +61,10 @@ void cond_init_monotonic(pthread_cond_t *c);
 /* With m held: waits on c (made by cond_init_monotonic) until the monotonic
  * time `until`, or until *stop becomes nonzero when stop is not NULL. */
 void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const int *stop);
+/* With m held: one wait on c (made by cond_init_monotonic) that ends when c
+ * is signalled or at the monotonic time `until` (or spuriously): the caller
+ * re-checks its condition. */
+void cond_wait_signal_until(pthread_cond_t *c, pthread_mutex_t *m, double until);
 /* The next tick of a fixed-rate schedule after `now`: ticks missed while a
  * slow job ran are skipped, not run in a burst. */
 double tick_next(double next, double interval, double now);

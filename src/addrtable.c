@@ -45,7 +45,11 @@
  * touches the entry. The reader's release on leaving and the writer's
  * acquire of the epoch order the reader's last read of an entry before its
  * reuse (what TSan checks). A walk that lasts only delays reuse; then new
- * keys take new entries, up to max_entries, so memory stays bounded. */
+ * keys take new entries, up to max_entries, so memory stays bounded.
+ *
+ * addrtable_retire_if retires entries the same way by a predicate (a
+ * reload that removed or changed their range), in one pass; it needs only
+ * the grace periods (addrtable_set_grace), not idle expiry. */
 #include "promacct/addrtable.h"
 
 #include <errno.h>
@@ -284,7 +288,9 @@ static counter_t *overflow(struct addrtable *t, const struct addr_key *k)
 	o.dir = k->dir;
 	o.proto = k->proto;
 	o.pad = ADDRTABLE_PAD_OTHER;
-	o.range = t->other_of ? t->other_of[k->range] : k->range;
+	o.range = t->admit && t->admit->other ? t->admit->other(t->admit, k->range)
+	          : t->other_of               ? t->other_of[k->range]
+	                                      : k->range;
 	return addrtable_get(t, &o);
 }
 
@@ -397,13 +403,9 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 
 /* ---- idle expiry --------------------------------------------------------- */
 
-int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double timeout,
-                         size_t ended_cap)
+int addrtable_set_grace(struct addrtable *t, struct addrtable_grace *g, size_t ended_cap)
 {
-	t->seen = calloc(t->max_chunks, sizeof *t->seen);
-	if (!t->seen)
-		return -ENOMEM;
-	if (ended_cap) {
+	if (ended_cap && !t->ended) {
 		t->ended = calloc(1, sizeof *t->ended);
 		if (!t->ended)
 			return -ENOMEM;
@@ -416,6 +418,17 @@ int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double 
 		t->ended->cap = ended_cap;
 	}
 	t->grace = g;
+	return 0;
+}
+
+int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double timeout,
+                         size_t ended_cap)
+{
+	t->seen = calloc(t->max_chunks, sizeof *t->seen);
+	if (!t->seen)
+		return -ENOMEM;
+	if (addrtable_set_grace(t, g, ended_cap))
+		return -ENOMEM;
 	t->timeout_ms = (uint64_t)(timeout * 1000 + 0.5);
 	if (!t->timeout_ms)
 		t->timeout_ms = 1;
@@ -621,6 +634,30 @@ size_t addrtable_expire(struct addrtable *t, uint64_t now_ms, size_t budget)
 			continue;
 		}
 		if (now_ms - s->tick_ms < t->timeout_ms)
+			continue;
+		if (retire(t, e))
+			break;
+		retired++;
+	}
+	if (t->nlimbo) {
+		addrtable_grace_advance(t->grace);
+		drain_limbo(t);
+	}
+	return retired;
+}
+
+size_t addrtable_retire_if(struct addrtable *t, int (*gone)(void *ctx, const struct addr_key *k),
+                           void *ctx)
+{
+	size_t n = atomic_load_explicit(&t->count, memory_order_relaxed), retired = 0;
+	if (!t->grace)
+		return 0;
+	for (size_t e = 0; e < n; e++) {
+		if (!atomic_load_explicit(
+		        &addrtable_chunk_live(t, addrtable_chunk(t, e))[e & (ADDRTABLE_CHUNK - 1)],
+		        memory_order_relaxed))
+			continue;
+		if (!gone(ctx, addrtable_key(t, e)))
 			continue;
 		if (retire(t, e))
 			break;

@@ -26,6 +26,14 @@
  * capture_request_stop takes for pcap_breakloop (libpcap >= 1.10 wakes a
  * blocked poll).
  *
+ * Reload of the ranges: a worker takes the registry's ranges table between
+ * batches (worker_ranges -> registry_shard_ranges: one load per batch; when
+ * a reload published a new one, the keys it changed end first).
+ * capture_ranges_changed wakes live workers blocked in pcap_dispatch
+ * (pcap_breakloop with `woken` set, which the loop tells from a stop), and
+ * itself moves the tables of finished workers (a file read, an interface
+ * gone for good: `finished`, under the capture lock, hands the table over).
+ *
  * Lock order: capture lock, then a worker's lock. */
 #define _GNU_SOURCE
 #include "promacct/capture.h"
@@ -53,8 +61,13 @@
 struct worker {
 	struct capture *cap;
 	struct acct_shard *shard;
-	size_t src; /* index of its source in the registry */
-	const struct ranges *ranges;
+	size_t src;                  /* index of its source in the registry */
+	const struct ranges *ranges; /* the table it uses (registry_shard_ranges) */
+	uint64_t ranges_gen;         /* its generation */
+	_Atomic int woken;           /* pcap_breakloop by capture_ranges_changed */
+	int finished;                /* under cap->lock: its thread counts no more (a file read,
+	                              * an interface gone for good); its table is then written
+	                              * by capture_ranges_changed */
 	const struct histogram_layout *layout;
 	pthread_mutex_t lock; /* pcap changes vs pcap_breakloop from other threads */
 	pcap_t *pcap;         /* NULL while the interface is missing */
@@ -450,6 +463,18 @@ void capture_free(struct capture *c)
 	free(c);
 }
 
+/* Between batches (no lookup pending): moves to the ranges table of the
+ * last reload, if it changed (the keys it changed end first). */
+static void worker_ranges(struct worker *w)
+{
+	const struct ranges *r =
+	    registry_shard_ranges(w->cap->reg, w->shard, w->ranges, &w->ranges_gen);
+	if (UNLIKELY(r != w->ranges)) {
+		w->ranges = r;
+		account_batch_init(&w->batch, r);
+	}
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct worker *w = (struct worker *)user;
@@ -487,6 +512,7 @@ static void file_done(struct worker *w, int failed)
 {
 	struct capture *c = w->cap;
 	pthread_mutex_lock(&c->lock);
+	w->finished = 1;
 	c->files_pending--;
 	c->files_failed += failed;
 	pthread_cond_broadcast(&c->cond);
@@ -500,6 +526,7 @@ static void *file_thread(void *arg)
 	int failed = 0;
 	double t0 = time_monotonic();
 	for (;;) {
+		worker_ranges(w);
 		int n = pcap_dispatch(w->pcap, FILE_BATCH, on_file_packet, (u_char *)w);
 		account_batch_flush(w->shard, &w->batch, w->layout);
 		atomic_store_explicit(&w->shard->pcap_recv, w->file_pkts, memory_order_relaxed);
@@ -526,6 +553,7 @@ static void *file_thread(void *arg)
 	if (!failed)
 		log_info("capture file read", "file=%s packets=%llu seconds=%.3f", w->name,
 		         (unsigned long long)w->file_pkts, time_monotonic() - t0);
+	registry_shard_ranges_idle(w->shard);
 	file_done(w, failed);
 	return NULL;
 }
@@ -586,6 +614,7 @@ static void worker_ended(struct worker *w)
 	struct capture *c = w->cap;
 	int tell = 0;
 	pthread_mutex_lock(&c->lock);
+	w->finished = 1;
 	c->live_ended++;
 	if (c->live_ended == c->nw && !c->no_source_told && !c->stop) {
 		c->no_source_told = 1;
@@ -616,9 +645,14 @@ static void *live_thread(void *arg)
 	struct capture *c = w->cap;
 	double last = 0;
 	int expiry = registry_idle_timeout(c->reg) > 0;
-	if (!w->pcap && !worker_reopen(w))
-		return NULL; /* waited for, and stopped before it appeared */
+	if (!w->pcap) {
+		registry_shard_ranges_idle(w->shard);
+		if (!worker_reopen(w))
+			return NULL; /* waited for, and stopped before it appeared */
+	}
 	for (;;) {
+		/* a reload's table, here where no lookup is pending */
+		worker_ranges(w);
 		/* With idle expiry, wait for a ready block here with a timeout: a
 		 * blocking pcap_dispatch on TPACKET_V3 sleeps until traffic comes
 		 * (the kernel's block timer does not wake an empty ring), and the
@@ -631,12 +665,18 @@ static void *live_thread(void *arg)
 		}
 		int n = pcap_dispatch(w->pcap, -1, on_packet, (u_char *)w);
 		account_batch_flush(w->shard, &w->batch, w->layout);
-		if (n == PCAP_ERROR_BREAK ||
-		    atomic_load_explicit(&c->stopping, memory_order_relaxed))
+		if (atomic_load(&c->stopping))
 			break;
+		if (n == PCAP_ERROR_BREAK) {
+			/* woken for a reload (capture_ranges_changed), else a stop */
+			if (atomic_exchange(&w->woken, 0) && !atomic_load(&c->stopping))
+				continue;
+			break;
+		}
 		if (n == PCAP_ERROR) {
 			/* Typically the interface was removed. */
 			worker_lost(w);
+			registry_shard_ranges_idle(w->shard);
 			if (c->opts.reopen_interval <= 0) {
 				worker_ended(w);
 				return NULL;
@@ -696,6 +736,33 @@ void capture_request_stop(struct capture *c)
 		if (c->w[i].pcap)
 			pcap_breakloop(c->w[i].pcap);
 		pthread_mutex_unlock(&c->w[i].lock);
+	}
+}
+
+void capture_ranges_changed(struct capture *c)
+{
+	if (!c)
+		return;
+	/* a finished thread writes its table no more: its keys end here */
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nw; i++) {
+		struct worker *w = &c->w[i];
+		if (!w->finished)
+			continue;
+		w->ranges = registry_shard_ranges(c->reg, w->shard, w->ranges, &w->ranges_gen);
+		registry_shard_ranges_idle(w->shard);
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < c->nw; i++) {
+		struct worker *w = &c->w[i];
+		if (w->is_file)
+			continue; /* reads on: it looks between batches */
+		pthread_mutex_lock(&w->lock);
+		if (w->pcap) {
+			atomic_store(&w->woken, 1);
+			pcap_breakloop(w->pcap);
+		}
+		pthread_mutex_unlock(&w->lock);
 	}
 }
 

@@ -66,6 +66,12 @@ static struct capture *the_capture;
  * thread may ask the --once outputs to stop. */
 static struct agent *the_agent;
 
+/* Ranges tables replaced by reloads and not freed yet (a capture thread
+ * may still use them): a reload waits RETIRE_WAIT for the threads; if more
+ * than RETIRED_MAX are left behind it fails. */
+#define RETIRED_MAX 16
+#define RETIRE_WAIT 1.0
+
 /* Everything the agent made; zeroed means "not made". */
 struct agent {
 	struct config cfg;
@@ -79,6 +85,15 @@ struct agent {
 	struct privdrop priv; /* --user, --group, capabilities */
 	/* Prometheus' reload metrics (not with --once: nothing reloads). */
 	gauge_t *reload_ok, *reload_ts;
+	/* The ranges table a reload published (owned), NULL while it is
+	 * cfg.ranges; the tables it replaced, each freed once no capture
+	 * thread uses it (registry_ranges_quiescent of its gen). */
+	struct ranges *ranges_now;
+	struct retired_ranges {
+		struct ranges *t; /* heap, or &cfg.ranges */
+		uint64_t gen;
+	} retired[RETIRED_MAX];
+	size_t nretired;
 };
 
 /* Asks the main thread for a configuration reload. Callable from any
@@ -193,6 +208,29 @@ static void *signal_thread(void *arg)
 	}
 }
 
+/* Frees the replaced ranges tables no capture thread uses any more,
+ * waiting for them until deadline (time_monotonic(); 0: no wait). */
+static void agent_reclaim_ranges(struct agent *a, double deadline)
+{
+	for (;;) {
+		size_t keep = 0;
+		for (size_t i = 0; i < a->nretired; i++) {
+			struct retired_ranges *x = &a->retired[i];
+			if (!registry_ranges_quiescent(&a->reg, x->gen)) {
+				a->retired[keep++] = *x;
+				continue;
+			}
+			ranges_free(x->t);
+			if (x->t != &a->cfg.ranges)
+				free(x->t);
+		}
+		a->nretired = keep;
+		if (!keep || time_monotonic() >= deadline)
+			return;
+		usleep(2000);
+	}
+}
+
 /* The reload hook, run on the main thread between waits (never while the
  * agent starts or stops), for SIGHUP and POST /-/reload alike. Config
  * reload goes here: re-read what can change at run time and apply it to
@@ -206,29 +244,50 @@ static int agent_reload(struct agent *a, char *err, size_t errlen)
 	if (!c->config_file) {
 		log_info("nothing to reload: no --config.file", "%s", "");
 	} else {
-		/* The file is read and checked again. Applying changed ranges to
-		 * running capture threads (keeping unchanged series) is not built
-		 * yet: a changed file is reported, never half applied. */
-		struct ranges fresh;
-		if (config_reload_ranges(c, &fresh, err, errlen)) {
-			log_error("config reload failed: the running configuration is kept",
-			          "err=%s", err);
+		/* The file is read and checked again; changed ranges are
+		 * applied to the running capture threads: series of label sets
+		 * that stay continue, the others end (registry_ranges_map). */
+		const struct ranges *cur = a->ranges_now ? a->ranges_now : &a->cfg.ranges;
+		struct ranges *fresh = malloc(sizeof *fresh);
+		if (!fresh) {
+			snprintf(err, errlen, "out of memory");
+			ok = 0;
+		} else if (config_reload_ranges(c, fresh, err, errlen)) {
+			ok = 0;
+		} else if (ranges_equal(fresh, cur)) {
+			log_info("config reloaded: ranges unchanged", "file=%s", c->config_file);
+		} else if (a->nretired == RETIRED_MAX) {
+			snprintf(err, errlen,
+			         "%zu replaced ranges tables are still in use by capture threads",
+			         a->nretired);
 			ok = 0;
 		} else {
-			ok = ranges_equal(&fresh, &c->ranges);
-			ranges_free(&fresh);
-			if (ok) {
-				log_info("config reloaded: ranges unchanged", "file=%s",
-				         c->config_file);
+			int rc = registry_ranges_map(&a->reg, fresh);
+			if (rc) {
+				snprintf(err, errlen, "%s",
+				         rc == -ENOSPC
+				             ? "too many label sets configured since start"
+				             : "out of memory");
+				ok = 0;
 			} else {
-				snprintf(
-				    err, errlen,
-				    "config file changed: range changes take effect at the next "
-				    "restart (applying them live is not implemented); the running "
-				    "configuration is kept");
-				log_warn(err, "file=%s", c->config_file);
+				uint64_t gen = registry_ranges_publish(&a->reg, fresh);
+				capture_ranges_changed(a->cap);
+				a->retired[a->nretired++] =
+				    (struct retired_ranges){(struct ranges *)cur, gen};
+				a->ranges_now = fresh;
+				fresh = NULL;
+				log_info("config reloaded: ranges applied", "file=%s ranges=%zu",
+				         c->config_file, a->ranges_now->n);
 			}
 		}
+		if (fresh) {
+			ranges_free(fresh);
+			free(fresh);
+		}
+		if (!ok)
+			log_error("config reload failed: the running configuration is kept",
+			          "err=%s", err);
+		agent_reclaim_ranges(a, time_monotonic() + RETIRE_WAIT);
 	}
 	if (a->reload_ok) {
 		gauge_set(a->reload_ok, ok);
@@ -564,6 +623,17 @@ static void agent_free(struct agent *a)
 	pushgateway_free(a->push);
 	remote_write_free(a->rw);
 	capture_free(a->cap);
+	/* no capture thread is left: every table goes */
+	for (size_t i = 0; i < a->nretired; i++)
+		if (a->retired[i].t != &a->cfg.ranges) {
+			ranges_free(a->retired[i].t);
+			free(a->retired[i].t);
+		}
+	a->nretired = 0;
+	if (a->ranges_now) {
+		ranges_free(a->ranges_now);
+		free(a->ranges_now);
+	}
 	if (a->reg_ok)
 		registry_free(&a->reg);
 	config_free(&a->cfg);

@@ -16,7 +16,13 @@
  * (account.h) and keep the piece of their previous IPv4 lookup
  * (ranges_hint4). Memory: the ranges and their label texts, 12 bytes per
  * IPv4 piece, 24 per IPv6 piece, 256 KiB per family for the indexes once
- * built, and 4 KiB per dense /16 (at most one per RANGES_DENSE16 pieces). */
+ * built, and 4 KiB per dense /16 (at most one per RANGES_DENSE16 pieces).
+ *
+ * A piece's val names its owner's group by range.id: the group index,
+ * until ranges_set_ids gives the stable ids of the registry's label sets
+ * (a reload's table: keys of label sets that stay keep their identity). A
+ * table is never changed once the capture threads use it; a reload builds
+ * a new one. */
 #include "promacct/ranges.h"
 
 #include <arpa/inet.h>
@@ -541,11 +547,13 @@ static int set_groups(struct ranges *r)
 		uint64_t h = text_hash(g->text, (uint64_t)g->granularity << 56 ^ g->family);
 		size_t j = (size_t)h & (cap - 1);
 		g->group = (uint32_t)i;
+		g->id = (uint32_t)i;
 		for (; slots[j]; j = (j + 1) & (cap - 1)) {
 			const struct range *o = &r->v[slots[j] - 1];
 			if (o->granularity == g->granularity && o->family == g->family &&
 			    !strcmp(o->text, g->text)) {
 				g->group = (uint32_t)(slots[j] - 1);
+				g->id = g->group;
 				break;
 			}
 		}
@@ -721,6 +729,33 @@ out:
 	free(v4);
 	free(v6);
 	return rc;
+}
+
+static uint32_t val_remap(const struct ranges *r, uint32_t v)
+{
+	if (!ranges_val_in(v))
+		return v;
+	return (v & ~RANGES_VAL_GROUP_MASK) | (r->v[ranges_val_group(v)].id + 1);
+}
+
+void ranges_set_ids(struct ranges *r, const uint32_t *ids)
+{
+	/* the vals hold group indexes until now (ranges_build) */
+	for (size_t i = 0; i < r->n; i++)
+		r->v[i].id = ids[r->v[i].group];
+	if (r->p4_val != empty_val)
+		for (size_t i = 0; i < r->np4; i++)
+			r->p4_val[i] = val_remap(r, r->p4_val[i]);
+	if (r->p6_val != empty_val)
+		for (size_t i = 0; i < r->np6; i++)
+			r->p6_val[i] = val_remap(r, r->p6_val[i]);
+	size_t nb = 0;
+	if (r->blk16 != empty_blk16)
+		for (size_t h = 0; h < (size_t)1 << (32 - RANGES_IDX4_SHIFT); h++)
+			nb = r->blk16[h] > nb ? r->blk16[h] : nb;
+	for (size_t i = 0; i < nb << 8; i++)
+		for (unsigned j = 0; j < r->dir[i].n; j++)
+			r->dir[i].val[j] = val_remap(r, r->dir[i].val[j]);
 }
 
 int ranges_equal(const struct ranges *a, const struct ranges *b)

@@ -17,7 +17,28 @@
  * new to the whole source takes the source's lock to be counted and added.
  * Over the cap, a refusal takes no lock either. The per-packet path never
  * gets here. When an interface goes away its addresses leave the count;
- * when it comes back they rejoin it (its state is kept: series continue). */
+ * when it comes back they rejoin it (its state is kept: series continue).
+ *
+ * Label sets and reload. A key's `range` is the stable id of its label set
+ * (family, granularity, labels: one accounting group), an index into an
+ * append-only table of struct range_set (chunks that never move; ids never
+ * reused) that lives as long as the registry: readers take a key's labels
+ * from there, caps (held, cap) and the overflow set live there too. The
+ * main thread alone adds sets and changes caps and configured flags
+ * (relaxed atomics: a reader may see a reload half way, never a torn
+ * value). The first table's ids are its group indexes; a reload's table
+ * gets the ids of the sets configured now with the same family,
+ * granularity and labels (registry_ranges_map), else new ones, and is
+ * published as a pointer and a generation (registry_ranges_publish). Each
+ * capture thread compares the generation once per batch
+ * (registry_shard_ranges); when it moved, it ends its keys that the new
+ * table does not hold as they are (addrtable_retire_if: the idle-expiry
+ * machinery, so stale markers, caps released, memory reused after a grace
+ * period) and then looks up in the new table. It publishes the generation
+ * it uses (UINT64_MAX: none, while it waits for its interface or is done;
+ * on its way back it stores which one before it looks: seq_cst both sides),
+ * and the main thread frees a replaced table only when every shard's
+ * generation passed it (registry_ranges_quiescent). */
 #include "promacct/registry.h"
 
 #include <arpa/inet.h>
@@ -44,23 +65,263 @@
 /* Histogram slots per address: 2 directions x PROTO_COUNT classes. */
 #define HISTS_PER_ADDRESS (2 * PROTO_COUNT)
 
+/* ---- label sets by stable id --------------------------------------------- */
+
+#define SETS_CHUNK   (1u << REGISTRY_SETS_SHIFT)
+#define SETS_NCHUNKS (((size_t)RANGES_MAX >> REGISTRY_SETS_SHIFT) + 1)
+
+/* What a key of an id no table gave has (cannot be: a defence). */
+static const struct range_set no_set;
+
+const struct range_set *registry_range_set(const struct registry *r, uint32_t id)
+{
+	if (id >= atomic_load_explicit((_Atomic uint32_t *)&r->nsets, memory_order_acquire))
+		return &no_set;
+	struct range_set *c =
+	    atomic_load_explicit(&r->sets[id >> REGISTRY_SETS_SHIFT], memory_order_acquire);
+	return c ? &c[id & (SETS_CHUNK - 1)] : &no_set;
+}
+
+/* Main thread: the entry of id (its chunk allocated), NULL on out of
+ * memory. */
+static struct range_set *set_slot(struct registry *r, uint32_t id)
+{
+	_Atomic(struct range_set *) *cp = &r->sets[id >> REGISTRY_SETS_SHIFT];
+	struct range_set *c = atomic_load_explicit(cp, memory_order_relaxed);
+	if (!c) {
+		if (!(c = calloc(SETS_CHUNK, sizeof *c)))
+			return NULL;
+		atomic_store_explicit(cp, c, memory_order_release);
+	}
+	return &c[id & (SETS_CHUNK - 1)];
+}
+
+/* Main thread: set id takes the family, granularity and labels of range g
+ * (copied). */
+static int set_fill(struct registry *r, uint32_t id, const struct range *g)
+{
+	struct range_set *s = set_slot(r, id);
+	if (!s)
+		return -ENOMEM;
+	s->family = g->family;
+	s->granularity = g->granularity;
+	s->text = strdup(g->text ? g->text : "");
+	s->labels = g->nlabels ? calloc(g->nlabels, sizeof *s->labels) : NULL;
+	if (!s->text || (g->nlabels && !s->labels))
+		return -ENOMEM;
+	for (size_t j = 0; j < g->nlabels; j++) {
+		s->labels[j].name = strdup(g->labels[j].name);
+		s->labels[j].value = strdup(g->labels[j].value);
+		s->nlabels = j + 1;
+		if (!s->labels[j].name || !s->labels[j].value)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void sets_free(struct registry *r)
+{
+	if (!r->sets)
+		return;
+	for (size_t c = 0; c < SETS_NCHUNKS; c++) {
+		struct range_set *v = atomic_load_explicit(&r->sets[c], memory_order_relaxed);
+		if (!v)
+			continue;
+		for (size_t i = 0; i < SETS_CHUNK; i++) {
+			labels_free(v[i].labels, v[i].nlabels);
+			free(v[i].labels);
+			free(v[i].text);
+		}
+		free(v);
+	}
+	free(r->sets);
+	r->sets = NULL;
+}
+
+/* Main thread: caps, overflow series and configured flags follow table
+ * rs (its ids given). */
+static void sets_configure(struct registry *r, const struct ranges *rs)
+{
+	uint64_t mark = ++r->sets_mark;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct range *g = &rs->v[i];
+		if (g->group != i)
+			continue;
+		struct range_set *s = set_slot(r, g->id); /* allocated by map */
+		s->mark = mark;
+		atomic_store_explicit(&s->cap, g->group_max, memory_order_relaxed);
+		atomic_store_explicit(&s->other, rs->v[rs->other_of ? rs->other_of[i] : i].id,
+		                      memory_order_relaxed);
+		atomic_store_explicit(&s->configured, 1, memory_order_relaxed);
+		if (g->group_max)
+			atomic_store_explicit(&r->any_cap, 1, memory_order_relaxed);
+	}
+	uint32_t n = atomic_load_explicit(&r->nsets, memory_order_relaxed);
+	for (uint32_t id = 0; id < n; id++) {
+		struct range_set *c =
+		    atomic_load_explicit(&r->sets[id >> REGISTRY_SETS_SHIFT], memory_order_relaxed);
+		if (c && c[id & (SETS_CHUNK - 1)].mark != mark)
+			atomic_store_explicit(&c[id & (SETS_CHUNK - 1)].configured, 0,
+			                      memory_order_relaxed);
+	}
+}
+
 int registry_init(struct registry *r, struct histogram_layout *layout, struct ranges *ranges,
                   size_t max_addresses)
 {
 	memset(r, 0, sizeof *r);
 	r->layout = layout;
-	r->ranges = ranges;
+	atomic_store_explicit(&r->ranges, ranges, memory_order_relaxed);
 	r->max_addresses = max_addresses;
 	r->start_time = time_now();
 	r->collect_batch = COLLECT_BATCH;
 	addrtable_grace_init(&r->grace);
-	for (size_t i = 0; i < ranges->n && !r->range_held; i++)
-		if (ranges->v[i].group_max) {
-			r->range_held = calloc(ranges->n, sizeof *r->range_held);
-			if (!r->range_held)
-				return -ENOMEM;
-		}
+	r->sets = calloc(SETS_NCHUNKS, sizeof *r->sets);
+	if (!r->sets)
+		return -ENOMEM;
+	/* the first table's ids are its group indexes (the vals hold them) */
+	for (size_t i = 0; i < ranges->n; i++)
+		if (ranges->v[i].group == i && set_fill(r, (uint32_t)i, &ranges->v[i]))
+			return -ENOMEM;
+	atomic_store_explicit(&r->nsets, (uint32_t)ranges->n, memory_order_release);
+	sets_configure(r, ranges);
 	return 0;
+}
+
+static uint64_t set_hash(const char *text, unsigned family, unsigned granularity)
+{
+	uint64_t h = 1469598103934665603ull ^ ((uint64_t)granularity << 56 ^ family);
+	for (; *text; text++)
+		h = (h ^ (unsigned char)*text) * 1099511628211ull;
+	return h;
+}
+
+int registry_ranges_map(struct registry *r, struct ranges *fresh)
+{
+	uint32_t n = atomic_load_explicit(&r->nsets, memory_order_relaxed), next = n;
+	size_t cap = 16, nconf = 0;
+	int rc = -ENOMEM;
+	for (uint32_t id = 0; id < n; id++)
+		nconf += atomic_load_explicit(&registry_range_set(r, id)->configured,
+		                              memory_order_relaxed) != 0;
+	while (cap < 2 * nconf + 2)
+		cap *= 2;
+	uint32_t *slots = calloc(cap, sizeof *slots); /* id + 1 of the sets configured */
+	uint32_t *ids = calloc(fresh->n ? fresh->n : 1, sizeof *ids);
+	if (!slots || !ids)
+		goto out;
+	for (uint32_t id = 0; id < n; id++) {
+		const struct range_set *s = registry_range_set(r, id);
+		if (!atomic_load_explicit(&s->configured, memory_order_relaxed))
+			continue;
+		size_t j = (size_t)set_hash(s->text, s->family, s->granularity) & (cap - 1);
+		while (slots[j])
+			j = (j + 1) & (cap - 1);
+		slots[j] = id + 1;
+	}
+	for (size_t i = 0; i < fresh->n; i++) {
+		const struct range *g = &fresh->v[i];
+		if (g->group != i)
+			continue;
+		size_t j = (size_t)set_hash(g->text, g->family, g->granularity) & (cap - 1);
+		for (; slots[j]; j = (j + 1) & (cap - 1)) {
+			const struct range_set *s = registry_range_set(r, slots[j] - 1);
+			if (s->family == g->family && s->granularity == g->granularity &&
+			    !strcmp(s->text, g->text))
+				break;
+		}
+		if (slots[j]) {
+			ids[i] = slots[j] - 1;
+			continue;
+		}
+		if (next >= RANGES_MAX) {
+			rc = -ENOSPC;
+			goto out;
+		}
+		if (set_fill(r, next, g))
+			goto out;
+		ids[i] = next++;
+	}
+	ranges_set_ids(fresh, ids);
+	rc = 0;
+out:
+	/* sets filled stay (unconfigured) even on failure: ids are never
+	 * reused */
+	atomic_store_explicit(&r->nsets, next, memory_order_release);
+	free(slots);
+	free(ids);
+	return rc;
+}
+
+uint64_t registry_ranges_publish(struct registry *r, const struct ranges *fresh)
+{
+	sets_configure(r, fresh);
+	atomic_store_explicit(&r->ranges, fresh, memory_order_seq_cst);
+	uint64_t gen = atomic_load_explicit(&r->ranges_gen, memory_order_relaxed) + 1;
+	atomic_store_explicit(&r->ranges_gen, gen, memory_order_seq_cst);
+	return gen;
+}
+
+int registry_ranges_quiescent(const struct registry *r, uint64_t gen)
+{
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++)
+			if (atomic_load_explicit(&r->sources[i].shards[j]->ranges_gen,
+			                         memory_order_seq_cst) < gen)
+				return 0;
+	return 1;
+}
+
+/* Whether key k is not held as it is by table rs (a reload changed or
+ * removed its range): a plain address key must be in the piece of a range
+ * of its id that does not roll up; a rollup or an overflow key's label set
+ * must still be configured (an overflow key's as its own overflow). */
+struct gone_ctx {
+	struct registry *r;
+	const struct ranges *rs;
+};
+
+static int key_gone(void *arg, const struct addr_key *k)
+{
+	struct gone_ctx *g = arg;
+	const struct range_set *s = registry_range_set(g->r, k->range);
+	if (k->pad == ADDRTABLE_PAD_OTHER)
+		return !atomic_load_explicit(&s->configured, memory_order_relaxed) ||
+		       atomic_load_explicit(&s->other, memory_order_relaxed) != k->range;
+	if (k->pad)
+		return !atomic_load_explicit(&s->configured, memory_order_relaxed);
+	uint32_t v;
+	if (k->family == 4) {
+		uint32_t a;
+		memcpy(&a, k->addr, 4);
+		v = ranges_val4(g->rs, ntohl(a));
+	} else {
+		v = ranges_val6(g->rs, k->addr);
+	}
+	return !ranges_val_in(v) || ranges_val_group(v) != k->range || ranges_val_rollup(v);
+}
+
+const struct ranges *registry_shard_ranges(struct registry *r, struct acct_shard *s,
+                                           const struct ranges *cur, uint64_t *gen)
+{
+	/* back from using none: say which one before looking (the main thread
+	 * frees a table only when every shard says a later one) */
+	if (UNLIKELY(atomic_load_explicit(&s->ranges_gen, memory_order_relaxed) == UINT64_MAX))
+		atomic_store_explicit(&s->ranges_gen, *gen, memory_order_seq_cst);
+	uint64_t g = atomic_load_explicit(&r->ranges_gen, memory_order_seq_cst);
+	if (LIKELY(g == *gen))
+		return cur;
+	const struct ranges *rs = atomic_load_explicit(&r->ranges, memory_order_acquire);
+	struct gone_ctx ctx = {r, rs};
+	addrtable_retire_if(&s->table, key_gone, &ctx);
+	*gen = g;
+	atomic_store_explicit(&s->ranges_gen, g, memory_order_seq_cst);
+	return rs;
+}
+
+void registry_shard_ranges_idle(struct acct_shard *s)
+{
+	atomic_store_explicit(&s->ranges_gen, UINT64_MAX, memory_order_seq_cst);
 }
 
 struct source_cap {
@@ -84,20 +345,26 @@ static int tracked_inc(struct registry *r)
 	return 1;
 }
 
+/* The key's label set (its range group). */
+static struct range_set *group_of(const struct registry *r, const struct addr_key *k)
+{
+	return (struct range_set *)registry_range_set(r, k->range);
+}
+
 /* The cap of the key's range group, 0 when it has none. */
 static size_t group_cap(const struct registry *r, const struct addr_key *k)
 {
-	return r->range_held ? r->ranges->v[k->range].group_max : 0;
+	return atomic_load_explicit(&group_of(r, k)->cap, memory_order_relaxed);
 }
 
-/* One more key of its range group against the group's cap (gcap > 0); 0
- * when it is reached. */
+/* One more key of its range group, against the group's cap (gcap, 0:
+ * none); 0 when it is reached. */
 static int group_inc(struct registry *r, const struct addr_key *k, size_t gcap)
 {
-	_Atomic size_t *held = &r->range_held[k->range];
+	_Atomic size_t *held = &group_of(r, k)->held;
 	size_t cur = atomic_load_explicit(held, memory_order_relaxed);
 	do {
-		if (cur >= gcap)
+		if (gcap && cur >= gcap)
 			return 0;
 	} while (!atomic_compare_exchange_weak_explicit(held, &cur, cur + 1, memory_order_relaxed,
 	                                                memory_order_relaxed));
@@ -118,12 +385,10 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 
 	if (!sc->shared) {
 		/* The only writer, which also makes the transitions. */
-		if (gcap && !group_inc(r, k, gcap))
+		if (!group_inc(r, k, gcap))
 			return 0;
 		if (!atomic_load_explicit(&sc->down, memory_order_relaxed) && !tracked_inc(r)) {
-			if (gcap)
-				atomic_fetch_sub_explicit(&r->range_held[k->range], 1,
-				                          memory_order_relaxed);
+			atomic_fetch_sub_explicit(&group_of(r, k)->held, 1, memory_order_relaxed);
 			return 0;
 		}
 		atomic_fetch_add_explicit(&sc->held, 1, memory_order_relaxed);
@@ -132,7 +397,7 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 	if (addrset_contains(&sc->set, k))
 		return 1; /* another shard holds it: counted once */
 	/* refusals take no lock */
-	if (gcap && atomic_load_explicit(&r->range_held[k->range], memory_order_relaxed) >= gcap)
+	if (gcap && atomic_load_explicit(&group_of(r, k)->held, memory_order_relaxed) >= gcap)
 		return 0;
 	if (atomic_load_explicit(&r->tracked, memory_order_relaxed) >= r->max_addresses &&
 	    !atomic_load_explicit(&sc->down, memory_order_relaxed))
@@ -141,7 +406,7 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 	int down = atomic_load_explicit(&sc->down, memory_order_relaxed);
 	if (addrset_contains(&sc->set, k)) {
 		ok = 1;
-	} else if (gcap && !group_inc(r, k, gcap)) {
+	} else if (!group_inc(r, k, gcap)) {
 		ok = 0;
 	} else if (down || tracked_inc(r)) {
 		if (addrset_add(&sc->set, k) == 0) {
@@ -150,12 +415,10 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 		} else {
 			if (!down)
 				atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
-			if (gcap)
-				atomic_fetch_sub_explicit(&r->range_held[k->range], 1,
-				                          memory_order_relaxed);
+			atomic_fetch_sub_explicit(&group_of(r, k)->held, 1, memory_order_relaxed);
 		}
-	} else if (gcap) {
-		atomic_fetch_sub_explicit(&r->range_held[k->range], 1, memory_order_relaxed);
+	} else {
+		atomic_fetch_sub_explicit(&group_of(r, k)->held, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return ok;
@@ -172,11 +435,20 @@ static void shard_release(struct addrtable_admit *a, const struct addr_key *k)
 	struct registry *r = sc->reg;
 	if (sc->shared)
 		return;
-	if (group_cap(r, k))
-		atomic_fetch_sub_explicit(&r->range_held[k->range], 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&group_of(r, k)->held, 1, memory_order_relaxed);
 	if (!atomic_load_explicit(&sc->down, memory_order_relaxed))
 		atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&sc->held, 1, memory_order_relaxed);
+}
+
+/* The overflow series of a refused key's group: the set with its labels
+ * configured first. */
+static uint32_t shard_other(struct addrtable_admit *a, uint32_t range)
+{
+	struct acct_shard *sh =
+	    (struct acct_shard *)((char *)a - offsetof(struct acct_shard, admit));
+	return atomic_load_explicit(&registry_range_set(sh->cap->reg, range)->other,
+	                            memory_order_relaxed);
 }
 
 static struct source_cap *source_cap_new(struct registry *r)
@@ -306,7 +578,8 @@ size_t registry_tracked(const struct registry *r)
 
 const struct ranges *registry_ranges(const struct registry *r)
 {
-	return r->ranges;
+	return atomic_load_explicit((const struct ranges *_Atomic *)&r->ranges,
+	                            memory_order_acquire);
 }
 
 const struct histogram_layout *registry_layout(const struct registry *r)
@@ -333,8 +606,7 @@ void registry_free(struct registry *r)
 		source_cap_free(r->sources[i].cap);
 	}
 	free(r->sources);
-	free(r->range_held);
-	r->range_held = NULL;
+	sets_free(r);
 	for (size_t i = 0; i < r->nself; i++)
 		for (int j = 0; j < 2; j++) {
 			free(r->self[i].labels[j].name);
@@ -389,10 +661,12 @@ struct acct_shard *registry_add_shard(struct registry *r, int src)
 		return NULL;
 	}
 	sh->table.admit = &sh->admit;
-	sh->table.other_of = r->ranges->other_of;
 	sh->admit.release = shard_release;
-	if (r->idle_timeout > 0 &&
-	    addrtable_set_expiry(&sh->table, &r->grace, r->idle_timeout, ENDED_RING)) {
+	sh->admit.other = shard_other;
+	/* keys end by idle expiry, or when a reload changes their range */
+	if (r->idle_timeout > 0
+	        ? addrtable_set_expiry(&sh->table, &r->grace, r->idle_timeout, ENDED_RING)
+	        : addrtable_set_grace(&sh->table, &r->grace, ENDED_RING)) {
 		shard_free(sh);
 		return NULL;
 	}
@@ -795,7 +1069,7 @@ static void walk_emit(struct walk *w, const struct ref *refs, size_t n)
 		addr_text(k, w->iptext, sizeof w->iptext);
 		fixed[0].value = r->sources[refs[i].src].name;
 		fixed[2].value = (char *)parse_proto_name(k->proto);
-		const struct range *rg = &r->ranges->v[k->range];
+		const struct range_set *rg = registry_range_set(r, k->range);
 		struct series_labels sl = {fixed, 3, rg->labels, rg->nlabels, rg->text};
 		c->series(c, &sl);
 		emit_hist(c, l, acc, accsum);
@@ -1038,7 +1312,8 @@ int registry_collect_ended(struct registry *r, struct collector *c)
 						addr_text(k, iptext, sizeof iptext);
 						fixed[0].value = r->sources[i].name;
 						fixed[2].value = (char *)parse_proto_name(k->proto);
-						const struct range *rg = &r->ranges->v[k->range];
+						const struct range_set *rg =
+						    registry_range_set(r, k->range);
 						struct series_labels sl = {fixed, 3, rg->labels,
 						                           rg->nlabels, rg->text};
 						c->series(c, &sl);
@@ -1081,29 +1356,30 @@ static void collect_range_caps(struct registry *r, struct collector *c)
 	    "Keys (addresses or rollup prefixes, per interface) held by the ranges with these "
 	    "labels that have a max_addresses cap.",
 	    "The max_addresses caps of the ranges with these labels, added up."};
-	const struct ranges *rs = r->ranges;
-	if (!r->range_held || !rs->other_of)
+	if (!atomic_load_explicit(&r->any_cap, memory_order_relaxed))
 		return;
-	size_t *sum = calloc(2 * rs->n, sizeof *sum);
+	uint32_t n = atomic_load_explicit(&r->nsets, memory_order_acquire);
+	size_t *sum = calloc(2 * (size_t)n + 2, sizeof *sum);
 	if (!sum)
 		return; /* the walk goes on without these two families */
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct range *g = &rs->v[i];
-		if (!g->group_max || g->group != i)
+	for (uint32_t id = 0; id < n; id++) {
+		const struct range_set *g = registry_range_set(r, id);
+		size_t cap = atomic_load_explicit(&g->cap, memory_order_relaxed);
+		uint32_t o = atomic_load_explicit(&g->other, memory_order_relaxed);
+		if (!cap || !atomic_load_explicit(&g->configured, memory_order_relaxed) || o >= n)
 			continue;
-		size_t o = rs->other_of[i];
-		sum[2 * o] += atomic_load_explicit(&r->range_held[i], memory_order_relaxed);
-		sum[2 * o + 1] += g->group_max;
+		sum[2 * (size_t)o] += atomic_load_explicit(&g->held, memory_order_relaxed);
+		sum[2 * (size_t)o + 1] += cap;
 	}
 	for (int m = 0; m < 2 && !c->stop; m++) {
 		c->family(c, names[m], help[m], METRIC_GAUGE);
-		for (size_t i = 0; i < rs->n; i++) {
-			const struct range *g = &rs->v[i];
-			if (!sum[2 * i + 1] || rs->other_of[i] != i)
+		for (uint32_t id = 0; id < n; id++) {
+			if (!sum[2 * (size_t)id + 1])
 				continue;
+			const struct range_set *g = registry_range_set(r, id);
 			struct series_labels sl = {NULL, 0, g->labels, g->nlabels, g->text};
 			c->series(c, &sl);
-			c->sample(c, SAMPLE_PLAIN, NULL, (double)sum[2 * i + (size_t)m]);
+			c->sample(c, SAMPLE_PLAIN, NULL, (double)sum[2 * (size_t)id + (size_t)m]);
 		}
 	}
 	free(sum);

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "promacct/ranges.h"
@@ -480,6 +481,61 @@ static void test_dense_blocks_answer_like_the_search(void **state)
 	ranges_free(&r);
 }
 
+/* Stable ids (a reload's): every val names its owner's group by the id
+ * given, in the pieces, the dense blocks and IPv6 alike; the rollup part
+ * stays. */
+static void test_ids_replace_the_group_in_every_val(void **state)
+{
+	(void)state;
+	uint32_t x = 977;
+	struct ranges r;
+	ranges_init(&r);
+	for (int i = 0; i < 3000; i++) {
+		char spec[64];
+		uint32_t a = (10u << 24) + (rnd32(&x) & 0xffff), len = rnd32(&x) % 300;
+		uint32_t b = a + len > 0x0a00ffffu ? 0x0a00ffffu : a + len;
+		snprintf(spec, sizeof spec, "%u.%u.%u.%u-%u.%u.%u.%u:n=%d", a >> 24, a >> 16 & 255,
+		         a >> 8 & 255, a & 255, b >> 24, b >> 16 & 255, b >> 8 & 255, b & 255,
+		         i % 7);
+		assert_int_equal(ranges_add(&r, spec, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_add(&r, "2001:db8::/32:n=v6", err, sizeof err), 0);
+	struct range_entry e = {.family = 4,
+	                        .first = {192, 168, 0, 0},
+	                        .last = {192, 168, 255, 255},
+	                        .granularity = 24};
+	assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+	assert_int_equal(ranges_build(&r), 0);
+	uint32_t *ids = calloc(r.n, sizeof *ids);
+	assert_non_null(ids);
+	for (size_t i = 0; i < r.n; i++)
+		ids[i] = 1000 + 3 * (uint32_t)i; /* read for groups' first ranges only */
+	uint32_t *before = malloc(sizeof *before * 0x20202);
+	assert_non_null(before);
+	size_t k = 0;
+	for (uint32_t a = 0x09ffff00u; a <= 0x0a010100u; a++)
+		before[k++] = ranges_val4(&r, a);
+	ranges_set_ids(&r, ids);
+	for (size_t i = 0; i < r.n; i++)
+		assert_int_equal(r.v[i].id, ids[r.v[i].group]);
+	k = 0;
+	for (uint32_t a = 0x09ffff00u; a <= 0x0a010100u; a++, k++) {
+		uint32_t v = ranges_val4_dir(&r, a), b = before[k];
+		assert_int_equal(ranges_val4(&r, a), v);
+		assert_int_equal(ranges_val_in(v), ranges_val_in(b));
+		if (ranges_val_in(b))
+			assert_int_equal(ranges_val_group(v), ids[ranges_val_group(b)]);
+	}
+	uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	assert_int_equal(ranges_val_group(ranges_val6(&r, a6)), ids[r.n - 2]);
+	uint32_t v = ranges_val4(&r, 0xc0a80101u);
+	assert_int_equal(ranges_val_group(v), ids[r.n - 1]);
+	assert_int_equal(ranges_val_rollup(v), 24);
+	free(before);
+	free(ids);
+	ranges_free(&r);
+}
+
 /* ISP scale: 100,000 ranges (a /26 each, in reverse order, under a /8 that
  * comes last) build and resolve; timing is the benchmark's job. */
 static void test_hundred_thousand_ranges(void **state)
@@ -578,6 +634,7 @@ int main(void)
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_dense_blocks_answer_like_the_search),
+	    cmocka_unit_test(test_ids_replace_the_group_in_every_val),
 	    cmocka_unit_test(test_ipv6_buckets),
 	    cmocka_unit_test(test_hundred_thousand_ranges),
 	    cmocka_unit_test(test_entries_are_copied_and_checked),

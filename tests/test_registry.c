@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -649,6 +650,259 @@ static void test_scrape_while_keys_expire_and_are_reused(void **state)
 	fixture_free(f);
 }
 
+/* ---- reload of the ranges ------------------------------------------------- */
+
+/* A table of -r specs (built, not yet given ids); caller frees. */
+static struct ranges *table_of(const char *const *specs, size_t n)
+{
+	char err[256];
+	struct ranges *r = malloc(sizeof *r);
+	if (!r)
+		abort();
+	ranges_init(r);
+	for (size_t i = 0; i < n; i++)
+		if (ranges_add(r, specs[i], err, sizeof err))
+			abort();
+	if (ranges_build(r))
+		abort();
+	return r;
+}
+
+static void table_free(struct ranges *r)
+{
+	ranges_free(r);
+	free(r);
+}
+
+/* What a reload does on the main thread; the shard's thread then moves to
+ * the table (as between its batches). Returns the generation. */
+static uint64_t reload_to(struct fixture *f, struct ranges *fresh, uint64_t *shard_gen)
+{
+	assert_int_equal(registry_ranges_map(&f->reg, fresh), 0);
+	uint64_t gen = registry_ranges_publish(&f->reg, fresh);
+	assert_ptr_equal(registry_ranges(&f->reg), fresh);
+	assert_false(registry_ranges_quiescent(&f->reg, gen)); /* the shard has the old one */
+	assert_ptr_equal(registry_shard_ranges(&f->reg, f->shard, NULL, shard_gen), fresh);
+	assert_int_equal(*shard_gen, gen);
+	assert_true(registry_ranges_quiescent(&f->reg, gen));
+	return gen;
+}
+
+/* A packet through the table the registry has now (as a capture thread). */
+static void packet_now(struct fixture *f, const char *src, const char *dst)
+{
+	uint8_t b[64];
+	size_t n = fr_eth(b, 0x0800);
+	n += fr_ipv4(b + n, src, dst, 6);
+	account_packet(f->shard, registry_ranges(&f->reg), &f->layout, DLT_EN10MB, b, (uint32_t)n,
+	               100);
+}
+
+#define TX(ip, labels)                                                                             \
+	"promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\",ip=\"" ip                     \
+	"\",protocol=\"tcp\"," labels "} "
+
+static void test_a_reload_keeps_unchanged_label_sets_and_ends_the_others(void **state)
+{
+	(void)state;
+	const char *before[] = {"10.0.0.0/24:c=keep", "10.0.1.0/24:c=old", "10.0.2.0/24:c=gone"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, before, 3, 100);
+	registry_keep_ended(&f->reg);
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	packet_now(f, "10.0.1.1", "192.0.2.1");
+	packet_now(f, "10.0.2.1", "192.0.2.1");
+	assert_int_equal(atomic_load(&f->reg.tracked), 3);
+
+	/* keep moves to second place: same labels, same id */
+	const char *after[] = {"10.0.1.0/24:c=new", "10.0.0.0/24:c=keep", "10.0.3.0/24:c=added"};
+	struct ranges *t1 = table_of(after, 3);
+	uint64_t g = 0;
+	reload_to(f, t1, &g);
+	assert_int_equal(t1->v[1].id, 0); /* keep's id of the first table */
+	assert_true(t1->v[0].id >= 3 && t1->v[2].id >= 3 && t1->v[0].id != t1->v[2].id);
+	assert_int_equal(ranges_val_group(ranges_val4(t1, 0x0a000001)), 0);
+	assert_int_equal(ranges_val_group(ranges_val4(t1, 0x0a000101)), t1->v[0].id);
+
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"keep\"") "1"));
+	assert_null(strstr(page, "c=\"old\""));
+	assert_null(strstr(page, "c=\"gone\""));
+	assert_true(has_line(page, "promacct_tracked_addresses 1")); /* caps released */
+	free(page);
+	/* the ended series, for remote write's stale markers */
+	struct list_collector lc = {.c = {lc_family, lc_series, lc_sample, 0}};
+	assert_int_equal(registry_collect_ended(&f->reg, &lc.c), 0);
+	assert_string_equal(lc.out, "promacct_packet_size_bytes_ipv4_tx{interface=eth0,"
+	                            "ip=10.0.1.1,protocol=tcp,,c=\"old\"}\n"
+	                            "promacct_packet_size_bytes_ipv4_tx{interface=eth0,"
+	                            "ip=10.0.2.1,protocol=tcp,,c=\"gone\"}\n");
+
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	packet_now(f, "10.0.1.1", "192.0.2.1");
+	packet_now(f, "10.0.2.1", "192.0.2.1");
+	packet_now(f, "10.0.3.1", "192.0.2.1");
+	page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"keep\"") "2")); /* only grew */
+	assert_true(has_line(page, TX("10.0.1.1", "c=\"new\"") "1"));  /* from zero */
+	assert_true(has_line(page, TX("10.0.3.1", "c=\"added\"") "1"));
+	assert_null(strstr(page, "ip=\"10.0.2.1\"")); /* in no range now */
+	free(page);
+
+	/* the first table again: old's labels return with a new id, its
+	 * series start from zero */
+	struct ranges *t2 = table_of(before, 3);
+	reload_to(f, t2, &g);
+	assert_int_equal(t2->v[0].id, 0);
+	assert_true(t2->v[1].id > t1->v[2].id && t2->v[2].id > t2->v[1].id);
+	packet_now(f, "10.0.1.1", "192.0.2.1");
+	page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"keep\"") "2"));
+	assert_true(has_line(page, TX("10.0.1.1", "c=\"old\"") "1"));
+	assert_null(strstr(page, "c=\"new\""));
+	assert_null(strstr(page, "c=\"added\""));
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
+static void test_a_reload_moves_the_caps_and_the_overflow_series(void **state)
+{
+	(void)state;
+	char err[256];
+	char n[] = "c", v[] = "x";
+	struct label l = {n, v};
+	struct range_entry e = {.family = 4,
+	                        .first = {10, 0, 0, 0},
+	                        .last = {10, 0, 0, 255},
+	                        .labels = &l,
+	                        .nlabels = 1,
+	                        .max_addresses = 1};
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	assert_int_equal(
+	    histogram_layout_parse(&f->layout, HISTOGRAM_DEFAULT_BUCKETS, err, sizeof err), 0);
+	ranges_init(&f->ranges);
+	assert_int_equal(ranges_add_entry(&f->ranges, &e, err, sizeof err), 0);
+	assert_int_equal(ranges_build(&f->ranges), 0);
+	assert_int_equal(registry_init(&f->reg, &f->layout, &f->ranges, 100), 0);
+	int src = registry_add_source(&f->reg, "eth0");
+	assert_true(src >= 0);
+	f->shard = registry_add_shard(&f->reg, src);
+	assert_non_null(f->shard);
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	packet_now(f, "10.0.0.2", "192.0.2.1"); /* over the cap of 1: ip="other" */
+
+	/* same labels, a cap of 3: the series and the count held continue */
+	struct ranges *t1 = malloc(sizeof *t1);
+	assert_non_null(t1);
+	ranges_init(t1);
+	e.max_addresses = 3;
+	assert_int_equal(ranges_add_entry(t1, &e, err, sizeof err), 0);
+	assert_int_equal(ranges_build(t1), 0);
+	uint64_t g = 0;
+	reload_to(f, t1, &g);
+	packet_now(f, "10.0.0.3", "192.0.2.1");
+	packet_now(f, "10.0.0.4", "192.0.2.1");
+	packet_now(f, "10.0.0.5", "192.0.2.1"); /* the 4th: over */
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"x\"") "1"));
+	assert_true(has_line(page, TX("10.0.0.3", "c=\"x\"") "1"));
+	assert_true(has_line(page, TX("10.0.0.4", "c=\"x\"") "1"));
+	assert_true(has_line(page, TX("other", "c=\"x\"") "2"));
+	assert_true(has_line(page, "promacct_range_tracked_keys{c=\"x\"} 3"));
+	assert_true(has_line(page, "promacct_range_max_keys{c=\"x\"} 3"));
+	free(page);
+
+	/* the range goes: its keys end, the caps are free, no cap series */
+	struct ranges *t2 = table_of((const char *[]){"192.168.0.0/16:c=y"}, 1);
+	reload_to(f, t2, &g);
+	page = fixture_render(&f->reg);
+	assert_null(strstr(page, "c=\"x\""));
+	assert_true(has_line(page, "promacct_tracked_addresses 0"));
+	free(page);
+	assert_int_equal(atomic_load(&registry_range_set(&f->reg, 0)->held), 0);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
+struct swap_arg {
+	struct fixture *f;
+	atomic_int done;
+};
+
+/* A capture thread: batches of packets, moving to the registry's table
+ * between them. */
+static void *swap_writer(void *arg)
+{
+	struct swap_arg *w = arg;
+	struct fixture *f = w->f;
+	const struct ranges *cur = registry_ranges(&f->reg);
+	uint64_t gen = 0;
+	char a[32];
+	for (unsigned r = 0; r < 2000; r++) {
+		cur = registry_shard_ranges(&f->reg, f->shard, cur, &gen);
+		for (unsigned i = 0; i < 64; i++) {
+			uint8_t b[64];
+			snprintf(a, sizeof a, "10.0.%u.%u", i & 3, i);
+			size_t n = fr_eth(b, 0x0800);
+			n += fr_ipv4(b + n, a, "192.0.2.1", 6);
+			account_packet(f->shard, cur, &f->layout, DLT_EN10MB, b, (uint32_t)n, 100);
+		}
+	}
+	registry_shard_ranges_idle(f->shard);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* Reloads (two tables in turn, each freed once no thread uses it) and
+ * scrapes while a capture thread counts: TSan checks the swap; the pages
+ * check that the unchanged label set's counter never goes down. */
+static void test_reloads_while_capturing(void **state)
+{
+	(void)state;
+	const char *a[] = {"10.0.0.0/24:c=keep", "10.0.1.0/24:c=a", "10.0.2.0/24:c=b"};
+	const char *b[] = {"10.0.0.0/24:c=keep", "10.0.1.0/24:c=b", "10.0.3.0/24:c=c"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, a, 3, 100000);
+	registry_keep_ended(&f->reg);
+	struct swap_arg w = {f, 0};
+	pthread_t t;
+	pthread_create(&t, NULL, swap_writer, &w);
+	struct ranges *prev = NULL; /* the table before fresh, if ours */
+	double last = 0;
+	int reloads = 0;
+	while (!atomic_load(&w.done) || reloads < 3) {
+		struct ranges *fresh = table_of(reloads % 2 ? a : b, 3);
+		assert_int_equal(registry_ranges_map(&f->reg, fresh), 0);
+		uint64_t gen = registry_ranges_publish(&f->reg, fresh);
+		/* the table it replaced: freed once the thread left it */
+		while (!registry_ranges_quiescent(&f->reg, gen))
+			sched_yield();
+		if (prev)
+			table_free(prev);
+		prev = fresh;
+		char *page = fixture_render(&f->reg);
+		const char *p = strstr(page, TX("10.0.0.0", "c=\"keep\""));
+		double v = 0;
+		if (p)
+			sscanf(p + strlen(TX("10.0.0.0", "c=\"keep\"")), "%lf", &v);
+		assert_true(v >= last);
+		last = v;
+		free(page);
+		struct list_collector lc = {.c = {lc_family, lc_series, lc_sample, 0}};
+		assert_int_equal(registry_collect_ended(&f->reg, &lc.c), 0);
+		reloads++;
+	}
+	pthread_join(t, NULL);
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.0", "c=\"keep\"") "2000"));
+	free(page);
+	fixture_free(f);
+	/* the last table is the registry's until here */
+	table_free(prev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -669,6 +923,9 @@ int main(void)
 	    cmocka_unit_test(test_without_a_timeout_nothing_ends_and_the_page_is_unchanged),
 	    cmocka_unit_test(test_ended_series_are_listed_once_for_stale_markers),
 	    cmocka_unit_test(test_scrape_while_keys_expire_and_are_reused),
+	    cmocka_unit_test(test_a_reload_keeps_unchanged_label_sets_and_ends_the_others),
+	    cmocka_unit_test(test_a_reload_moves_the_caps_and_the_overflow_series),
+	    cmocka_unit_test(test_reloads_while_capturing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,6 +69,10 @@ struct addrtable_admit {
 	/* The last key of an admitted address expired (addrtable_expire): it
 	 * leaves the caps. May be NULL. */
 	void (*release)(struct addrtable_admit *self, const struct addr_key *k);
+	/* The range group whose overflow series (`ip="other"`) takes the
+	 * refused keys of group `range`. May be NULL (then the table's
+	 * other_of, or the group itself). */
+	uint32_t (*other)(struct addrtable_admit *self, uint32_t range);
 };
 
 /* Grace periods for reusing expired entries under lock-free readers (an
@@ -177,6 +181,18 @@ void addrtable_free(struct addrtable *t);
  * two) keeps the keys of retired entries for addrtable_ended_pop. */
 int addrtable_set_expiry(struct addrtable *t, struct addrtable_grace *g, double timeout,
                          size_t ended_cap) MUST_CHECK;
+/* Entries can end (addrtable_retire_if) without idle expiry: their memory
+ * is reused after a grace period of g; ended_cap > 0 (a power of two) keeps
+ * their keys for addrtable_ended_pop. Before the first insert. */
+int addrtable_set_grace(struct addrtable *t, struct addrtable_grace *g,
+                        size_t ended_cap) MUST_CHECK;
+/* Writer only, never while a lookup candidate is pending: retires every
+ * live entry whose key gone() says is gone, as idle expiry does (index
+ * slots deleted, caps released, key to the ended ring, memory reused after
+ * a grace period). One pass over the entries. Needs addrtable_set_grace
+ * (else does nothing). Returns the entries retired. */
+size_t addrtable_retire_if(struct addrtable *t, int (*gone)(void *ctx, const struct addr_key *k),
+                           void *ctx);
 /* Writer only, never while a lookup candidate is pending (the capture
  * threads call it between batches): looks at up to `budget` entries from
  * where the last call stopped, retires those idle for the timeout (their

@@ -70,6 +70,10 @@ void capture_request_stop(struct capture *c);
  * and the stop flag wake them; a blocked poll returns within the 100 ms
  * block timeout), so the deadline (time_monotonic() seconds) is not
  * waited for. */
+/* After registry_ranges_publish (any thread): wakes the live capture
+ * threads waiting for traffic, so each moves to the new ranges table (and
+ * ends the keys it changed) now, not at its next packet. */
+void capture_ranges_changed(struct capture *c);
 void capture_shutdown(struct capture *c, double deadline);
 /* Stops threads still running (as capture_shutdown), closes the handles. */
 void capture_free(struct capture *c);

@@ -20,6 +20,10 @@ struct range {
 	 * ranges alike are one accounting group (one set of series, one cap),
 	 * set by ranges_build. */
 	uint32_t group;
+	/* The group's stable id (what piece vals and keys carry): the group
+	 * index until ranges_set_ids gives the ids of a longer-lived table
+	 * (the registry's label sets, which outlive a reload). */
+	uint32_t id;
 	/* On a group's first range: the group's cap, the sum of its ranges'
 	 * max_addresses, 0 (none) when any of them has none. */
 	size_t group_max;
@@ -87,7 +91,7 @@ struct ranges {
 };
 
 #define RANGES_IDX4_SHIFT 16
-/* A piece's val: the owner's group + 1 in the low 24 bits (0: no range),
+/* A piece's val: the owner's group id (range.id) + 1 in the low 24 bits (0: no range),
  * and its granularity in the top 8 when it rolls addresses up (shorter than
  * the address), else 0. Hence at most RANGES_MAX ranges. */
 #define RANGES_VAL_GROUP_MASK 0xffffffu
@@ -129,6 +133,10 @@ int ranges_prefix_bounds(const uint8_t addr[16], int family, int len, uint8_t fi
 /* Builds the lookup tables; call after the last ranges_add. O(n log n) in
  * the number of ranges. Returns 0 or -ENOMEM. */
 int ranges_build(struct ranges *r) MUST_CHECK;
+/* Gives the groups stable ids: ids[g] for the group whose first range is
+ * g (ids of other ranges are not read; each < RANGES_MAX). Sets range.id
+ * and rewrites the pieces' vals. Once, after ranges_build. */
+void ranges_set_ids(struct ranges *r, const uint32_t *ids);
 /* Whether a and b hold the same ranges in the same order (bounds, labels,
  * granularity, caps): what a reload compares. */
 int ranges_equal(const struct ranges *a, const struct ranges *b);

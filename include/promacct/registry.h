@@ -25,6 +25,9 @@ struct acct_shard {
 	counter_t parse[PARSE_STATUS_COUNT];
 	counter_t untracked;
 	counter_t expired; /* keys ended by idle expiry */
+	/* The generation of the ranges table its capture thread uses
+	 * (registry_shard_ranges), UINT64_MAX while it uses none. */
+	_Atomic uint64_t ranges_gen;
 	/* idle expiry pacing (the capture thread's) */
 	double expire_last, expire_owed;
 	/* pcap_stats totals, stored (not added) by the capture thread */
@@ -55,14 +58,40 @@ struct self_metric {
 
 #define REGISTRY_MAX_SELF 256
 
+/* A label set ever configured, by its stable id: the family, granularity
+ * and labels of ranges alike (one accounting group, ranges.h). Ids are
+ * given by registry_ranges_map, never reused; an entry never moves or
+ * changes its labels, so readers resolve a key's labels through it
+ * without a lock. */
+struct range_set {
+	uint8_t family, granularity;
+	struct label *labels;
+	size_t nlabels;
+	char *text; /* as range.text */
+	/* the group's keys held (per interface; counted on every admission
+	 * whether capped or not) and its cap now (0: none) */
+	_Atomic size_t held;
+	_Atomic size_t cap;
+	_Atomic uint32_t other; /* the id whose ip="other" series takes its refused keys */
+	_Atomic int configured; /* in the ranges table now */
+	uint64_t mark;          /* main thread: the last configuration holding it */
+};
+
+#define REGISTRY_SETS_SHIFT 12 /* label sets per chunk of the table */
+
 struct registry {
 	struct histogram_layout *layout; /* not owned */
-	struct ranges *ranges;           /* not owned */
+	/* The ranges table the capture threads use (not owned; replaced by
+	 * registry_ranges_publish) and its generation. */
+	const struct ranges *_Atomic ranges;
+	_Atomic uint64_t ranges_gen;
 	size_t max_addresses;
 	_Atomic size_t tracked;
-	/* Keys held per range group with a cap of its own (max_addresses),
-	 * indexed by range; NULL when no range has one. */
-	_Atomic size_t *range_held;
+	/* The label sets by id, in chunks that never move; nsets ids given. */
+	struct range_set *_Atomic *sets;
+	_Atomic uint32_t nsets;
+	_Atomic int any_cap; /* a range ever had a max_addresses cap */
+	uint64_t sets_mark;  /* main thread: configurations applied */
 	struct source *sources;
 	size_t nsources;
 	double start_time;
@@ -115,7 +144,32 @@ void registry_shard_expire(struct registry *r, struct acct_shard *s, double now)
 double registry_expiry_period(const struct registry *r);
 /* Distinct (interface, address) pairs counted against --max-addresses. */
 size_t registry_tracked(const struct registry *r);
+/* The ranges table now (any thread). */
 const struct ranges *registry_ranges(const struct registry *r);
+/* The label set of id (a key's range): any thread, for ids of keys. */
+const struct range_set *registry_range_set(const struct registry *r, uint32_t id);
+
+/* ---- reload of the ranges (main thread) ---------------------------------
+ * registry_ranges_map gives a freshly built table the stable ids of its
+ * label sets (same family, granularity and labels as a set configured now:
+ * that id, so its keys continue; else a new one) and rewrites its vals;
+ * registry_ranges_publish makes it the table of the capture threads
+ * (caps and overflow series follow it) and returns its generation; each
+ * capture thread moves to it between batches (registry_shard_ranges),
+ * ending its keys that the new table does not hold as they are. The old
+ * table may be freed once registry_ranges_quiescent(gen). */
+int registry_ranges_map(struct registry *r, struct ranges *fresh) MUST_CHECK;
+uint64_t registry_ranges_publish(struct registry *r, const struct ranges *fresh);
+int registry_ranges_quiescent(const struct registry *r, uint64_t gen);
+/* The capture thread of shard s, between batches: the table to use now
+ * (*gen: the generation the thread has, updated). When it changed, the
+ * shard's keys of ranges removed or changed end first (stale markers,
+ * caps released). */
+const struct ranges *registry_shard_ranges(struct registry *r, struct acct_shard *s,
+                                           const struct ranges *cur, uint64_t *gen);
+/* The capture thread of s uses no table until its next
+ * registry_shard_ranges (it waits for its interface, or is done). */
+void registry_shard_ranges_idle(struct acct_shard *s);
 const struct histogram_layout *registry_layout(const struct registry *r);
 /* Adds an empty shard (one capture thread's state) to source src, at
  * start-up (before the capture threads run). The shards of one source

@@ -4,9 +4,10 @@
 # enabled."; a method other than POST or PUT gets 405 with an Allow header.
 # With the flag it does what SIGHUP does (the file is read and checked
 # again, promacct_config_last_reload_successful and _success_timestamp_seconds
-# set) and answers 200 on success, 500 with the error when the file does not
-# load. SIGHUPs and POSTs at once run one reload at a time (on the main
-# thread) and do not crash the agent. Behind basic auth like every page.
+# set) and answers 200 on success (changed ranges are applied live), 500
+# with the error when the file does not load. SIGHUPs and POSTs at once,
+# with the ranges changing each time, run one reload at a time (on the
+# main thread) and do not crash the agent. Behind basic auth like every page.
 . "$(dirname "$0")/lib.sh"
 command -v htpasswd >/dev/null || fail "htpasswd (apache2-utils) not installed"
 
@@ -89,10 +90,25 @@ page
 [ "$(reload_ok)" = 1 ] || fail "the file restored: reload_successful $(reload_ok)"
 ok "the file restored: 200, reload_successful 1"
 
+other='ranges:
+  - prefix: 10.0.0.0/8
+    labels: {customer: initech}
+'
+printf '%s' "$other" >"$WORK/r.yml"
+code=$(post "$RELOAD" "$WORK/r.out" -X POST)
+[ "$code" = 200 ] || fail "POST /-/reload with changed ranges: $code ($(cat "$WORK/r.out"))"
+page
+[ "$(reload_ok)" = 1 ] || fail "changed ranges: reload_successful $(reload_ok)"
+grep -q 'msg="config reloaded: ranges applied"' "$WORK/agent.log" || fail "no 'ranges applied' log line"
+! grep -q 'customer="acme"' "$WORK/page.txt" || fail "the relabelled range's series are still on the page"
+ok "changed ranges: 200, applied, reload_successful 1"
+
 # SIGHUPs and POSTs at once: every POST answered 200, the agent lives on
 # and ends cleanly (under TSan: no race report).
 n0=$(grep -c 'msg="reload requested"' "$WORK/agent.log")
 for round in $(seq 1 10); do
+	# the ranges change every round: each reload swaps the tables
+	if [ $((round % 2)) = 1 ]; then printf '%s' "$good"; else printf '%s' "$other"; fi >"$WORK/r.yml"
 	posts=()
 	for i in 1 2 3; do
 		post "$RELOAD" "$WORK/c.$round.$i" -X POST >"$WORK/c.$round.$i.code" &

@@ -248,6 +248,8 @@ static int agent_reload(struct agent *a, char *err, size_t errlen)
 		 * applied to the running capture threads: series of label sets
 		 * that stay continue, the others end (registry_ranges_map). */
 		const struct ranges *cur = a->ranges_now ? a->ranges_now : &a->cfg.ranges;
+		uint64_t keys0 = 0, lost0 = 0;
+		int applied = 0;
 		struct ranges *fresh = malloc(sizeof *fresh);
 		if (!fresh) {
 			snprintf(err, errlen, "out of memory");
@@ -270,14 +272,14 @@ static int agent_reload(struct agent *a, char *err, size_t errlen)
 				             : "out of memory");
 				ok = 0;
 			} else {
+				registry_reload_ended(&a->reg, &keys0, &lost0);
 				uint64_t gen = registry_ranges_publish(&a->reg, fresh);
 				capture_ranges_changed(a->cap);
 				a->retired[a->nretired++] =
 				    (struct retired_ranges){(struct ranges *)cur, gen};
 				a->ranges_now = fresh;
 				fresh = NULL;
-				log_info("config reloaded: ranges applied", "file=%s ranges=%zu",
-				         c->config_file, a->ranges_now->n);
+				applied = 1;
 			}
 		}
 		if (fresh) {
@@ -288,6 +290,18 @@ static int agent_reload(struct agent *a, char *err, size_t errlen)
 			log_error("config reload failed: the running configuration is kept",
 			          "err=%s", err);
 		agent_reclaim_ranges(a, time_monotonic() + RETIRE_WAIT);
+		if (applied) {
+			/* what the capture threads ended, once every one moved (a
+			 * thread still busy: what they ended so far) */
+			uint64_t keys, lost;
+			registry_reload_ended(&a->reg, &keys, &lost);
+			log_info("config reloaded: ranges applied",
+			         "file=%s ranges=%zu keys_ended=%llu stale_markers_lost=%llu "
+			         "threads_moved=%s",
+			         c->config_file, a->ranges_now->n,
+			         (unsigned long long)(keys - keys0),
+			         (unsigned long long)(lost - lost0), a->nretired ? "no" : "yes");
+		}
 	}
 	if (a->reload_ok) {
 		gauge_set(a->reload_ok, ok);

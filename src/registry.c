@@ -313,10 +313,25 @@ const struct ranges *registry_shard_ranges(struct registry *r, struct acct_shard
 		return cur;
 	const struct ranges *rs = atomic_load_explicit(&r->ranges, memory_order_acquire);
 	struct gone_ctx ctx = {r, rs};
-	addrtable_retire_if(&s->table, key_gone, &ctx);
+	size_t x = addrtable_retire_if(&s->table, key_gone, &ctx);
+	if (x)
+		counter_add(&s->reload_ended, x);
 	*gen = g;
 	atomic_store_explicit(&s->ranges_gen, g, memory_order_seq_cst);
 	return rs;
+}
+
+void registry_reload_ended(const struct registry *r, uint64_t *keys, uint64_t *lost)
+{
+	*keys = *lost = 0;
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++) {
+			const struct acct_shard *s = r->sources[i].shards[j];
+			*keys += counter_read(&s->reload_ended);
+			if (s->table.ended)
+				*lost += atomic_load_explicit(&s->table.ended->lost,
+				                              memory_order_relaxed);
+		}
 }
 
 void registry_shard_ranges_idle(struct acct_shard *s)

@@ -24,7 +24,8 @@ struct acct_shard {
 	counter_t *all;               /* the interface histogram, layout->words words */
 	counter_t parse[PARSE_STATUS_COUNT];
 	counter_t untracked;
-	counter_t expired; /* keys ended by idle expiry */
+	counter_t expired;      /* keys ended by idle expiry */
+	counter_t reload_ended; /* keys ended by reloads (registry_shard_ranges) */
 	/* The generation of the ranges table its capture thread uses
 	 * (registry_shard_ranges), UINT64_MAX while it uses none. */
 	_Atomic uint64_t ranges_gen;
@@ -167,6 +168,10 @@ int registry_ranges_quiescent(const struct registry *r, uint64_t gen);
  * caps released). */
 const struct ranges *registry_shard_ranges(struct registry *r, struct acct_shard *s,
                                            const struct ranges *cur, uint64_t *gen);
+/* Keys ended by reloads so far, and stale markers lost (the ended ring
+ * was full), over every shard (any thread; the main thread logs what a
+ * reload ended once every shard moved). */
+void registry_reload_ended(const struct registry *r, uint64_t *keys, uint64_t *lost);
 /* The capture thread of s uses no table until its next
  * registry_shard_ranges (it waits for its interface, or is done). */
 void registry_shard_ranges_idle(struct acct_shard *s);

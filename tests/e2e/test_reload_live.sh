@@ -114,6 +114,8 @@ v=$(value_of "$WORK/page.txt" "$keep")
 grep -q 'customer="old"' "$WORK/page.txt" && fail "the relabelled range's old series are still on the page"
 grep -q 'customer="gone"' "$WORK/page.txt" && fail "the removed range's series are still on the page"
 promtool check metrics <"$WORK/page.txt" || fail "promtool on the page after the reload"
+grep 'msg="config reloaded: ranges applied"' "$WORK/agent.log" | grep -q 'keys_ended=2 stale_markers_lost=0 threads_moved=yes' ||
+	fail "the reload's log line does not say the 2 keys it ended: $(grep 'ranges applied' "$WORK/agent.log")"
 ok "reload with changed ranges: successful; unchanged counter kept (20), old and removed series gone"
 
 send 3 5

@@ -488,6 +488,7 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 	}
 	if (check_format(d, shown_url, err, errlen))
 		goto fail;
+	(void)unlinkat(d->dir_fd, "format.tmp", 0); /* left by a crash mid-write */
 	struct stat fsb;
 	if (!fstatat(d->dir_fd, "format", &fsb, 0))
 		d->format_bytes = (size_t)fsb.st_size;

@@ -47,6 +47,14 @@ static void rm_rf(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void write_file(const char *path, const char *bytes, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, n), (ssize_t)n);
+	close(fd);
+}
+
 static struct rw_disk *open_q(const char *dir, struct seen *s, struct rw_disk_stats *st)
 {
 	char err[512] = "";
@@ -222,14 +230,6 @@ static void test_a_damaged_header_mid_segment_loses_only_its_record(void **state
 	free(seg);
 	rm_rf(dir);
 	free(dir);
-}
-
-static void write_file(const char *path, const char *bytes, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, bytes, n), (ssize_t)n);
-	close(fd);
 }
 
 /* A power cut keeps any prefix of what was written but not synced: the
@@ -497,6 +497,11 @@ static void test_the_format_file_is_written_whole_or_not_at_all(void **state)
 	rw_disk_dirname(URL, sub);
 	snprintf(path, sizeof path, "%s/%s/format.tmp", dir, sub);
 	assert_int_equal(access(path, F_OK), -1); /* no temporary file left */
+	write_file(path, "promacct-rem", 12);     /* one a crash left behind */
+	d = rw_disk_open(dir, URL, URL, 0, err, sizeof err);
+	assert_non_null(d);
+	assert_int_equal(access(path, F_OK), -1); /* removed: it is no queue file */
+	rw_disk_close(d);
 	rm_rf(dir);
 	free(dir);
 }

@@ -575,6 +575,7 @@ static uint32_t churn_size(unsigned r, unsigned i)
 struct churn_arg {
 	struct fixture *f;
 	atomic_int done;
+	atomic_uint rounds; /* rounds whose packets are all accounted */
 };
 
 static void *churn_writer(void *arg)
@@ -588,6 +589,7 @@ static void *churn_writer(void *arg)
 			fixture_ip(w->f, NULL, a, "10.250.0.1", 6, churn_size(r, i));
 			fixture_ip(w->f, NULL, a, "10.250.0.1", 6, churn_size(r, i));
 		}
+		atomic_store(&w->rounds, r + 1);
 		expire_during(w->f, now, now + 0.3);
 		now += 0.35;
 	}
@@ -598,16 +600,21 @@ static void *churn_writer(void *arg)
 /* Scrapes while capture adds keys and expires them (every address is idle
  * after its round, its memory reused for later ones). TSan checks the
  * reuse; the pages check that no series shows another key's counters: the
- * sum of 10.r.x.y's series is always its packet size times its count. */
+ * sum of 10.r.x.y's series is its packet size times its count once its
+ * round is accounted (while a packet is being counted, a reader may see its
+ * size in the sum before its bucket: a histogram read is consistent in its
+ * buckets and count, not with the sum, as with any lock-free writer; it
+ * failed 1 CI run in 2 when it checked the round being written). */
 static void test_scrape_while_keys_expire_and_are_reused(void **state)
 {
 	(void)state;
 	struct fixture *f = expiry_fixture(1.0, 100000, 0);
-	struct churn_arg w = {f, 0};
+	struct churn_arg w = {f, 0, 0};
 	pthread_t t;
 	pthread_create(&t, NULL, churn_writer, &w);
 	int pages = 0;
 	while (!atomic_load(&w.done) || pages < 3) {
+		unsigned complete = atomic_load(&w.rounds);
 		char *page = fixture_render(&f->reg);
 		double sum = -1;
 		for (char *line = strtok(page, "\n"); line; line = strtok(NULL, "\n")) {
@@ -624,7 +631,7 @@ static void test_scrape_while_keys_expire_and_are_reused(void **state)
 			                  "\"eth0\","
 			                  "ip=\"10.%u.%u.%u\",protocol=\"tcp\",c=\"x\"} %lf",
 			                  &r, &x, &y, &v) == 4) {
-				if (sum != v)
+				if (r < complete && sum != v)
 					fail_msg("%s: sum/size %g", line, sum);
 				assert_true(v <= 2);
 				sum = -1;

@@ -14,13 +14,14 @@ awk 'BEGIN { for (i = 0; i < 30000; i++)
 	"$PCAPGEN" en10mb "$WORK/many.pcap"
 PORT=$(free_port)
 start big "$PROMACCT" -R "$WORK/many.pcap" -r 10.0.0.0/8 --web.listen-address "127.0.0.1:$PORT" \
-	--web.max-requests 4 --web.write-stall-timeout 2s
+	--web.max-requests 6 --web.write-stall-timeout 2s
 URL="http://127.0.0.1:$PORT/metrics"
 wait_http "$URL"
 
 trap '' PIPE
 # Two clients from 127.0.0.1 that never read, one that reads a byte every
-# 0.2 s: 127.0.0.1 may hold two render slots at once.
+# 0.2 s: 127.0.0.1 may hold three render slots at once (half of 6), so all
+# three render at once and no scrape of theirs waits for a slot.
 fds=()
 for i in 1 2; do
 	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
@@ -31,9 +32,9 @@ exec {tfd}<>"/dev/tcp/127.0.0.1/$PORT"
 printf 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n' >&"$tfd"
 (while IFS= read -r -n1 -u "$tfd" _; do sleep 0.2; done) &
 trickler=$!
+CLEANUPS+=("kill $trickler")
 
-# Each stalls 2 s after its render fills the queue; the third got a slot
-# when one of the first two was cut, so all three are cut within ~5 s.
+# Each is cut 2 s after its render filled the socket and the queue.
 stalls=0
 for _ in $(seq 1 100); do
 	curl -fsS --interface 127.0.0.2 --max-time 20 "$URL" >"$WORK/page.out" ||

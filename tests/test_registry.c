@@ -834,6 +834,59 @@ static void test_a_reload_moves_the_caps_and_the_overflow_series(void **state)
 	table_free(t2);
 }
 
+/* Fanout: every shard of a source moves on its own; the old table is free
+ * only when both did; the ended keys leave the merged series. (Their
+ * addresses keep their place in --max-addresses: the shards' shared
+ * address set is append-only; README says so.) */
+static void test_a_reload_ends_the_keys_of_every_shard_of_a_source(void **state)
+{
+	(void)state;
+	const char *before[] = {"10.0.0.0/24:c=a", "10.0.1.0/24:c=b"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, before, 2, 100);
+	struct acct_shard *s2 = registry_add_shard(&f->reg, 0);
+	assert_non_null(s2);
+	struct acct_shard *sh[2] = {f->shard, s2};
+	for (int i = 0; i < 2; i++) {
+		f->shard = sh[i];
+		packet_now(f, "10.0.0.1", "192.0.2.1");
+		packet_now(f, "10.0.1.1", "192.0.2.1");
+	}
+	const char *after[] = {"10.0.0.0/24:c=a", "10.0.1.0/24:c=z"};
+	struct ranges *t1 = table_of(after, 2);
+	assert_int_equal(registry_ranges_map(&f->reg, t1), 0);
+	uint64_t gen = registry_ranges_publish(&f->reg, t1), g[2] = {0, 0};
+	assert_ptr_equal(registry_shard_ranges(&f->reg, sh[0], &f->ranges, &g[0]), t1);
+	assert_false(registry_ranges_quiescent(&f->reg, gen));
+	assert_ptr_equal(registry_shard_ranges(&f->reg, sh[1], &f->ranges, &g[1]), t1);
+	assert_true(registry_ranges_quiescent(&f->reg, gen));
+	/* a shard that waits for its interface holds no table: the next one
+	 * waits only for the other; on its way back it moves */
+	registry_shard_ranges_idle(sh[1]);
+	struct ranges *t2 = table_of(after, 2);
+	assert_int_equal(registry_ranges_map(&f->reg, t2), 0);
+	uint64_t gen2 = registry_ranges_publish(&f->reg, t2);
+	assert_false(registry_ranges_quiescent(&f->reg, gen2));
+	assert_ptr_equal(registry_shard_ranges(&f->reg, sh[0], t1, &g[0]), t2);
+	assert_true(registry_ranges_quiescent(&f->reg, gen2));
+	assert_ptr_equal(registry_shard_ranges(&f->reg, sh[1], t1, &g[1]), t2);
+	assert_int_equal(g[1], gen2);
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"a\"") "2"));
+	assert_null(strstr(page, "c=\"b\""));
+	free(page);
+	for (int i = 0; i < 2; i++) {
+		f->shard = sh[i];
+		packet_now(f, "10.0.1.1", "192.0.2.1");
+	}
+	page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.1.1", "c=\"z\"") "2"));
+	free(page);
+	f->shard = sh[0];
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
 struct swap_arg {
 	struct fixture *f;
 	atomic_int done;
@@ -932,6 +985,7 @@ int main(void)
 	    cmocka_unit_test(test_scrape_while_keys_expire_and_are_reused),
 	    cmocka_unit_test(test_a_reload_keeps_unchanged_label_sets_and_ends_the_others),
 	    cmocka_unit_test(test_a_reload_moves_the_caps_and_the_overflow_series),
+	    cmocka_unit_test(test_a_reload_ends_the_keys_of_every_shard_of_a_source),
 	    cmocka_unit_test(test_reloads_while_capturing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

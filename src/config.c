@@ -463,7 +463,7 @@ static const struct flag flags[] = {
     {"web.max-requests", 0, "N", "4",
      "/metrics renders at once (1 to 64); a further scrape waits for one to end (up to 10s, or "
      "its scrape timeout if Prometheus sends a shorter one), then gets 503 with Retry-After; one "
-     "client address holds at most half of them.",
+     "client (IPv4 address or IPv6 /64) holds at most half of them.",
      flag_int, FIELD(web_max_requests), 0, 1, 64},
     {"web.max-connections-per-ip", 0, "N", "64",
      "Connections one client address may hold (1 to 512, the total); more are refused at "

@@ -147,9 +147,9 @@ struct scrape {
 	int queued;    /* a response was queued (MHD thread only) */
 	int gzip, failed;
 	double t0;
-	double wait;        /* seconds it may wait for a render slot */
-	uint8_t client[17]; /* address family, then the client address */
-	int holding;        /* under s->lock: holds a render slot */
+	double wait;                         /* seconds it may wait for a render slot */
+	uint8_t client[HTTP_CLIENT_KEY_LEN]; /* http_client_budget_key */
+	int holding;                         /* under s->lock: holds a render slot */
 };
 
 static enum req_kind other_request = REQ_OTHER;
@@ -436,21 +436,30 @@ static int slot_free(const struct http_server *s, const struct scrape *sc)
 	return s->active < s->o.max_renders && client_renders(s, sc) < per_client_renders(s);
 }
 
-/* Records the client address of conn in out (zeroes when unknown: such
- * clients share one budget). */
-static void client_key(struct MHD_Connection *conn, uint8_t out[17])
+void http_client_budget_key(const struct sockaddr *sa, uint8_t out[HTTP_CLIENT_KEY_LEN])
 {
-	memset(out, 0, 17);
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	memset(out, 0, HTTP_CLIENT_KEY_LEN);
 	if (sa && sa->sa_family == AF_INET) {
 		out[0] = AF_INET;
 		memcpy(out + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
 	} else if (sa && sa->sa_family == AF_INET6) {
-		out[0] = AF_INET6;
-		memcpy(out + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) { /* an IPv4 client of a dual-stack socket */
+			out[0] = AF_INET;
+			memcpy(out + 1, a->s6_addr + 12, 4);
+		} else {
+			/* the /64: one host, or one attacker, has all of it */
+			out[0] = AF_INET6;
+			memcpy(out + 1, a->s6_addr, 8);
+		}
 	}
+}
+
+static void client_key(struct MHD_Connection *conn, uint8_t out[HTTP_CLIENT_KEY_LEN])
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	http_client_budget_key(ci ? ci->client_addr : NULL, out);
 }
 
 static int render_admit(void *arg, const _Atomic int *stop)

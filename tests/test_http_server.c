@@ -144,6 +144,40 @@ static double metric(struct registry *r, const char *name)
 /* Accept-Encoding as RFC 9110 says: codings are case-insensitive, q=0
  * refuses one, "*" stands for any not named (regression: "gzip;q=0" got
  * gzip, "GZIP" did not). */
+static void budget_key(const char *addr, uint8_t out[HTTP_CLIENT_KEY_LEN])
+{
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+	if (inet_pton(AF_INET, addr, &v4.sin_addr) == 1)
+		http_client_budget_key((struct sockaddr *)&v4, out);
+	else if (inet_pton(AF_INET6, addr, &v6.sin6_addr) == 1)
+		http_client_budget_key((struct sockaddr *)&v6, out);
+	else
+		fail_msg("%s", addr);
+}
+
+/* The share of render slots belongs to a client: an IPv4 address (also
+ * when a dual-stack socket maps it into IPv6) or an IPv6 /64, since one
+ * host (or one attacker) has a whole /64 (review of issue 14: two addresses
+ * of one /64 held all the slots). */
+static void test_render_budget_is_per_ipv4_address_and_ipv6_64(void **state)
+{
+	(void)state;
+	uint8_t a[HTTP_CLIENT_KEY_LEN], b[HTTP_CLIENT_KEY_LEN];
+	budget_key("2001:db8:1:2::1", a);
+	budget_key("2001:db8:1:2:ffff:1:2:3", b);
+	assert_memory_equal(a, b, sizeof a);
+	budget_key("2001:db8:1:3::1", b);
+	assert_memory_not_equal(a, b, sizeof a);
+	budget_key("192.0.2.1", a);
+	budget_key("::ffff:192.0.2.1", b);
+	assert_memory_equal(a, b, sizeof a);
+	budget_key("::ffff:192.0.2.2", b);
+	assert_memory_not_equal(a, b, sizeof a);
+	budget_key("192.0.2.2", a);
+	assert_memory_equal(a, b, sizeof a);
+}
+
 static void test_accept_encoding_is_parsed(void **state)
 {
 	(void)state;
@@ -661,6 +695,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_ALL);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_accept_encoding_is_parsed),
+	    cmocka_unit_test(test_render_budget_is_per_ipv4_address_and_ipv6_64),
 	    cmocka_unit_test(test_new_rejects_a_bad_listen_address),
 	    cmocka_unit_test(test_port_in_use_is_a_start_error),
 	    cmocka_unit_test(test_streamed_page_plain_and_gzip_equal_the_render),

@@ -90,6 +90,14 @@ void http_server_reload_end(struct http_server *s, int ok, const char *err);
  * waiting is answered 503. NULL is fine. Shutdown does it too. */
 void http_server_reload_abort(struct http_server *s);
 
+/* The client a render-slot budget belongs to (half the slots at most): the
+ * address family, then the IPv4 address (also when mapped into IPv6) or the
+ * IPv6 /64 (one host, or one attacker, has all of it); zeroes when sa is
+ * NULL or of another family (such clients share one budget). */
+#define HTTP_CLIENT_KEY_LEN 17
+struct sockaddr;
+void http_client_budget_key(const struct sockaddr *sa, uint8_t out[HTTP_CLIENT_KEY_LEN]);
+
 /* The bound port (useful with port 0); 0 before a successful start. */
 int http_server_port(const struct http_server *s);
 /* Stops accepting, ends renders in progress (their clients see a cut

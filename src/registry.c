@@ -139,10 +139,24 @@ static void sets_free(struct registry *r)
 }
 
 /* Main thread: caps, overflow series and configured flags follow table
- * rs (its ids given). */
+ * rs (its ids given). The overflow series of a label set's labels belongs
+ * to the set with those labels that has the oldest id (not to the first
+ * range: reordering ranges, or adding one with those labels in front, moves
+ * no overflow series); without memory for that, to the first range's. */
 static void sets_configure(struct registry *r, const struct ranges *rs)
 {
 	uint64_t mark = ++r->sets_mark;
+	/* oldest[o]: the smallest id among the ranges whose other_of is o */
+	uint32_t *oldest = rs->other_of ? malloc(sizeof *oldest * (rs->n ? rs->n : 1)) : NULL;
+	if (oldest) {
+		for (size_t i = 0; i < rs->n; i++)
+			oldest[i] = UINT32_MAX;
+		for (size_t i = 0; i < rs->n; i++) {
+			uint32_t o = rs->other_of[i];
+			if (rs->v[i].id < oldest[o])
+				oldest[o] = rs->v[i].id;
+		}
+	}
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct range *g = &rs->v[i];
 		if (g->group != i)
@@ -150,8 +164,10 @@ static void sets_configure(struct registry *r, const struct ranges *rs)
 		struct range_set *s = set_slot(r, g->id); /* allocated by map */
 		s->mark = mark;
 		atomic_store_explicit(&s->cap, g->group_max, memory_order_relaxed);
-		atomic_store_explicit(&s->other, rs->v[rs->other_of ? rs->other_of[i] : i].id,
-		                      memory_order_relaxed);
+		uint32_t other = oldest         ? oldest[rs->other_of[i]]
+		                 : rs->other_of ? rs->v[rs->other_of[i]].id
+		                                : g->id;
+		atomic_store_explicit(&s->other, other, memory_order_relaxed);
 		atomic_store_explicit(&s->configured, 1, memory_order_relaxed);
 		if (g->group_max)
 			atomic_store_explicit(&r->any_cap, 1, memory_order_relaxed);
@@ -164,6 +180,7 @@ static void sets_configure(struct registry *r, const struct ranges *rs)
 			atomic_store_explicit(&c[id & (SETS_CHUNK - 1)].configured, 0,
 			                      memory_order_relaxed);
 	}
+	free(oldest);
 }
 
 int registry_init(struct registry *r, struct histogram_layout *layout, struct ranges *ranges,

@@ -834,6 +834,95 @@ static void test_a_reload_moves_the_caps_and_the_overflow_series(void **state)
 	table_free(t2);
 }
 
+/* A table of ranges given as (first octets of a /24, label value, cap,
+ * granularity). */
+struct entry24 {
+	uint8_t net;
+	const char *value;
+	size_t cap;
+	int granularity;
+};
+
+static void fill_entries(struct ranges *r, const struct entry24 *v, size_t n)
+{
+	char err[256];
+	char name[] = "customer";
+	ranges_init(r);
+	for (size_t i = 0; i < n; i++) {
+		struct label l = {name, (char *)v[i].value};
+		struct range_entry e = {.family = 4,
+		                        .first = {10, 77, v[i].net, 0},
+		                        .last = {10, 77, v[i].net, 255},
+		                        .labels = &l,
+		                        .nlabels = 1,
+		                        .granularity = v[i].granularity,
+		                        .max_addresses = v[i].cap};
+		assert_int_equal(ranges_add_entry(r, &e, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_build(r), 0);
+}
+
+static struct ranges *table_of_entries(const struct entry24 *v, size_t n)
+{
+	struct ranges *r = malloc(sizeof *r);
+	assert_non_null(r);
+	fill_entries(r, v, n);
+	return r;
+}
+
+/* The overflow series of a label set belongs to the set, not to the place
+ * of its first range: two ranges with the same labels (other granularity)
+ * swapped, or a rollup range with those labels added in front, end
+ * nothing; the ip="other" series continues. */
+static void test_a_reload_that_reorders_ranges_keeps_the_overflow_series(void **state)
+{
+	(void)state;
+	char err[256];
+	const struct entry24 a[] = {{1, "a", 2, 0}, {2, "b", 2, 0}, {3, "a", 0, 24}};
+	const struct entry24 b[] = {{3, "a", 0, 24}, {1, "a", 2, 0}, {2, "b", 2, 0}};
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	assert_int_equal(
+	    histogram_layout_parse(&f->layout, HISTOGRAM_DEFAULT_BUCKETS, err, sizeof err), 0);
+	fill_entries(&f->ranges, a, 3);
+	assert_int_equal(registry_init(&f->reg, &f->layout, &f->ranges, 100), 0);
+	registry_keep_ended(&f->reg);
+	int src = registry_add_source(&f->reg, "eth0");
+	assert_true(src >= 0);
+	f->shard = registry_add_shard(&f->reg, src);
+	assert_non_null(f->shard);
+	packet_now(f, "10.77.1.1", "192.0.2.1");
+	packet_now(f, "10.77.1.2", "192.0.2.1");
+	packet_now(f, "10.77.1.3", "192.0.2.1"); /* over a's cap of 2 */
+	packet_now(f, "10.77.3.9", "192.0.2.1"); /* a's rollup */
+
+	struct ranges *t1 = table_of_entries(b, 3);
+	uint64_t g = 0;
+	reload_to(f, t1, &g);
+	uint64_t ended, lost;
+	registry_reload_ended(&f->reg, &ended, &lost);
+	assert_int_equal(ended, 0);
+	packet_now(f, "10.77.1.4", "192.0.2.1"); /* still over the cap */
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("other", "customer=\"a\"") "2"));
+	assert_true(has_line(page, TX("10.77.1.1", "customer=\"a\"") "1"));
+	assert_true(has_line(page, TX("10.77.3.0/24", "customer=\"a\"") "1"));
+	free(page);
+
+	/* and back: nothing ends either */
+	struct ranges *t2 = table_of_entries(a, 3);
+	reload_to(f, t2, &g);
+	registry_reload_ended(&f->reg, &ended, &lost);
+	assert_int_equal(ended, 0);
+	packet_now(f, "10.77.1.5", "192.0.2.1");
+	page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("other", "customer=\"a\"") "3"));
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
 /* Fanout: every shard of a source moves on its own; the old table is free
  * only when both did; the ended keys leave the merged series. (Their
  * addresses keep their place in --max-addresses: the shards' shared
@@ -985,6 +1074,7 @@ int main(void)
 	    cmocka_unit_test(test_scrape_while_keys_expire_and_are_reused),
 	    cmocka_unit_test(test_a_reload_keeps_unchanged_label_sets_and_ends_the_others),
 	    cmocka_unit_test(test_a_reload_moves_the_caps_and_the_overflow_series),
+	    cmocka_unit_test(test_a_reload_that_reorders_ranges_keeps_the_overflow_series),
 	    cmocka_unit_test(test_a_reload_ends_the_keys_of_every_shard_of_a_source),
 	    cmocka_unit_test(test_reloads_while_capturing),
 	};

@@ -63,8 +63,9 @@ struct ranges_dir {
 struct ranges {
 	struct range *v;
 	size_t n, cap;
-	/* other_of[i]: the first range with range i's labels, whose overflow
-	 * series (ip="other") takes i's refused traffic. */
+	/* other_of[i]: the first range with range i's labels (the ranges
+	 * with the same labels have the same other_of; the registry gives
+	 * their overflow series, ip="other", to the oldest id among them). */
 	uint32_t *other_of;
 	uint32_t *p4_first;
 	int32_t *p4_owner;

@@ -648,6 +648,7 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 	 * room check after it is the same as before an append (nothing is in
 	 * flight yet, so it always succeeds; it drops nothing after a cut). */
 	rw_disk_set_bound(ep->disk, ep->q.max_bytes);
+	rw_disk_set_shards(ep->disk, rw->nshards);
 	int rc = rw_disk_replay(ep->disk, replay_one, ep, &st, err, errlen);
 	if (!rc)
 		(void)ep_disk_room_locked(ep, 0, &ep->open_drop);
@@ -679,6 +680,11 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 	         "bytes=%zu corrupt_records=%zu corrupt_bytes=%zu",
 	         ep->shown, rw->queue_dir, dn, st.replayed, ep->q.samples, rw_disk_bytes(ep->disk),
 	         st.corrupt, st.corrupt_bytes);
+	if (st.serial)
+		log_info(
+		    "remote-write queue on disk written with another --remote-write.max-shards: "
+		    "replayed on one shard, oldest first (a series keeps its order)",
+		    "url=\"%s\" requests=%zu max_shards=%zu", ep->shown, st.replayed, rw->nshards);
 	if (st.corrupt)
 		log_warn("remote-write queue: damaged records skipped (a torn tail after a crash, "
 		         "or a damaged file)",

@@ -4,7 +4,8 @@
  * `format` (RW_DISK_FORMAT and the URL shown without secrets), `lock` (an
  * exclusive flock while an agent uses the queue) and segment files
  * `<20-digit number>.seg`. A segment is a sequence of records: a 32-byte
- * header (magic, body length, samples, shard, snapshot timestamp, crc32 of
+ * header (magic, body length, samples, shard and the run's shard count
+ * (16 bits each), snapshot timestamp, crc32 of
  * the body, crc32 of the header; little-endian) and the body (a
  * snappy-compressed WriteRequest). Records are appended by the timer thread
  * under the endpoint's lock; each run writes a new segment, and a segment
@@ -70,7 +71,8 @@ struct rw_disk {
 	size_t format_bytes;
 	size_t max_bytes; /* rw_disk_set_bound: replay cuts the queue to it */
 	size_t segment_max;
-	uint64_t *ids; /* segments found at open, until rw_disk_replay */
+	size_t nshards; /* rw_disk_set_shards: written in each record */
+	uint64_t *ids;  /* segments found at open, until rw_disk_replay */
 	size_t nids;
 	/* file errors, logged once per change of state */
 	struct log_state remove_err, done_err, sync_err;
@@ -123,7 +125,7 @@ static void encode_header(unsigned char *h, const struct rw_disk_record *r)
 	put32(h, REC_MAGIC);
 	put32(h + 4, (uint32_t)r->len);
 	put32(h + 8, (uint32_t)r->nsamples);
-	put32(h + 12, (uint32_t)r->shard);
+	put32(h + 12, (uint32_t)(r->shard & 0xffff) | (uint32_t)(r->nshards & 0xffff) << 16);
 	put32(h + 16, (uint32_t)ts);
 	put32(h + 20, (uint32_t)(ts >> 32));
 	put32(h + 24, r->crc);
@@ -137,7 +139,8 @@ static int decode_header(const unsigned char *h, struct rw_disk_record *r)
 		return -1;
 	r->len = get32(h + 4);
 	r->nsamples = get32(h + 8);
-	r->shard = get32(h + 12);
+	r->shard = get32(h + 12) & 0xffff;
+	r->nshards = get32(h + 12) >> 16;
 	r->ts_ms = (int64_t)((uint64_t)get32(h + 16) | (uint64_t)get32(h + 20) << 32);
 	r->crc = get32(h + 24);
 	return r->len > REC_MAX_LEN ? -1 : 0;
@@ -653,8 +656,17 @@ int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_d
 			snprintf(err, errlen, "remote-write queue %s: cutting it to the bound: %s",
 			         d->path, strerror(-rc));
 	}
+	/* A series is on shard hash % nshards of the run that wrote it: records
+	 * of runs with another shard count than this one would put a series on
+	 * two shards that send at once, its older samples after newer ones. Then
+	 * every record is replayed on shard 0, one after another, oldest first. */
+	for (size_t i = first; i < rs.n && !st->serial; i++)
+		if (rs.r[i].nshards != d->nshards)
+			st->serial = 1;
 	for (size_t i = first; i < rs.n && !rc; i++) {
 		st->replayed++;
+		if (st->serial)
+			rs.r[i].shard = 0;
 		if ((rc = replay(ctx, &rs.r[i])))
 			snprintf(err, errlen, "remote-write queue replay: %s", strerror(-rc));
 	}
@@ -668,6 +680,11 @@ int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_d
 void rw_disk_set_bound(struct rw_disk *d, size_t max_bytes)
 {
 	d->max_bytes = max_bytes;
+}
+
+void rw_disk_set_shards(struct rw_disk *d, size_t nshards)
+{
+	d->nshards = nshards;
 }
 
 /* Opens a new segment for appends. */
@@ -720,7 +737,7 @@ int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *b
 			return rc;
 		s = &d->seg[d->nseg - 1];
 	}
-	struct rw_disk_record r = {s->id, s->bytes + REC_HEADER, len, nsamples, shard,
+	struct rw_disk_record r = {s->id, s->bytes + REC_HEADER, len, nsamples, shard, d->nshards,
 	                           ts_ms, body_crc(body, len)};
 	unsigned char h[REC_HEADER];
 	encode_header(h, &r);

@@ -595,10 +595,69 @@ static void test_a_smaller_bound_at_open_keeps_the_newest_that_fit(void **state)
 	free(dir);
 }
 
+/* Records keep the shard of the run that wrote them. A run with another
+ * shard count (--remote-write.max-shards changed between restarts) would
+ * put one series on two shards sending at once, older samples after newer
+ * ones: then every record is replayed on shard 0, oldest first; with the
+ * same count each keeps its shard. */
+static void test_another_shard_count_replays_everything_on_one_shard_in_order(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char err[512] = "";
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r;
+	struct rw_disk *d = rw_disk_open(dir, URL, URL, 0, err, sizeof err);
+	assert_non_null(d);
+	rw_disk_set_shards(d, 1);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(rw_disk_replay(d, collect, &s, &st, err, sizeof err), 0);
+	append(d, 0, 1000, "run1-a", &r); /* every series on shard 0 of 1 */
+	append(d, 0, 2000, "run1-b", &r);
+	rw_disk_close(d);
+
+	for (int run = 2; run <= 4; run++) {
+		d = rw_disk_open(dir, URL, URL, 0, err, sizeof err);
+		assert_non_null(d);
+		rw_disk_set_shards(d, 8);
+		memset(&s, 0, sizeof s);
+		assert_int_equal(rw_disk_replay(d, collect, &s, &st, err, sizeof err), 0);
+		if (run == 2) { /* a run of 8 shards appends on shards 5 and 2 */
+			assert_int_equal(st.serial, 1);
+			assert_int_equal(s.n, 2);
+			append(d, 5, 3000, "run2-a", &r);
+			append(d, 2, 4000, "run2-b", &r);
+		} else if (run == 3) { /* the queue holds runs of 1 and 8 shards */
+			assert_int_equal(st.serial, 1);
+			assert_int_equal(s.n, 4);
+			const char *want[4] = {"run1-a", "run1-b", "run2-a", "run2-b"};
+			for (size_t i = 0; i < 4; i++) {
+				assert_int_equal(s.r[i].shard, 0);
+				assert_int_equal(s.r[i].ts_ms, 1000 * (int64_t)(i + 1));
+				check_body(d, &s.r[i], want[i]);
+				rw_disk_done(d, &s.r[i]);
+			}
+			append(d, 5, 5000, "run3-a", &r);
+			append(d, 2, 6000, "run3-b", &r);
+		} else { /* only records of 8 shards left: each on its own */
+			assert_int_equal(st.serial, 0);
+			assert_int_equal(s.n, 2);
+			assert_int_equal(s.r[0].shard, 5);
+			assert_int_equal(s.r[0].nshards, 8);
+			assert_int_equal(s.r[1].shard, 2);
+		}
+		rw_disk_close(d);
+	}
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_records_survive_a_restart_in_order),
+	    cmocka_unit_test(test_another_shard_count_replays_everything_on_one_shard_in_order),
 	    cmocka_unit_test(test_done_segments_are_deleted),
 	    cmocka_unit_test(test_torn_and_corrupt_records_are_skipped_and_counted),
 	    cmocka_unit_test(test_a_damaged_header_mid_segment_loses_only_its_record),

@@ -24,9 +24,10 @@ struct rw_disk_record {
 	uint64_t off; /* of the body in the segment file */
 	size_t len;   /* body bytes */
 	size_t nsamples;
-	size_t shard;
-	int64_t ts_ms; /* the timestamp of the snapshot it belongs to */
-	uint32_t crc;  /* of the body (zlib crc32) */
+	size_t shard;   /* of the run that wrote it; replay: the shard to send it on */
+	size_t nshards; /* the shard count of the run that wrote it (0: unknown) */
+	int64_t ts_ms;  /* the timestamp of the snapshot it belongs to */
+	uint32_t crc;   /* of the body (zlib crc32) */
 };
 
 struct rw_disk_stats {
@@ -37,6 +38,8 @@ struct rw_disk_stats {
 	size_t trimmed, trimmed_samples; /* cut to the bound (rw_disk_set_bound) */
 	size_t bytes_found;              /* rw_disk_bytes before the cut */
 	int64_t max_ts_ms;
+	int serial; /* records of a run with another shard count than
+	             * rw_disk_set_shards: every record replayed on shard 0 */
 };
 
 /* The directory of an endpoint under dir: a hash of the full URL (so a
@@ -54,6 +57,11 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
  * rw_disk_replay: a queue left under a larger bound is cut to it, oldest
  * first, and the segment where the cut falls is compacted. */
 void rw_disk_set_bound(struct rw_disk *d, size_t max_bytes);
+/* The shard count of this run (--remote-write.max-shards; 0 by default):
+ * written in each record appended. At replay, if any record to replay was
+ * written with another count, every record is given shard 0 (one sender,
+ * oldest first: a series never sits on two shards), else its own shard. */
+void rw_disk_set_shards(struct rw_disk *d, size_t nshards);
 /* Reads every segment found at open, oldest first, calling replay(ctx,
  * record) for each valid record not done before. A damaged body skips its
  * record; a damaged header (or a torn tail) skips the bytes up to the next

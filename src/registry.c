@@ -20,15 +20,18 @@
  * when it comes back they rejoin it (its state is kept: series continue).
  *
  * Label sets and reload. A key's `range` is the stable id of its label set
- * (family, granularity, labels: one accounting group), an index into an
- * append-only table of struct range_set (chunks that never move; ids never
- * reused) that lives as long as the registry: readers take a key's labels
- * from there, caps (held, cap) and the overflow set live there too. The
- * main thread alone adds sets and changes caps and configured flags
+ * (family, granularity, labels: one accounting group), an index into a
+ * table of struct range_set (chunks that never move; an entry's labels
+ * never change) that lives as long as the registry: readers take a key's
+ * labels from there, caps (held, cap) and the overflow set live there too.
+ * The main thread alone adds sets and changes caps and configured flags
  * (relaxed atomics: a reader may see a reload half way, never a torn
  * value). The first table's ids are its group indexes; a reload's table
  * gets the ids of the sets configured now with the same family,
- * granularity and labels (registry_ranges_map), else new ones, and is
+ * granularity and labels (registry_ranges_map), else the id of a retired
+ * set with those labels once every shard has moved past the reload that
+ * retired it (each shard's moved_gen: its keys all ended, stale markers
+ * still queued resolve the same labels), else new ones, and is
  * published as a pointer and a generation (registry_ranges_publish). Each
  * capture thread compares the generation once per batch
  * (registry_shard_ranges); when it moved, it ends its keys that the new
@@ -139,30 +142,45 @@ static void sets_free(struct registry *r)
 }
 
 /* Main thread: caps, overflow series and configured flags follow table
- * rs (its ids given). The overflow series of a label set's labels belongs
- * to the set with those labels that has the oldest id (not to the first
- * range: reordering ranges, or adding one with those labels in front, moves
- * no overflow series); without memory for that, to the first range's. */
-static void sets_configure(struct registry *r, const struct ranges *rs)
+ * rs (its ids given), published as generation gen. A set configured now
+ * and not before is configured since gen; one configured before and not
+ * now is retired at gen. The overflow series of some labels belongs to the
+ * set with those labels configured the longest (then the smallest id), not
+ * to the first range: reordering ranges, or adding one with those labels
+ * in front, moves no overflow series. Without memory for that, to the
+ * first range's set. */
+static void sets_configure(struct registry *r, const struct ranges *rs, uint64_t gen)
 {
 	uint64_t mark = ++r->sets_mark;
-	/* oldest[o]: the smallest id among the ranges whose other_of is o */
-	uint32_t *oldest = rs->other_of ? malloc(sizeof *oldest * (rs->n ? rs->n : 1)) : NULL;
-	if (oldest) {
-		for (size_t i = 0; i < rs->n; i++)
-			oldest[i] = UINT32_MAX;
-		for (size_t i = 0; i < rs->n; i++) {
-			uint32_t o = rs->other_of[i];
-			if (rs->v[i].id < oldest[o])
-				oldest[o] = rs->v[i].id;
-		}
-	}
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct range *g = &rs->v[i];
 		if (g->group != i)
 			continue;
 		struct range_set *s = set_slot(r, g->id); /* allocated by map */
 		s->mark = mark;
+		if (!atomic_load_explicit(&s->configured, memory_order_relaxed))
+			s->since = gen;
+	}
+	/* oldest[o]: the set configured the longest among the ranges whose
+	 * other_of is o */
+	uint32_t *oldest = rs->other_of ? malloc(sizeof *oldest * (rs->n ? rs->n : 1)) : NULL;
+	if (oldest) {
+		for (size_t i = 0; i < rs->n; i++)
+			oldest[i] = UINT32_MAX;
+		for (size_t i = 0; i < rs->n; i++) {
+			uint32_t o = rs->other_of[i], id = rs->v[i].id, cur = oldest[o];
+			if (cur == UINT32_MAX)
+				oldest[o] = id;
+			else if (set_slot(r, id)->since < set_slot(r, cur)->since ||
+			         (set_slot(r, id)->since == set_slot(r, cur)->since && id < cur))
+				oldest[o] = id;
+		}
+	}
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct range *g = &rs->v[i];
+		if (g->group != i)
+			continue;
+		struct range_set *s = set_slot(r, g->id);
 		atomic_store_explicit(&s->cap, g->group_max, memory_order_relaxed);
 		uint32_t other = oldest         ? oldest[rs->other_of[i]]
 		                 : rs->other_of ? rs->v[rs->other_of[i]].id
@@ -176,9 +194,12 @@ static void sets_configure(struct registry *r, const struct ranges *rs)
 	for (uint32_t id = 0; id < n; id++) {
 		struct range_set *c =
 		    atomic_load_explicit(&r->sets[id >> REGISTRY_SETS_SHIFT], memory_order_relaxed);
-		if (c && c[id & (SETS_CHUNK - 1)].mark != mark)
-			atomic_store_explicit(&c[id & (SETS_CHUNK - 1)].configured, 0,
-			                      memory_order_relaxed);
+		struct range_set *x = c ? &c[id & (SETS_CHUNK - 1)] : NULL;
+		if (!x || x->mark == mark)
+			continue;
+		if (atomic_load_explicit(&x->configured, memory_order_relaxed))
+			x->retired = gen;
+		atomic_store_explicit(&x->configured, 0, memory_order_relaxed);
 	}
 	free(oldest);
 }
@@ -201,7 +222,7 @@ int registry_init(struct registry *r, struct histogram_layout *layout, struct ra
 		if (ranges->v[i].group == i && set_fill(r, (uint32_t)i, &ranges->v[i]))
 			return -ENOMEM;
 	atomic_store_explicit(&r->nsets, (uint32_t)ranges->n, memory_order_release);
-	sets_configure(r, ranges);
+	sets_configure(r, ranges, 0);
 	return 0;
 }
 
@@ -213,23 +234,53 @@ static uint64_t set_hash(const char *text, unsigned family, unsigned granularity
 	return h;
 }
 
+/* The generation every shard has moved to (a shard waiting for its
+ * interface keeps the last one: it ends its keys on its way back). */
+static uint64_t shards_moved_gen(const struct registry *r)
+{
+	uint64_t m = UINT64_MAX;
+	for (size_t i = 0; i < r->nsources; i++)
+		for (size_t j = 0; j < r->sources[i].nshards; j++) {
+			uint64_t g = atomic_load_explicit(&r->sources[i].shards[j]->moved_gen,
+			                                  memory_order_seq_cst);
+			m = g < m ? g : m;
+		}
+	return m;
+}
+
+/* Whether the retired set s may take its labels back under its id: every
+ * shard moved past the reload that retired it, so each ended its keys
+ * (their series start again from zero) and none admits new ones. Its
+ * labels never change: stale markers of its ended keys still waiting in a
+ * ring resolve them right. (A source with several shards keeps its
+ * addresses counted in the set's held, as in --max-addresses.) */
+static int set_reusable(const struct range_set *s, uint64_t moved)
+{
+	return !atomic_load_explicit(&s->configured, memory_order_relaxed) && s->retired <= moved;
+}
+
 int registry_ranges_map(struct registry *r, struct ranges *fresh)
 {
 	uint32_t n = atomic_load_explicit(&r->nsets, memory_order_relaxed), next = n;
-	size_t cap = 16, nconf = 0;
+	uint64_t moved = shards_moved_gen(r);
+	size_t cap = 16, nput = 0;
 	int rc = -ENOMEM;
-	for (uint32_t id = 0; id < n; id++)
-		nconf += atomic_load_explicit(&registry_range_set(r, id)->configured,
-		                              memory_order_relaxed) != 0;
-	while (cap < 2 * nconf + 2)
+	for (uint32_t id = 0; id < n; id++) {
+		const struct range_set *s = registry_range_set(r, id);
+		nput += atomic_load_explicit(&s->configured, memory_order_relaxed) ||
+		        set_reusable(s, moved);
+	}
+	while (cap < 2 * nput + 2)
 		cap *= 2;
-	uint32_t *slots = calloc(cap, sizeof *slots); /* id + 1 of the sets configured */
+	/* id + 1 of the sets configured and of those reusable */
+	uint32_t *slots = calloc(cap, sizeof *slots);
 	uint32_t *ids = calloc(fresh->n ? fresh->n : 1, sizeof *ids);
 	if (!slots || !ids)
 		goto out;
 	for (uint32_t id = 0; id < n; id++) {
 		const struct range_set *s = registry_range_set(r, id);
-		if (!atomic_load_explicit(&s->configured, memory_order_relaxed))
+		if (!atomic_load_explicit(&s->configured, memory_order_relaxed) &&
+		    !set_reusable(s, moved))
 			continue;
 		size_t j = (size_t)set_hash(s->text, s->family, s->granularity) & (cap - 1);
 		while (slots[j])
@@ -240,15 +291,25 @@ int registry_ranges_map(struct registry *r, struct ranges *fresh)
 		const struct range *g = &fresh->v[i];
 		if (g->group != i)
 			continue;
+		/* the set configured now with these labels (its keys continue),
+		 * else a retired one that may take them back (from zero), else
+		 * a new id */
+		uint32_t found = 0;
 		size_t j = (size_t)set_hash(g->text, g->family, g->granularity) & (cap - 1);
 		for (; slots[j]; j = (j + 1) & (cap - 1)) {
 			const struct range_set *s = registry_range_set(r, slots[j] - 1);
-			if (s->family == g->family && s->granularity == g->granularity &&
-			    !strcmp(s->text, g->text))
+			if (s->family != g->family || s->granularity != g->granularity ||
+			    strcmp(s->text, g->text))
+				continue;
+			if (atomic_load_explicit(&s->configured, memory_order_relaxed)) {
+				found = slots[j];
 				break;
+			}
+			if (!found)
+				found = slots[j];
 		}
-		if (slots[j]) {
-			ids[i] = slots[j] - 1;
+		if (found) {
+			ids[i] = found - 1;
 			continue;
 		}
 		if (next >= RANGES_MAX) {
@@ -262,8 +323,7 @@ int registry_ranges_map(struct registry *r, struct ranges *fresh)
 	ranges_set_ids(fresh, ids);
 	rc = 0;
 out:
-	/* sets filled stay (unconfigured) even on failure: ids are never
-	 * reused */
+	/* sets filled stay (unconfigured, reusable) even on failure */
 	atomic_store_explicit(&r->nsets, next, memory_order_release);
 	free(slots);
 	free(ids);
@@ -272,9 +332,9 @@ out:
 
 uint64_t registry_ranges_publish(struct registry *r, const struct ranges *fresh)
 {
-	sets_configure(r, fresh);
-	atomic_store_explicit(&r->ranges, fresh, memory_order_seq_cst);
 	uint64_t gen = atomic_load_explicit(&r->ranges_gen, memory_order_relaxed) + 1;
+	sets_configure(r, fresh, gen);
+	atomic_store_explicit(&r->ranges, fresh, memory_order_seq_cst);
 	atomic_store_explicit(&r->ranges_gen, gen, memory_order_seq_cst);
 	return gen;
 }
@@ -335,6 +395,7 @@ const struct ranges *registry_shard_ranges(struct registry *r, struct acct_shard
 		counter_add(&s->reload_ended, x);
 	*gen = g;
 	atomic_store_explicit(&s->ranges_gen, g, memory_order_seq_cst);
+	atomic_store_explicit(&s->moved_gen, g, memory_order_seq_cst);
 	return rs;
 }
 

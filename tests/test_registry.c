@@ -755,12 +755,14 @@ static void test_a_reload_keeps_unchanged_label_sets_and_ends_the_others(void **
 	assert_null(strstr(page, "ip=\"10.0.2.1\"")); /* in no range now */
 	free(page);
 
-	/* the first table again: old's labels return with a new id, its
-	 * series start from zero */
+	/* the first table again: old's labels return under their retired id
+	 * (the shard moved past the reload that retired it), their series
+	 * start from zero */
 	struct ranges *t2 = table_of(before, 3);
 	reload_to(f, t2, &g);
 	assert_int_equal(t2->v[0].id, 0);
-	assert_true(t2->v[1].id > t1->v[2].id && t2->v[2].id > t2->v[1].id);
+	assert_int_equal(t2->v[1].id, 1);
+	assert_int_equal(t2->v[2].id, 2);
 	packet_now(f, "10.0.1.1", "192.0.2.1");
 	page = fixture_render(&f->reg);
 	assert_true(has_line(page, TX("10.0.0.1", "c=\"keep\"") "2"));
@@ -923,6 +925,60 @@ static void test_a_reload_that_reorders_ranges_keeps_the_overflow_series(void **
 	table_free(t2);
 }
 
+/* Label sets that come and go do not grow the table of sets: one that
+ * returns takes back its id once every shard moved past the reload that
+ * retired it (its keys ended), and its series start from zero; before
+ * that, it gets a new id. */
+static void test_label_sets_that_return_take_back_their_ids(void **state)
+{
+	(void)state;
+	const char *a[] = {"10.0.0.0/24:c=a"}, *b[] = {"10.0.0.0/24:c=b"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, a, 1, 100);
+	registry_keep_ended(&f->reg);
+	uint64_t g = 0;
+	struct ranges *prev = NULL;
+	for (int i = 1; i <= 400; i++) {
+		packet_now(f, "10.0.0.1", "192.0.2.1");
+		struct ranges *t = table_of(i % 2 ? b : a, 1);
+		reload_to(f, t, &g);
+		assert_int_equal(t->v[0].id, i % 2); /* a: 0, b: 1, a: 0 ... */
+		/* the stale markers of the ended key carry its labels */
+		struct list_collector lc = {.c = {lc_family, lc_series, lc_sample, 0}};
+		assert_int_equal(registry_collect_ended(&f->reg, &lc.c), 0);
+		assert_string_equal(lc.out,
+		                    i % 2 ? "promacct_packet_size_bytes_ipv4_tx{interface=eth0,"
+		                            "ip=10.0.0.1,protocol=tcp,,c=\"a\"}\n"
+		                          : "promacct_packet_size_bytes_ipv4_tx{interface=eth0,"
+		                            "ip=10.0.0.1,protocol=tcp,,c=\"b\"}\n");
+		if (prev)
+			table_free(prev);
+		prev = t;
+	}
+	assert_int_equal(atomic_load(&f->reg.nsets), 2);
+	/* from zero */
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"a\"") "1"));
+	free(page);
+
+	/* the shard has not moved past a's retirement: a new id for a */
+	struct ranges *t1 = table_of(b, 1);
+	assert_int_equal(registry_ranges_map(&f->reg, t1), 0);
+	registry_ranges_publish(&f->reg, t1);
+	struct ranges *t2 = table_of(a, 1);
+	assert_int_equal(registry_ranges_map(&f->reg, t2), 0);
+	assert_int_equal(t2->v[0].id, 2);
+	registry_ranges_publish(&f->reg, t2);
+	assert_ptr_equal(registry_shard_ranges(&f->reg, f->shard, NULL, &g), t2);
+	page = fixture_render(&f->reg);
+	assert_null(strstr(page, "c=\"a\""));
+	free(page);
+	fixture_free(f);
+	table_free(prev);
+	table_free(t1);
+	table_free(t2);
+}
+
 /* Fanout: every shard of a source moves on its own; the old table is free
  * only when both did; the ended keys leave the merged series. (Their
  * addresses keep their place in --max-addresses: the shards' shared
@@ -1047,6 +1103,8 @@ static void test_reloads_while_capturing(void **state)
 	char *page = fixture_render(&f->reg);
 	assert_true(has_line(page, TX("10.0.0.0", "c=\"keep\"") "2000"));
 	free(page);
+	/* keep, a, b, c: the sets that came back took back their ids */
+	assert_int_equal(atomic_load(&f->reg.nsets), 4);
 	fixture_free(f);
 	/* the last table is the registry's until here */
 	table_free(prev);
@@ -1077,6 +1135,7 @@ int main(void)
 	    cmocka_unit_test(test_a_reload_that_reorders_ranges_keeps_the_overflow_series),
 	    cmocka_unit_test(test_a_reload_ends_the_keys_of_every_shard_of_a_source),
 	    cmocka_unit_test(test_reloads_while_capturing),
+	    cmocka_unit_test(test_label_sets_that_return_take_back_their_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

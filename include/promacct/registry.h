@@ -29,6 +29,10 @@ struct acct_shard {
 	/* The generation of the ranges table its capture thread uses
 	 * (registry_shard_ranges), UINT64_MAX while it uses none. */
 	_Atomic uint64_t ranges_gen;
+	/* The last generation it moved to (its keys that table does not hold
+	 * ended), kept while it uses none: a retired label set's id is given
+	 * again only once every shard moved past its retirement. */
+	_Atomic uint64_t moved_gen;
 	/* idle expiry pacing (the capture thread's) */
 	double expire_last, expire_owed;
 	/* pcap_stats totals, stored (not added) by the capture thread */
@@ -61,9 +65,9 @@ struct self_metric {
 
 /* A label set ever configured, by its stable id: the family, granularity
  * and labels of ranges alike (one accounting group, ranges.h). Ids are
- * given by registry_ranges_map, never reused; an entry never moves or
- * changes its labels, so readers resolve a key's labels through it
- * without a lock. */
+ * given by registry_ranges_map; a retired set's id goes back only to the
+ * same labels (registry.c); an entry never moves or changes its labels, so
+ * readers resolve a key's labels through it without a lock. */
 struct range_set {
 	uint8_t family, granularity;
 	struct label *labels;
@@ -76,6 +80,9 @@ struct range_set {
 	_Atomic uint32_t other; /* the id whose ip="other" series takes its refused keys */
 	_Atomic int configured; /* in the ranges table now */
 	uint64_t mark;          /* main thread: the last configuration holding it */
+	/* main thread: the generation that configured it last (since) and the
+	 * one that last left it out (retired; 0: never) */
+	uint64_t since, retired;
 };
 
 #define REGISTRY_SETS_SHIFT 12 /* label sets per chunk of the table */
@@ -153,7 +160,9 @@ const struct range_set *registry_range_set(const struct registry *r, uint32_t id
 /* ---- reload of the ranges (main thread) ---------------------------------
  * registry_ranges_map gives a freshly built table the stable ids of its
  * label sets (same family, granularity and labels as a set configured now:
- * that id, so its keys continue; else a new one) and rewrites its vals;
+ * that id, so its keys continue; else a retired set's with those labels
+ * once every shard moved past its retirement; else a new one) and
+ * rewrites its vals;
  * registry_ranges_publish makes it the table of the capture threads
  * (caps and overflow series follow it) and returns its generation; each
  * capture thread moves to it between batches (registry_shard_ranges),

@@ -28,6 +28,7 @@ struct loader {
 	struct yaml_reader y;
 	struct config_file *out;
 	size_t cap;
+	int root_seen; /* the file holds a document that is not null */
 };
 
 #define fail_at(l, m, ...)     yaml_reader_fail(&(l)->y, m, __VA_ARGS__)
@@ -317,6 +318,7 @@ static int parse_root(void *arg)
 {
 	struct loader *l = arg;
 	int rc, seen_ranges = 0;
+	l->root_seen = 1;
 	if (EV(l).type != YAML_MAPPING_START_EVENT)
 		return fail_at(l, EV(l).start_mark, "the file must be a mapping with key 'ranges'");
 	while ((rc = yaml_reader_next_key(&l->y, "a key")) == 0) {
@@ -345,6 +347,15 @@ int config_file_load(const char *path, struct config_file *out, char *err, size_
 		return -ENOMEM;
 	}
 	int rc = yaml_reader_read(&l.y, path, CONFIG_FILE_MAX_BYTES, parse_root, &l, err, errlen);
+	if (!rc && !l.root_seen) {
+		/* an empty file is no configuration of "no ranges": it is what a
+		 * reload sees of a file truncated to be written again */
+		snprintf(err, errlen,
+		         "%s: no configuration in it (an empty file, or a null document); "
+		         "'ranges: []' configures no ranges",
+		         path);
+		rc = -EINVAL;
+	}
 	if (rc) {
 		config_file_free(out);
 		return rc;

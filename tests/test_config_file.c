@@ -123,16 +123,33 @@ static void test_the_schema_of_the_issue_loads(void **state)
 	config_file_free(&f);
 }
 
-static void test_empty_files_and_lists_hold_no_ranges(void **state)
+static void test_empty_lists_hold_no_ranges(void **state)
 {
 	(void)state;
-	static const char *const empty[] = {
-	    "", "# nothing\n", "ranges:\n", "ranges: []\n", "---\nranges: []\n...\n", "~\n"};
+	static const char *const empty[] = {"ranges:\n", "ranges: []\n", "---\nranges: []\n...\n"};
 	for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
 		struct config_file f;
 		if (load(empty[i], &f))
 			fail_msg("'%s' refused: %s", empty[i], err);
 		assert_int_equal(f.n, 0);
+		config_file_free(&f);
+	}
+}
+
+/* A file with no document (0 bytes, blanks, comments) or a null one is
+ * refused, not read as "no ranges": a file truncated while it is written
+ * would otherwise end every series on reload. */
+static void test_a_file_with_nothing_in_it_is_refused(void **state)
+{
+	(void)state;
+	static const char *const nothing[] = {"", "\n  \n", "# nothing\n", "~\n", "---\n"};
+	for (size_t i = 0; i < sizeof nothing / sizeof nothing[0]; i++) {
+		struct config_file f;
+		if (load(nothing[i], &f) == 0)
+			fail_msg("'%s' accepted", nothing[i]);
+		assert_int_equal(f.n, 0);
+		if (strncmp(err, path, strlen(path)) || !strstr(err, "no configuration"))
+			fail_msg("'%s': error '%s'", nothing[i], err);
 		config_file_free(&f);
 	}
 }
@@ -354,7 +371,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_the_schema_of_the_issue_loads),
-	    cmocka_unit_test(test_empty_files_and_lists_hold_no_ranges),
+	    cmocka_unit_test(test_empty_lists_hold_no_ranges),
+	    cmocka_unit_test(test_a_file_with_nothing_in_it_is_refused),
 	    cmocka_unit_test(test_unknown_keys),
 	    cmocka_unit_test(test_bad_prefixes_and_addresses),
 	    cmocka_unit_test(test_first_after_last),

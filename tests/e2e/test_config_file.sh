@@ -55,6 +55,17 @@ rc=0
 [ "$rc" = 2 ] && grep -qF "$WORK/missing.yml" "$WORK/missing.log" || fail "missing file: exit $rc"
 ok "a missing file is a usage error naming it"
 
+# A file with nothing in it (0 bytes, or blanks) is refused, not read as no
+# ranges (a file truncated while it is written).
+for empty in '' $'\n  \n'; do
+	printf '%s' "$empty" >"$WORK/empty.yml"
+	rc=0
+	"$PROMACCT" -R "$WORK/l.pcap" --once --config.file "$WORK/empty.yml" 2>"$WORK/empty.log" || rc=$?
+	[ "$rc" = 2 ] && grep -qF "$WORK/empty.yml: no configuration in it" "$WORK/empty.log" ||
+		fail "empty file: exit $rc: $(cat "$WORK/empty.log")"
+done
+ok "an empty file is a usage error naming it"
+
 # One label limit for every output (issue 13 defect 5: remote write used to
 # drop labels beyond 64 silently): 58 range labels + job + instance + 5
 # fixed = 65 is a usage error naming the counts; 57 is fine.

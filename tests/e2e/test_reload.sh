@@ -55,6 +55,12 @@ grep 'config reload failed' "$WORK/agent.log" | grep -q "r.yml:2:" || fail "the 
 grep -q 'customer="acme"' "$WORK/page.txt" || fail "a bad file changed the running ranges"
 ok "SIGHUP with a bad file: logged with FILE:LINE, reload_successful 0, ranges kept"
 
+: >"$WORK/r.yml" # truncated while it is written
+hup 'r.yml: no configuration in it'
+[ "$(reload_ok)" = 0 ] || fail "an empty file: reload_successful $(reload_ok)"
+grep -q 'customer="acme"' "$WORK/page.txt" || fail "an empty file ended the running ranges"
+ok "SIGHUP with an empty file: refused, reload_successful 0, ranges kept"
+
 printf 'ranges:\n  - prefix: 10.0.0.0/8\n    labels: {customer: initech}\n' >"$WORK/r.yml"
 hup 'msg="config reloaded: ranges applied"'
 [ "$(reload_ok)" = 1 ] || fail "changed ranges: reload_successful $(reload_ok)"

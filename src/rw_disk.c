@@ -245,16 +245,51 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Opens a file of the queue's directory: never through a symbolic link
+ * (O_NOFOLLOW: the directory belongs to the user dropped to with --user,
+ * who must not make root open another file), never blocking on a FIFO
+ * (O_NONBLOCK), and only a regular file with one link (a hard link could
+ * name another file). The descriptor, or -ELOOP (a symbolic link) or
+ * -EFTYPE_Q (another kind of file), or a negative errno. */
+#define EFTYPE_Q ENOTSUP
+static int open_file(const struct rw_disk *d, const char *name, int flags, mode_t mode)
+{
+	int fd = openat(d->dir_fd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+	if (fd < 0)
+		return errno == ENXIO ? -EFTYPE_Q : -errno; /* ENXIO: a FIFO without reader */
+	struct stat sb;
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_nlink > 1) {
+		close(fd);
+		return -EFTYPE_Q;
+	}
+	return fd;
+}
+
+/* What open_file's error means, for messages. */
+static const char *open_strerror(int rc)
+{
+	if (rc == -ELOOP)
+		return "a symbolic link: refused (the queue's files must be regular files; "
+		       "remove it)";
+	if (rc == -EFTYPE_Q)
+		return "not a regular file with one link: refused (remove it)";
+	return strerror(-rc);
+}
+
 /* Checks or writes the format file. A new one is written whole or not at
  * all: format.tmp, fsync, rename, fsync of the directory (a crash never
  * leaves a short format file that would refuse the queue). */
 static int check_format(struct rw_disk *d, const char *shown, char *err, size_t errlen)
 {
 	char p[] = "format", buf[512];
-	int fd = openat(d->dir_fd, p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		fd =
-		    openat(d->dir_fd, "format.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open_file(d, p, O_RDONLY, 0);
+	if (fd == -ENOENT) {
+		/* a new file (O_EXCL): whatever has the name is removed first */
+		if (unlinkat(d->dir_fd, "format.tmp", 0) && errno != ENOENT) {
+			fd = -errno;
+			goto io;
+		}
+		fd = open_file(d, "format.tmp", O_WRONLY | O_CREAT | O_EXCL, 0600);
 		if (fd < 0)
 			goto io;
 		snprintf(buf, sizeof buf, "%s\nurl=%s\n", RW_DISK_FORMAT, shown);
@@ -268,7 +303,7 @@ static int check_format(struct rw_disk *d, const char *shown, char *err, size_t 
 			rc = sync_dir(d);
 		if (rc) {
 			(void)unlinkat(d->dir_fd, "format.tmp", 0);
-			errno = -rc;
+			fd = rc;
 			goto io;
 		}
 		return 0;
@@ -276,9 +311,12 @@ static int check_format(struct rw_disk *d, const char *shown, char *err, size_t 
 	if (fd < 0)
 		goto io;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
+	int rerr = -errno;
 	close(fd);
-	if (n < 0)
+	if (n < 0) {
+		fd = rerr;
 		goto io;
+	}
 	buf[n] = '\0';
 	size_t fl = strlen(RW_DISK_FORMAT);
 	if (strncmp(buf, RW_DISK_FORMAT, fl) || buf[fl] != '\n') {
@@ -289,8 +327,8 @@ static int check_format(struct rw_disk *d, const char *shown, char *err, size_t 
 		return -EINVAL;
 	}
 	return 0;
-io:
-	snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, strerror(errno));
+io: /* fd: the negative errno */
+	snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, open_strerror(fd));
 	return -EIO;
 }
 
@@ -343,9 +381,17 @@ static int scan_segment(struct rw_disk *d, uint64_t id, struct recs *out, struct
 {
 	char p[4096];
 	seg_path(d, id, p, sizeof p);
-	int fd = openat(d->dir_fd, p, O_RDONLY | O_CLOEXEC);
+	int fd = open_file(d, p, O_RDONLY, 0);
+	if (fd == -ELOOP || fd == -EFTYPE_Q) {
+		/* not a segment this agent wrote (a FIFO would block the start
+		 * forever): left alone, counted and logged */
+		st->skipped_files++;
+		log_warn("remote-write queue: a file that is not a segment skipped",
+		         "dir=\"%s\" file=\"%s\" err=\"%s\"", d->path, p, open_strerror(fd));
+		return 0;
+	}
 	if (fd < 0) {
-		snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, strerror(errno));
+		snprintf(err, errlen, "remote-write queue %s/%s: %s", d->path, p, strerror(-fd));
 		return -EIO;
 	}
 	struct stat sb;
@@ -370,7 +416,12 @@ static int scan_segment(struct rw_disk *d, uint64_t id, struct recs *out, struct
 	uint64_t *done = NULL;
 	size_t ndone = 0;
 	done_path(d, id, p, sizeof p);
-	int dfd = openat(d->dir_fd, p, O_RDONLY | O_CLOEXEC);
+	int dfd = open_file(d, p, O_RDONLY, 0);
+	if (dfd == -ELOOP || dfd == -EFTYPE_Q) { /* its records are sent again */
+		st->skipped_files++;
+		log_warn("remote-write queue: a file that is not a .done list skipped",
+		         "dir=\"%s\" file=\"%s\" err=\"%s\"", d->path, p, open_strerror(dfd));
+	}
 	if (dfd >= 0) {
 		struct stat db;
 		if (!fstat(dfd, &db)) {
@@ -472,14 +523,16 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
 		goto fail;
 	}
-	d->dir_fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->dir_fd = open(d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d->dir_fd < 0) {
 		snprintf(err, errlen, "remote-write queue %s: %s", d->path, strerror(errno));
 		goto fail;
 	}
-	d->lock_fd = openat(d->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	d->lock_fd = open_file(d, "lock", O_RDWR | O_CREAT, 0600);
 	if (d->lock_fd < 0) {
-		snprintf(err, errlen, "remote-write queue %s/lock: %s", d->path, strerror(errno));
+		snprintf(err, errlen, "remote-write queue %s/lock: %s", d->path,
+		         open_strerror(d->lock_fd));
+		d->lock_fd = -1;
 		goto fail;
 	}
 	if (flock(d->lock_fd, LOCK_EX | LOCK_NB)) {
@@ -493,7 +546,7 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 		goto fail;
 	(void)unlinkat(d->dir_fd, "format.tmp", 0); /* left by a crash mid-write */
 	struct stat fsb;
-	if (!fstatat(d->dir_fd, "format", &fsb, 0))
+	if (!fstatat(d->dir_fd, "format", &fsb, AT_SYMLINK_NOFOLLOW))
 		d->format_bytes = (size_t)fsb.st_size;
 	d->bytes += d->format_bytes;
 	int lfd = dup(d->dir_fd); /* fdopendir takes it */
@@ -560,9 +613,9 @@ static int seg_compact(struct rw_disk *d, struct segment *s, struct rw_disk_reco
 	if ((rc = sync_dir(d)))
 		return rc;
 	seg_path(d, s->id, p, sizeof p);
-	int fd = openat(d->dir_fd, p, O_RDWR | O_CLOEXEC);
+	int fd = open_file(d, p, O_RDWR, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	enum { CHUNK = 65536 };
 	char *buf = malloc(CHUNK);
 	off_t w = 0;
@@ -692,9 +745,9 @@ static int seg_new(struct rw_disk *d)
 {
 	char p[4096];
 	seg_path(d, d->next_id, p, sizeof p);
-	int fd = openat(d->dir_fd, p, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	int fd = open_file(d, p, O_RDWR | O_CREAT | O_EXCL | O_APPEND, 0600);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (!seg_add(d, d->next_id, fd)) {
 		close(fd);
 		unlinkat(d->dir_fd, p, 0);
@@ -810,7 +863,10 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r)
 	char p[4096];
 	if (s->done_fd < 0) {
 		done_path(d, s->id, p, sizeof p);
-		s->done_fd = openat(d->dir_fd, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int fd = open_file(d, p, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		s->done_fd = fd < 0 ? -1 : fd;
+		if (fd < 0)
+			errno = -fd;
 	}
 	uint64_t off = r->off;
 	int rc = s->done_fd < 0 ? -errno : write_all(s->done_fd, &off, sizeof off);
@@ -854,12 +910,17 @@ int rw_disk_chown(struct rw_disk *d, uid_t uid, gid_t gid, char *err, size_t err
 	while ((de = readdir(dh)) && !rc) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (fchownat(d->dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) &&
-		    errno != ENOENT) {
+		/* through the opened file, never a name: a symbolic link, a
+		 * hard link or another kind of file is left alone */
+		int fd = open_file(d, de->d_name, O_RDONLY, 0);
+		if (fd < 0)
+			continue;
+		if (fchown(fd, uid, gid)) {
 			rc = -errno;
 			snprintf(err, errlen, "remote-write queue %s/%s: chown: %s", d->path,
 			         de->d_name, strerror(errno));
 		}
+		close(fd);
 	}
 	closedir(dh);
 	return rc;

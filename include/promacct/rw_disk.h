@@ -36,6 +36,7 @@ struct rw_disk_stats {
 	                                  * damaged header: the bytes up to the next valid one) */
 	size_t corrupt_bytes;            /* bytes they took */
 	size_t trimmed, trimmed_samples; /* cut to the bound (rw_disk_set_bound) */
+	size_t skipped_files;            /* .seg/.done names that are no regular file: left alone */
 	size_t bytes_found;              /* rw_disk_bytes before the cut */
 	int64_t max_ts_ms;
 	int serial; /* records of a run with another shard count than

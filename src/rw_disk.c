@@ -778,6 +778,8 @@ int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *b
 	int rc;
 	if (len > REC_MAX_LEN)
 		return -E2BIG;
+	int retried = 0;
+again:;
 	struct segment *s = d->writing ? &d->seg[d->nseg - 1] : NULL;
 	if (s && s->bytes + REC_HEADER + len > d->segment_max && s->bytes > 0) {
 		if ((rc = rw_disk_sync(d)))
@@ -807,8 +809,18 @@ int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *b
 		 * segment, so it is deleted once its records are done and the
 		 * space comes back; the next append starts a new one. An empty
 		 * segment stays the one written (nothing to give back). */
-		if (s->bytes > 0)
+		if (s->bytes > 0) {
+			/* A segment holding only done records (an idle queue) is
+			 * deleted by the close: on a disk smaller than a segment
+			 * its space is what the append lacked, so it is tried
+			 * once more, in a new segment. */
+			int idle = s->pending == 0;
 			seg_close_writing(d);
+			if (idle && !retried) {
+				retried = 1;
+				goto again;
+			}
+		}
 		return rc;
 	}
 	s->bytes += REC_HEADER + len;

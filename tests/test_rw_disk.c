@@ -471,6 +471,51 @@ static void test_a_write_error_closes_the_segment_so_its_space_comes_back(void *
 	free(dir);
 }
 
+/* A disk smaller than one segment: the segment being written holds only
+ * done records (all sent) when an append fails for room (ENOSPC; here a
+ * file size limit): it is deleted and the append tried once more in a new
+ * segment, instead of dropping the request while the receiver is fine. */
+static void test_a_failed_append_retries_once_after_deleting_an_idle_segment(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r[4], x;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	size_t empty = rw_disk_bytes(d);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 4 * (RW_DISK_RECORD_HEADER + 10) + 20; /* room for 4 records per file */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < 4; i++)
+		append(d, 0, i, "0123456789", &r[i]);
+	for (int i = 0; i < 4; i++)
+		rw_disk_done(d, &r[i]); /* sent: the segment being written holds only done ones */
+	int rc = rw_disk_append(d, 0, 4, "0123456789", 10, 7, &x);
+	/* a record that fits no file fails after its one retry */
+	char big[200];
+	memset(big, 'x', sizeof big);
+	struct rw_disk_record y;
+	int rc2 = rw_disk_append(d, 0, 5, big, sizeof big, 7, &y);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(rc, 0);
+	check_body(d, &x, "0123456789");
+	assert_int_equal(rc2, -EFBIG);
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+	assert_int_equal(rw_disk_bytes(d), empty + RW_DISK_RECORD_HEADER + 10);
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.r[0].ts_ms, 4);
+	assert_int_equal(st.corrupt, 0);
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* A format file that could not be written whole (here a file size limit
  * cuts it; a crash does the same) is not left behind short: the next open
  * writes it and takes the queue, instead of refusing it as another
@@ -778,6 +823,7 @@ int main(void)
 	    cmocka_unit_test(test_bytes_are_the_files_and_needed_bounds_them),
 	    cmocka_unit_test(test_an_idle_segment_being_written_can_be_released),
 	    cmocka_unit_test(test_a_write_error_closes_the_segment_so_its_space_comes_back),
+	    cmocka_unit_test(test_a_failed_append_retries_once_after_deleting_an_idle_segment),
 	    cmocka_unit_test(test_the_format_file_is_written_whole_or_not_at_all),
 	    cmocka_unit_test(test_chown_gives_the_directory_and_its_files_away),
 	    cmocka_unit_test(test_symbolic_links_in_the_queue_are_never_followed),

@@ -82,3 +82,28 @@ stop_agent n2
 no_disk_errors n2
 grep -q 'msg="remote-write queue on disk"' "$WORK/n2.log" || fail "the second run as nobody did not open the queue"
 ok "a restart as nobody opens the same queue"
+
+# 5. The directory is nobody's, who can put links and FIFOs in it (review
+#    of issue 11): with format removed and format.tmp a link to a file of
+#    root's, and a FIFO named as a segment, root at the next start follows
+#    no link (the file stays as it was, root's) and does not hang.
+D=$(find "$Q" -mindepth 1 -maxdepth 1 -type d | head -n1)
+printf 'precious\n' >"$WORK/victim"
+rm -f "$D/format"
+ln -s "$WORK/victim" "$D/format.tmp"
+ln -s "$WORK/victim" "$D/00000000000000000098.done"
+mkfifo "$D/00000000000000000099.seg"
+chown -h nobody "$D/format.tmp" "$D/00000000000000000098.done" "$D/00000000000000000099.seg"
+agent n3 --user nobody
+for _ in $(seq 1 50); do
+	grep -q 'msg="remote-write queue on disk"' "$WORK/n3.log" && break
+	sleep 0.1
+done
+grep -q 'msg="remote-write queue on disk"' "$WORK/n3.log" || fail "the start-up hung or failed: $(cat "$WORK/n3.log")"
+grep -q 'msg="remote-write queue: a file that is not a segment skipped"' "$WORK/n3.log" ||
+	fail "the FIFO was not reported"
+stop_agent n3
+[ "$(cat "$WORK/victim")" = precious ] || fail "root wrote through a link: $(cat "$WORK/victim")"
+[ "$(stat -c %U "$WORK/victim")" = root ] || fail "root gave a linked file away"
+[ -f "$D/format" ] && [ ! -L "$D/format" ] || fail "format was not written anew"
+ok "links and a FIFO in the queue directory: nothing followed, nothing hung"

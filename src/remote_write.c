@@ -184,16 +184,7 @@ static void ep_wait(struct rw_endpoint *ep, double until)
 		until = now + left;
 	if (until <= now)
 		return;
-	if (isinf(until)) {
-		pthread_cond_wait(&ep->cond, &ep->lock);
-		return;
-	}
-	struct timespec ts;
-	ts.tv_sec = (time_t)until;
-	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-	if (ts.tv_nsec > 999999999L)
-		ts.tv_nsec = 999999999L;
-	pthread_cond_timedwait(&ep->cond, &ep->lock, &ts);
+	cond_wait_signal_until(&ep->cond, &ep->lock, until);
 }
 
 /* ---- queueing ----------------------------------------------------------- */
@@ -900,17 +891,7 @@ static size_t join_senders(struct remote_write *rw)
 			atomic_store(&rw->abandon, 1);
 			break;
 		}
-		double until = time_monotonic() + left;
-		if (isinf(until)) {
-			pthread_cond_wait(&rw->run_cond, &rw->run_lock);
-			continue;
-		}
-		struct timespec ts;
-		ts.tv_sec = (time_t)until;
-		ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-		if (ts.tv_nsec > 999999999L)
-			ts.tv_nsec = 999999999L;
-		pthread_cond_timedwait(&rw->run_cond, &rw->run_lock, &ts);
+		cond_wait_signal_until(&rw->run_cond, &rw->run_lock, time_monotonic() + left);
 	}
 	pthread_mutex_unlock(&rw->run_lock);
 	for (size_t i = 0; i < rw->nep; i++) {

@@ -20,19 +20,12 @@ static int stop_requested(const struct timer *t)
 
 int timer_wait(pthread_cond_t *c, pthread_mutex_t *m, double until, const atomic_int *stop)
 {
-	struct timespec ts;
-	ts.tv_sec = (time_t)until;
-	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-	if (ts.tv_nsec >= 1000000000L)
-		ts.tv_nsec = 999999999L;
-	if (ts.tv_nsec < 0)
-		ts.tv_nsec = 0;
 	for (;;) {
 		if (stop && atomic_load(stop))
 			return 1;
 		if (time_monotonic() >= until)
 			return 0;
-		if (pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT)
+		if (cond_wait_signal_until(c, m, until) == ETIMEDOUT)
 			return stop && atomic_load(stop);
 	}
 }

@@ -3,6 +3,7 @@
  * Stateless and thread-safe. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,22 +80,33 @@ void cond_init_monotonic(pthread_cond_t *c)
 	pthread_condattr_destroy(&ca);
 }
 
-void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const int *stop)
+/* The monotonic time `until` (finite) as the deadline of a timed wait. */
+static struct timespec mono_timespec(double until)
 {
 	struct timespec ts;
 	ts.tv_sec = (time_t)until;
 	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L)
+		ts.tv_nsec = 999999999L;
+	if (ts.tv_nsec < 0)
+		ts.tv_nsec = 0;
+	return ts;
+}
+
+void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const int *stop)
+{
+	struct timespec ts = mono_timespec(until);
 	while (!(stop && *stop) && time_monotonic() < until &&
 	       pthread_cond_timedwait(c, m, &ts) != ETIMEDOUT)
 		;
 }
 
-void cond_wait_signal_until(pthread_cond_t *c, pthread_mutex_t *m, double until)
+int cond_wait_signal_until(pthread_cond_t *c, pthread_mutex_t *m, double until)
 {
-	struct timespec ts;
-	ts.tv_sec = (time_t)until;
-	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-	(void)pthread_cond_timedwait(c, m, &ts);
+	if (isinf(until))
+		return pthread_cond_wait(c, m);
+	struct timespec ts = mono_timespec(until);
+	return pthread_cond_timedwait(c, m, &ts);
 }
 
 double tick_next(double next, double interval, double now)

@@ -63,8 +63,9 @@ void cond_init_monotonic(pthread_cond_t *c);
 void cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, double until, const int *stop);
 /* With m held: one wait on c (made by cond_init_monotonic) that ends when c
  * is signalled or at the monotonic time `until` (or spuriously): the caller
- * re-checks its condition. */
-void cond_wait_signal_until(pthread_cond_t *c, pthread_mutex_t *m, double until);
+ * re-checks its condition. until = +inf: only a signal ends it. Returns
+ * pthread_cond_timedwait's result (ETIMEDOUT once `until` passed). */
+int cond_wait_signal_until(pthread_cond_t *c, pthread_mutex_t *m, double until);
 /* The next tick of a fixed-rate schedule after `now`: ticks missed while a
  * slow job ran are skipped, not run in a burst. */
 double tick_next(double next, double interval, double now);

@@ -41,12 +41,10 @@ libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml
 #                          promacct(8) (tests/e2e/test_package.sh)
 #   file                   CPack's DEB generator (shlibdeps) refuses to run
 #                          without it: `--target package` in test_package.sh
-#   faketime               libfaketime: an agent whose clock is an hour ahead
-#                          (tests/e2e/test_remote_write_disk_clock.sh)
 TEST="libcmocka-dev clang libclang-rt-14-dev llvm clang-format prometheus
 prometheus-pushgateway victoria-metrics iproute2 procps curl jq openssl apache2-utils
 wrk tcpreplay libcap2-bin chromium fonts-dejavu-core
-systemd man-db file faketime"
+systemd man-db file"
 
 # Benchmarks (bench/bench.sh): tcpreplay for the live part (also in TEST).
 BENCH="tcpreplay"

@@ -14,7 +14,11 @@
  * the same with the 16 bits that follow the top bits all range bounds
  * share. The capture threads prefetch what a lookup will read a queue ahead
  * (account.h) and keep the piece of their previous IPv4 lookup
- * (ranges_hint4). Memory: the ranges and their label texts, 12 bytes per
+ * (ranges_hint4). A /16 (an IPv6 bucket) whose every address is in a range
+ * that does not roll up is marked plain (8 KiB of bits per family): there
+ * the capture threads look the address up in their address table first and
+ * in the ranges only for a key they do not hold (account.h), so traffic of
+ * known addresses reads no range table. Memory: the ranges and their label texts, 12 bytes per
  * IPv4 piece, 24 per IPv6 piece, 256 KiB per family for the indexes once
  * built, and 4 KiB per dense /16 (at most one per RANGES_DENSE16 pieces).
  *
@@ -44,6 +48,8 @@ static uint32_t empty_idx4[(1u << (32 - RANGES_IDX4_SHIFT)) + 1];
 static u128 empty_first6[1];
 static uint32_t empty_blk16[1u << (32 - RANGES_IDX4_SHIFT)];
 static uint32_t empty_idx6[(1u << 16) + 1];
+static uint8_t empty_plain16[1u << (32 - RANGES_IDX4_SHIFT - 3)];
+static uint8_t empty_plain6[(1u << 16) / 8];
 
 static void tables_empty(struct ranges *r)
 {
@@ -54,6 +60,9 @@ static void tables_empty(struct ranges *r)
 	r->idx4 = empty_idx4;
 	r->blk16 = empty_blk16;
 	r->dir = NULL;
+	r->plain16 = empty_plain16;
+	r->plain6 = empty_plain6;
+	r->plain6_lo = r->plain6_hi = 0;
 	r->p6_first = empty_first6;
 	r->p6_owner = empty_owner;
 	r->p6_val = empty_val;
@@ -75,6 +84,10 @@ static void tables_free(struct ranges *r)
 	if (r->blk16 != empty_blk16)
 		free(r->blk16);
 	free(r->dir);
+	if (r->plain16 != empty_plain16)
+		free(r->plain16);
+	if (r->plain6 != empty_plain6)
+		free(r->plain6);
 	if (r->p6_first != empty_first6)
 		free(r->p6_first);
 	if (r->p6_owner != empty_owner)
@@ -646,6 +659,59 @@ static int build_dir(const uint32_t *first, const uint32_t *val, size_t n, const
 	return 0;
 }
 
+/* plain16 and plain6 (struct ranges): a /16 (an idx6 bucket) is plain
+ * when every piece from the one holding its first address to the one
+ * holding its last is in a range and does not roll up. */
+static int plain_val(uint32_t v)
+{
+	return ranges_val_in(v) && !ranges_val_rollup(v);
+}
+
+/* Whether pieces p to q (q included) are all plain. */
+static int plain_pieces(const uint32_t *val, size_t p, size_t q)
+{
+	for (; p <= q; p++)
+		if (!plain_val(val[p]))
+			return 0;
+	return 1;
+}
+
+static uint8_t *build_plain16(const uint32_t *first, const uint32_t *val, const uint32_t *idx4)
+{
+	size_t nh = (size_t)1 << (32 - RANGES_IDX4_SHIFT);
+	uint8_t *bits = calloc(nh / 8, 1);
+	if (!bits)
+		return NULL;
+	for (size_t h = 0; h < nh; h++) {
+		/* idx4[h + 1] holds the next /16's first address: it is in this
+		 * one only if it starts before it */
+		size_t q = idx4[h + 1];
+		if (q > idx4[h] && h + 1 < nh && first[q] == (uint32_t)(h + 1) << RANGES_IDX4_SHIFT)
+			q--;
+		if (plain_pieces(val, idx4[h], q))
+			bits[h >> 3] |= (uint8_t)(1u << (h & 7));
+	}
+	return bits;
+}
+
+/* base6 and shift6 as in ranges_build: bucket h starts at base6 + (h << shift6). */
+static uint8_t *build_plain6(const u128 *first, const uint32_t *val, const uint32_t *idx6,
+                             u128 base6, unsigned shift6)
+{
+	size_t nh = (size_t)1 << 16;
+	uint8_t *bits = calloc(nh / 8, 1);
+	if (!bits)
+		return NULL;
+	for (size_t h = 0; h < nh; h++) {
+		size_t q = idx6[h + 1];
+		if (q > idx6[h] && h + 1 < nh && first[q] == base6 + ((u128)(h + 1) << shift6))
+			q--;
+		if (plain_pieces(val, idx6[h], q))
+			bits[h >> 3] |= (uint8_t)(1u << (h & 7));
+	}
+	return bits;
+}
+
 int ranges_build(struct ranges *r)
 {
 	u128 *f4 = NULL, *f6 = NULL;
@@ -695,11 +761,19 @@ int ranges_build(struct ranges *r)
 			q++;
 		idx6[h] = (uint32_t)q;
 	}
-	if (build_dir(first4, v4, n4, idx4, &blk16, &dir)) {
+	uint8_t *plain16 = build_plain16(first4, v4, idx4);
+	uint8_t *plain6 = build_plain6(f6, v6, idx6, base6, shift6);
+	if (!plain16 || !plain6 || build_dir(first4, v4, n4, idx4, &blk16, &dir)) {
+		free(plain16);
+		free(plain6);
 		free(idx6);
 		goto out;
 	}
 	tables_free(r);
+	r->plain16 = plain16;
+	r->plain6 = plain6;
+	r->plain6_lo = (uint8_t)plain_val(v6[0]);
+	r->plain6_hi = (uint8_t)plain_val(v6[n6 - 1]);
 	r->idx6 = idx6;
 	r->lo6 = lo6;
 	r->hi6 = hi6;

@@ -450,6 +450,101 @@ static void test_ipv6_buckets(void **state)
 	ranges_free(&r);
 }
 
+/* Plain /16s and IPv6 buckets (ranges_plain4/6: the capture threads
+ * count known keys there without a range lookup) never lie: every address
+ * of a plain /16 is in a range that does not roll up, whatever the mix of
+ * holes, rollups and overlaps; and the common cases are plain. */
+static void test_plain_buckets_hold_only_plain_ranges(void **state)
+{
+	(void)state;
+	uint32_t x = 77;
+	char name[] = "c", value[] = "v";
+	struct label l = {name, value};
+	size_t plain = 0, not_plain = 0;
+	for (int round = 0; round < 8; round++) {
+		struct ranges r;
+		ranges_init(&r);
+		for (int i = 0; i < 300; i++) {
+			uint32_t a = 0x0a000000u | (rnd32(&x) & 0x00ffffffu), b;
+			switch (rnd32(&x) % 4) {
+			case 0:
+				a &= 0xffff0000u;
+				b = a + (rnd32(&x) % 4) * 0x10000u + 0xffffu; /* whole /16s */
+				break;
+			case 1:
+				b = a + rnd32(&x) % 300; /* small */
+				break;
+			default:
+				b = a + rnd32(&x) % 0x30000u;
+				break;
+			}
+			struct range_entry e = {.family = 4, .labels = &l, .nlabels = 1};
+			e.granularity = rnd32(&x) % 5 == 0 ? (int)(16 + rnd32(&x) % 16) : 0;
+			uint32_t fa = htonl(a), la = htonl(b < a ? 0xffffffffu : b);
+			memcpy(e.first, &fa, 4);
+			memcpy(e.last, &la, 4);
+			assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
+		}
+		assert_int_equal(ranges_build(&r), 0);
+		for (uint32_t h = 0x0a00; h <= 0x0b00; h++) {
+			uint32_t lo = h << 16;
+			if (!ranges_plain4(&r, lo)) {
+				not_plain++;
+				continue;
+			}
+			plain++;
+			size_t p0 = ranges_piece4(&r, lo), p1 = ranges_piece4(&r, lo | 0xffffu);
+			for (size_t p = p0; p <= p1; p++) {
+				uint32_t v = r.p4_val[p];
+				assert_true(ranges_val_in(v));
+				assert_int_equal(ranges_val_rollup(v), 0);
+			}
+		}
+		for (int i = 0; i < 20000; i++) {
+			uint32_t a = 0x0a000000u | (rnd32(&x) & 0x01ffffffu);
+			if (ranges_plain4(&r, a))
+				assert_true(ranges_val_in(ranges_val4(&r, a)) &&
+				            !ranges_val_rollup(ranges_val4(&r, a)));
+		}
+		ranges_free(&r);
+	}
+	assert_true(plain > 100 && not_plain > 100);
+
+	/* IPv6: one plain /32, a /48 inside it that rolls up at /64 (its bucket,
+	 * here a /46, is not plain), a hole */
+	struct ranges r;
+	ranges_init(&r);
+	const char *specs[] = {"2001:db8:1::/48:c=r", "2001:db8::/32:c=a", "2001:db9::/32:c=b"};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ranges_add(&r, specs[i], err, sizeof err), 0);
+	r.v[0].granularity = 64;
+	assert_int_equal(ranges_build(&r), 0);
+	uint8_t a[16];
+	struct {
+		const char *text;
+		int plain;
+	} probes[] = {{"2001:db8:4::1", 1},
+	              {"2001:db8:ffff::1", 1},
+	              {"2001:db9:7::", 1},
+	              {"2001:db8:1::1", 0},
+	              {"2001:db7::1", 0},
+	              {"2001:dba::", 0},
+	              {"::", 0},
+	              {"ffff::1", 0}};
+	for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+		assert_int_equal(inet_pton(AF_INET6, probes[i].text, a), 1);
+		int is = ranges_plain6(&r, ranges_addr6(a));
+		uint32_t v = ranges_val6(&r, a);
+		if (is)
+			assert_true(ranges_val_in(v) && !ranges_val_rollup(v));
+		if (probes[i].plain)
+			assert_true(is);
+		else
+			assert_false(is);
+	}
+	ranges_free(&r);
+}
+
 /* A dense /16 (a table of its /24s, up to three pieces inline): every
  * address of it, and of its neighbours, answers like the piece search. */
 static void test_dense_blocks_answer_like_the_search(void **state)
@@ -634,6 +729,7 @@ int main(void)
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_dense_blocks_answer_like_the_search),
+	    cmocka_unit_test(test_plain_buckets_hold_only_plain_ranges),
 	    cmocka_unit_test(test_ids_replace_the_group_in_every_val),
 	    cmocka_unit_test(test_ipv6_buckets),
 	    cmocka_unit_test(test_hundred_thousand_ranges),

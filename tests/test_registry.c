@@ -925,6 +925,69 @@ static void test_a_reload_that_reorders_ranges_keeps_the_overflow_series(void **
 	table_free(t2);
 }
 
+/* A /16 whose every address is in a range that does not roll up: a known
+ * key is counted without a range lookup (ranges_plain4). A reload that
+ * relabels the range, or makes it roll up, still ends the key, and the
+ * next packet finds the new range. */
+static struct ranges *whole16(const char *value, int granularity)
+{
+	char err[256], name[] = "c";
+	struct ranges *r = malloc(sizeof *r);
+	assert_non_null(r);
+	ranges_init(r);
+	struct label l = {name, (char *)value};
+	struct range_entry e = {.family = 4,
+	                        .first = {10, 0, 0, 0},
+	                        .last = {10, 0, 255, 255},
+	                        .labels = &l,
+	                        .nlabels = 1,
+	                        .granularity = granularity};
+	assert_int_equal(ranges_add_entry(r, &e, err, sizeof err), 0);
+	assert_int_equal(ranges_build(r), 0);
+	return r;
+}
+
+static void test_keys_found_without_a_range_lookup_follow_a_reload(void **state)
+{
+	(void)state;
+	const char *first[] = {"10.0.0.0/16:c=a"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, first, 1, 100);
+	assert_true(ranges_plain4(&f->ranges, 0x0a000001));
+	registry_keep_ended(&f->reg);
+	uint64_t g = 0;
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	struct ranges *t1 = whole16("b", 0);
+	reload_to(f, t1, &g);
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	char *page = fixture_render(&f->reg);
+	assert_null(strstr(page, "c=\"a\""));
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"b\"") "1"));
+	free(page);
+	/* the same range rolled up at /24: not plain, the key is the /24 */
+	struct ranges *t2 = whole16("b", 24);
+	assert_false(ranges_plain4(t2, 0x0a000001));
+	reload_to(f, t2, &g);
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	packet_now(f, "10.0.0.2", "192.0.2.1");
+	page = fixture_render(&f->reg);
+	assert_null(strstr(page, "ip=\"10.0.0.1\""));
+	assert_true(has_line(page, TX("10.0.0.0/24", "c=\"b\"") "2"));
+	free(page);
+	/* and back to per address: the /24 key ends, 10.0.0.1 from zero */
+	struct ranges *t3 = whole16("b", 0);
+	reload_to(f, t3, &g);
+	packet_now(f, "10.0.0.1", "192.0.2.1");
+	page = fixture_render(&f->reg);
+	assert_null(strstr(page, "10.0.0.0/24"));
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"b\"") "1"));
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+	table_free(t3);
+}
+
 /* Label sets that come and go do not grow the table of sets: one that
  * returns takes back its id once every shard moved past the reload that
  * retired it (its keys ended), and its series start from zero; before
@@ -1136,6 +1199,7 @@ int main(void)
 	    cmocka_unit_test(test_a_reload_ends_the_keys_of_every_shard_of_a_source),
 	    cmocka_unit_test(test_reloads_while_capturing),
 	    cmocka_unit_test(test_label_sets_that_return_take_back_their_ids),
+	    cmocka_unit_test(test_keys_found_without_a_range_lookup_follow_a_reload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,13 +15,24 @@
  * step of each stage runs, each on the queue the stage before worked on one
  * step earlier: (1) the range lookups of the queue filled one step ago -
  * dropping addresses in no range, masking rollups - and a prefetch of their
- * hash slots; (2) a prefetch of the entries the slots name (key and
- * counters); (3) counting, after which that queue is the one to fill. So a
- * range lookup, a slot and an entry each have a whole queue of packets'
- * time to arrive from memory, and the misses of many lookups overlap
- * instead of following one another. Frame bytes are not kept: only
- * addresses are queued. */
+ * hash slots (an address in a plain /16 or IPv6 bucket, where the key is
+ * the address whatever its range, skips its lookup: only a key the table
+ * does not hold looks its range up, in stage 3); (2) a prefetch of the entries the slots name (key
+ * and counters); (3) counting, after which that queue is the one to fill. So a range lookup, a slot
+ * and an entry each have a whole queue of packets' time to arrive from memory, and the misses of
+ * many lookups overlap instead of following one another. Frame bytes are not kept: only addresses
+ * are queued. */
 #define ACCT_BATCH 32 /* address lookups per queue */
+/* it->k.range of an address in a plain /16 or IPv6 bucket (ranges_plain4,
+ * ranges_plain6): the
+ * address is in a range that does not roll up, so its key is known and
+ * only a new key needs its range (looked up when counting). An address
+ * table that holds the key already knows it: with many ranges, traffic of
+ * known addresses reads no range table at all. */
+#define ACCT_RANGE_LATER UINT32_MAX
+/* it->cidx of an IPv6 address queued in a plain bucket (ranges_plain6): no
+ * window was looked up (a window is a piece index, below UINT32_MAX). */
+#define ACCT_CIDX_PLAIN UINT32_MAX
 
 struct acct_item {
 	struct addr_key k; /* the address as captured until resolved */
@@ -72,6 +83,16 @@ static inline void account_queue_resolve(struct acct_shard *s, struct acct_batch
 		 * and the range group in its identity (addrtable_hash_key). */
 		if (it->k.family == 4) {
 			uint32_t host = __builtin_bswap32((uint32_t)a);
+			if (LIKELY(ranges_plain4(ranges, host))) {
+				/* the key is the address whatever its range: the
+				 * range is looked up only if the key is new */
+				it->h = h = addrtable_hash_words(a, 0, meta);
+				it->id = addrtable_id(4, a, it->k.dir, it->k.proto, h);
+				it->k.range = ACCT_RANGE_LATER;
+				addrtable_prefetch_slot(&s->table, h);
+				n++;
+				continue;
+			}
 			v = ranges_val4_hint(ranges, host, &b->hint4);
 			if (!ranges_val_in(v))
 				continue;
@@ -85,6 +106,14 @@ static inline void account_queue_resolve(struct acct_shard *s, struct acct_batch
 				h = addrtable_hash_words(a, 0, meta);
 				it->id = addrtable_id(4, a, it->k.dir, it->k.proto, h);
 			}
+		} else if (it->cidx == ACCT_CIDX_PLAIN) {
+			h = addrtable_hash_words(a, w, meta);
+			it->id = addrtable_id(6, a, it->k.dir, it->k.proto, h);
+			it->h = h;
+			it->k.range = ACCT_RANGE_LATER;
+			addrtable_prefetch_slot(&s->table, h);
+			n++;
+			continue;
 		} else {
 			v = ranges_val6_in(ranges, it->k.addr, it->cidx);
 			if (!ranges_val_in(v))
@@ -126,12 +155,29 @@ static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queu
 	}
 }
 
+/* The range of a new key queued with ACCT_RANGE_LATER: 0 if it has none
+ * (never, while the table is the one the key was resolved with). */
+static inline int account_item_range(struct acct_batch *b, struct addr_key *k)
+{
+	uint32_t a, v;
+	if (k->family == 4) {
+		memcpy(&a, k->addr, 4);
+		v = ranges_val4_hint(b->ranges, __builtin_bswap32(a), &b->hint4);
+	} else {
+		v = ranges_val6(b->ranges, k->addr);
+	}
+	if (UNLIKELY(!ranges_val_in(v) || ranges_val_rollup(v)))
+		return 0;
+	k->range = ranges_val_group(v);
+	return 1;
+}
+
 /* Stage 3: counting. */
-static inline void account_queue_count(struct acct_shard *s, struct acct_queue *q,
-                                       const struct histogram_layout *l)
+static inline void account_queue_count(struct acct_shard *s, struct acct_batch *b,
+                                       struct acct_queue *q, const struct histogram_layout *l)
 {
 	for (unsigned i = 0; i < q->n; i++) {
-		const struct acct_item *it = &q->it[i];
+		struct acct_item *it = &q->it[i];
 		counter_t *h;
 		/* The common case: the slot held the key (IPv4) or its tag at
 		 * prefetch time; entries never move, so the index stays valid. */
@@ -139,6 +185,9 @@ static inline void account_queue_count(struct acct_shard *s, struct acct_queue *
 		           ((it->id & ADDRTABLE_V4) ||
 		            addrtable_key_eq(addrtable_key(&s->table, it->cidx), &it->k))))
 			h = it->cand;
+		else if (UNLIKELY(it->k.range == ACCT_RANGE_LATER) &&
+		         !account_item_range(b, &it->k))
+			continue;
 		else
 			h = addrtable_get_hashed(&s->table, &it->k, it->h, it->id);
 		if (UNLIKELY(!h))
@@ -156,7 +205,7 @@ static inline void account_batch_step(struct acct_shard *s, struct acct_batch *b
 	unsigned c = b->cur;
 	account_queue_resolve(s, b, &b->q[(c + 3) % 4]);
 	account_queue_prefetch(s, &b->q[(c + 2) % 4]);
-	account_queue_count(s, &b->q[(c + 1) % 4], l);
+	account_queue_count(s, b, &b->q[(c + 1) % 4], l);
 	b->cur = (c + 1) % 4;
 }
 
@@ -165,14 +214,14 @@ static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *
                                        const struct histogram_layout *l)
 {
 	unsigned c = b->cur;
-	account_queue_count(s, &b->q[(c + 1) % 4], l);
+	account_queue_count(s, b, &b->q[(c + 1) % 4], l);
 	account_queue_prefetch(s, &b->q[(c + 2) % 4]);
-	account_queue_count(s, &b->q[(c + 2) % 4], l);
+	account_queue_count(s, b, &b->q[(c + 2) % 4], l);
 	for (unsigned k = 3; k <= 4; k++) { /* filled one step ago, then now */
 		struct acct_queue *q = &b->q[(c + k) % 4];
 		account_queue_resolve(s, b, q);
 		account_queue_prefetch(s, q);
-		account_queue_count(s, q, l);
+		account_queue_count(s, b, q, l);
 	}
 }
 
@@ -187,10 +236,13 @@ static inline void account_batch_addr(struct acct_batch *b, const struct parsed_
 		memcpy(&a4, addr, 4);
 		it->k.aw[0] = a4;
 		it->k.aw[1] = 0;
-		ranges_prefetch4(b->ranges, __builtin_bswap32(a4));
+		if (!ranges_plain4(b->ranges, __builtin_bswap32(a4)))
+			ranges_prefetch4(b->ranges, __builtin_bswap32(a4));
 	} else {
 		memcpy(it->k.aw, addr, 16);
-		it->cidx = (uint32_t)ranges_prefetch6(b->ranges, addr); /* the window */
+		it->cidx = ranges_plain6(b->ranges, ranges_addr6(addr))
+		               ? ACCT_CIDX_PLAIN
+		               : (uint32_t)ranges_prefetch6(b->ranges, addr); /* the window */
 	}
 	it->k.meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	it->size = p->size;

@@ -76,6 +76,10 @@ struct ranges {
 	 * the dense /16 h. Bounded: 4 KiB per RANGES_DENSE16 pieces. */
 	uint32_t *blk16;
 	struct ranges_dir *dir;
+	/* Bit h (of 65,536): every address of the /16 h is in a range that
+	 * does not roll up, so an address key there is the address itself,
+	 * whatever its range (ranges_plain4). 8 KiB. */
+	uint8_t *plain16;
 	unsigned __int128 *p6_first;
 	int32_t *p6_owner;
 	uint32_t *p6_val;
@@ -89,6 +93,10 @@ struct ranges {
 	uint32_t *idx6;
 	unsigned __int128 lo6, hi6;
 	unsigned shift6;
+	/* As plain16 for IPv6 (ranges_plain6): bit h for the addresses of
+	 * idx6's bucket h, plain6_lo below lo6, plain6_hi from hi6 on. */
+	uint8_t *plain6;
+	uint8_t plain6_lo, plain6_hi;
 };
 
 #define RANGES_IDX4_SHIFT 16
@@ -173,6 +181,13 @@ static inline const struct ranges_dir *ranges_dir4(const struct ranges *r, uint3
 {
 	uint32_t b = r->blk16[addr_host >> RANGES_IDX4_SHIFT];
 	return b ? &r->dir[(size_t)(b - 1) << 8 | (addr_host >> 8 & 255)] : NULL;
+}
+
+/* Whether every address of addr_host's /16 is in a range that does not
+ * roll up (plain16): its key, hash and id are known before its range. */
+static inline int ranges_plain4(const struct ranges *r, uint32_t addr_host)
+{
+	return r->plain16[addr_host >> 19] >> (addr_host >> 16 & 7) & 1;
 }
 
 /* Hints the caches for a lookup of the address that will follow. */
@@ -266,6 +281,18 @@ static inline size_t ranges_piece6_in(const struct ranges *r, unsigned __int128 
 		n -= half;
 	}
 	return base;
+}
+
+/* Whether a (ranges_addr6) is in a range that does not roll up, as is
+ * every address of its idx6 bucket (plain6). */
+static inline int ranges_plain6(const struct ranges *r, unsigned __int128 a)
+{
+	if (a < r->lo6)
+		return r->plain6_lo;
+	if (a >= r->hi6)
+		return r->plain6_hi;
+	size_t h = (size_t)(a >> r->shift6) & 0xffff;
+	return r->plain6[h >> 3] >> (h & 7) & 1;
 }
 
 /* IPv6 (the address in network byte order, 16 bytes): the piece. */

@@ -22,34 +22,13 @@
 #include <string.h>
 
 #include "promacct/account.h"
+#include "bench_util.h"
 
 #define FRAMES   (1u << 20)
 #define FRAME    64
 #define ADDRS    65536u
 #define DISPATCH 4096u /* frames between two expiry slices */
 #define KEYS     1000000u
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
 
 static void addr4(uint32_t i, uint8_t *out)
 {

@@ -100,7 +100,7 @@ run_fuzz() {
 mkdir -p "$OUT"
 echo "== clang-format: sources are formatted"
 clang-format --dry-run --Werror src/*.c include/promacct/*.h tests/*.c tests/*.h \
-	tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c
+	tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c bench/*.h
 run_suite gcc gcc ""
 echo "== clang: build with -Werror"
 fresh_tree "$OUT/clang"

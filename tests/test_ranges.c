@@ -545,14 +545,12 @@ static void test_plain_buckets_hold_only_plain_ranges(void **state)
 	ranges_free(&r);
 }
 
-/* A dense /16 (a table of its /24s, up to three pieces inline): every
- * address of it, and of its neighbours, answers like the piece search. */
-static void test_dense_blocks_answer_like_the_search(void **state)
+/* Initialises r with 3,000 small random ranges in 10.0.0.0/16 (a dense
+ * /16), labelled n=0 to n=6. */
+static void add_dense_ranges(struct ranges *r)
 {
-	(void)state;
 	uint32_t x = 977;
-	struct ranges r;
-	ranges_init(&r);
+	ranges_init(r);
 	for (int i = 0; i < 3000; i++) {
 		char spec[64];
 		uint32_t a = (10u << 24) + (rnd32(&x) & 0xffff), len = rnd32(&x) % 300;
@@ -560,8 +558,17 @@ static void test_dense_blocks_answer_like_the_search(void **state)
 		snprintf(spec, sizeof spec, "%u.%u.%u.%u-%u.%u.%u.%u:n=%d", a >> 24, a >> 16 & 255,
 		         a >> 8 & 255, a & 255, b >> 24, b >> 16 & 255, b >> 8 & 255, b & 255,
 		         i % 7);
-		assert_int_equal(ranges_add(&r, spec, err, sizeof err), 0);
+		assert_int_equal(ranges_add(r, spec, err, sizeof err), 0);
 	}
+}
+
+/* A dense /16 (a table of its /24s, up to three pieces inline): every
+ * address of it, and of its neighbours, answers like the piece search. */
+static void test_dense_blocks_answer_like_the_search(void **state)
+{
+	(void)state;
+	struct ranges r;
+	add_dense_ranges(&r);
 	assert_int_equal(ranges_build(&r), 0);
 	assert_non_null(ranges_dir4(&r, 0x0a000000u));
 	assert_null(ranges_dir4(&r, 0x0b000000u));
@@ -582,18 +589,8 @@ static void test_dense_blocks_answer_like_the_search(void **state)
 static void test_ids_replace_the_group_in_every_val(void **state)
 {
 	(void)state;
-	uint32_t x = 977;
 	struct ranges r;
-	ranges_init(&r);
-	for (int i = 0; i < 3000; i++) {
-		char spec[64];
-		uint32_t a = (10u << 24) + (rnd32(&x) & 0xffff), len = rnd32(&x) % 300;
-		uint32_t b = a + len > 0x0a00ffffu ? 0x0a00ffffu : a + len;
-		snprintf(spec, sizeof spec, "%u.%u.%u.%u-%u.%u.%u.%u:n=%d", a >> 24, a >> 16 & 255,
-		         a >> 8 & 255, a & 255, b >> 24, b >> 16 & 255, b >> 8 & 255, b & 255,
-		         i % 7);
-		assert_int_equal(ranges_add(&r, spec, err, sizeof err), 0);
-	}
+	add_dense_ranges(&r);
 	assert_int_equal(ranges_add(&r, "2001:db8::/32:n=v6", err, sizeof err), 0);
 	struct range_entry e = {.family = 4,
 	                        .first = {192, 168, 0, 0},

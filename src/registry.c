@@ -256,7 +256,10 @@ static uint64_t shards_moved_gen(const struct registry *r)
  * addresses counted in the set's held, as in --max-addresses.) */
 static int set_reusable(const struct range_set *s, uint64_t moved)
 {
-	return !atomic_load_explicit(&s->configured, memory_order_relaxed) && s->retired <= moved;
+	/* an id never filled (the first table's ids are group indexes: the
+	 * ids of the other ranges of a group are gaps) holds no labels */
+	return s->text && !atomic_load_explicit(&s->configured, memory_order_relaxed) &&
+	       s->retired <= moved;
 }
 
 int registry_ranges_map(struct registry *r, struct ranges *fresh)

@@ -925,6 +925,33 @@ static void test_a_reload_that_reorders_ranges_keeps_the_overflow_series(void **
 	table_free(t2);
 }
 
+/* The first table's ids are its group indexes: ranges sharing labels (or
+ * none) leave ids no set was filled for. A reload looks at every id: the
+ * gaps hold no labels (it read them as reusable sets and hashed a NULL
+ * text: SIGSEGV on the first reload that changed anything). */
+static void test_a_reload_after_ranges_that_share_labels(void **state)
+{
+	(void)state;
+	const char *first[] = {"10.1.0.0/16:customer=acme", "10.2.0.0/16:customer=acme",
+	                       "10.3.0.0/16", "10.4.0.0/16"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, first, 4, 100);
+	uint64_t g = 0;
+	packet_now(f, "10.2.0.1", "192.0.2.1");
+	packet_now(f, "10.4.0.1", "192.0.2.1");
+	const char *next[] = {"10.1.0.0/16:customer=acme", "10.4.0.0/16"};
+	struct ranges *t1 = table_of(next, 2);
+	reload_to(f, t1, &g);
+	packet_now(f, "10.1.0.1", "192.0.2.1");
+	packet_now(f, "10.4.0.1", "192.0.2.1");
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.1.0.1", "customer=\"acme\"") "1"));
+	assert_null(strstr(page, "10.2.0.1"));
+	assert_true(strstr(page, "ip=\"10.4.0.1\",protocol=\"tcp\"} 2\n") != NULL);
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+}
+
 /* A /16 whose every address is in a range that does not roll up: a known
  * key is counted without a range lookup (ranges_plain4). A reload that
  * relabels the range, or makes it roll up, still ends the key, and the
@@ -1200,6 +1227,7 @@ int main(void)
 	    cmocka_unit_test(test_reloads_while_capturing),
 	    cmocka_unit_test(test_label_sets_that_return_take_back_their_ids),
 	    cmocka_unit_test(test_keys_found_without_a_range_lookup_follow_a_reload),
+	    cmocka_unit_test(test_a_reload_after_ranges_that_share_labels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,12 +354,42 @@ int registry_ranges_quiescent(const struct registry *r, uint64_t gen)
 
 /* Whether key k is not held as it is by table rs (a reload changed or
  * removed its range): a plain address key must be in the piece of a range
- * of its id that does not roll up; a rollup or an overflow key's label set
- * must still be configured (an overflow key's as its own overflow). */
+ * of its id that does not roll up; a rollup key's set must still roll up
+ * some address of its prefix at its length; an overflow key's label set
+ * must still be configured as its own overflow. */
 struct gone_ctx {
 	struct registry *r;
 	const struct ranges *rs;
 };
+
+/* Whether table rs still rolls some address of rollup key k's prefix up
+ * into k: a piece meeting the prefix with k's set and prefix length. */
+static int rollup_held(const struct ranges *rs, const struct addr_key *k)
+{
+	unsigned g = k->pad;
+	if (k->family == 4) {
+		uint32_t a;
+		memcpy(&a, k->addr, 4);
+		uint32_t first = ntohl(a), last = first | (g >= 32 ? 0 : 0xffffffffu >> g);
+		for (size_t p = ranges_piece4(rs, first); p < rs->np4 && rs->p4_first[p] <= last;
+		     p++) {
+			uint32_t v = rs->p4_val[p];
+			if (ranges_val_in(v) && ranges_val_group(v) == k->range &&
+			    ranges_val_rollup(v) == g)
+				return 1;
+		}
+		return 0;
+	}
+	unsigned __int128 first = ranges_addr6(k->addr),
+	                  last = first | (g >= 128 ? 0 : ~(unsigned __int128)0 >> g);
+	for (size_t p = ranges_piece6(rs, k->addr); p < rs->np6 && rs->p6_first[p] <= last; p++) {
+		uint32_t v = rs->p6_val[p];
+		if (ranges_val_in(v) && ranges_val_group(v) == k->range &&
+		    ranges_val_rollup(v) == g)
+			return 1;
+	}
+	return 0;
+}
 
 static int key_gone(void *arg, const struct addr_key *k)
 {
@@ -369,7 +399,8 @@ static int key_gone(void *arg, const struct addr_key *k)
 		return !atomic_load_explicit(&s->configured, memory_order_relaxed) ||
 		       atomic_load_explicit(&s->other, memory_order_relaxed) != k->range;
 	if (k->pad)
-		return !atomic_load_explicit(&s->configured, memory_order_relaxed);
+		return !atomic_load_explicit(&s->configured, memory_order_relaxed) ||
+		       !rollup_held(g->rs, k);
 	uint32_t v;
 	if (k->family == 4) {
 		uint32_t a;

@@ -925,6 +925,55 @@ static void test_a_reload_that_reorders_ranges_keeps_the_overflow_series(void **
 	table_free(t2);
 }
 
+/* Rollup keys end when a reload takes their prefix from their range (it
+ * was enough that their label set stayed configured: the /24s of a
+ * narrowed range kept their series, caps and no stale marker). */
+static struct ranges *rollup_table(const char *const *values, const uint8_t (*span)[2], size_t n)
+{
+	char err[256], name[] = "c";
+	struct ranges *r = malloc(sizeof *r);
+	assert_non_null(r);
+	ranges_init(r);
+	for (size_t i = 0; i < n; i++) {
+		struct label l = {name, (char *)values[i]};
+		struct range_entry e = {.family = 4,
+		                        .first = {10, 22, span[i][0], 0},
+		                        .last = {10, 22, span[i][1], 255},
+		                        .labels = &l,
+		                        .nlabels = 1,
+		                        .granularity = 24};
+		assert_int_equal(ranges_add_entry(r, &e, err, sizeof err), 0);
+	}
+	assert_int_equal(ranges_build(r), 0);
+	return r;
+}
+
+static void test_a_reload_that_narrows_a_rollup_range_ends_its_prefixes(void **state)
+{
+	(void)state;
+	const char *v1[] = {"r"}, *v2[] = {"r", "z"};
+	const uint8_t s1[][2] = {{0, 255}}, s2[][2] = {{0, 127}, {128, 255}};
+	const char *none[] = {"192.0.2.0/24"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, none, 1, 100);
+	registry_keep_ended(&f->reg);
+	uint64_t g = 0;
+	struct ranges *t1 = rollup_table(v1, s1, 1), *t2 = rollup_table(v2, s2, 2);
+	reload_to(f, t1, &g);
+	packet_now(f, "10.22.1.1", "198.51.100.1");
+	packet_now(f, "10.22.200.1", "198.51.100.1");
+	reload_to(f, t2, &g);
+	packet_now(f, "10.22.1.1", "198.51.100.1");
+	packet_now(f, "10.22.200.1", "198.51.100.1");
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.22.1.0/24", "c=\"r\"") "2"));
+	assert_null(strstr(page, "ip=\"10.22.200.0/24\",protocol=\"tcp\",c=\"r\""));
+	assert_true(has_line(page, TX("10.22.200.0/24", "c=\"z\"") "1"));
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
 /* The first table's ids are its group indexes: ranges sharing labels (or
  * none) leave ids no set was filled for. A reload looks at every id: the
  * gaps hold no labels (it read them as reusable sets and hashed a NULL
@@ -1228,6 +1277,7 @@ int main(void)
 	    cmocka_unit_test(test_label_sets_that_return_take_back_their_ids),
 	    cmocka_unit_test(test_keys_found_without_a_range_lookup_follow_a_reload),
 	    cmocka_unit_test(test_a_reload_after_ranges_that_share_labels),
+	    cmocka_unit_test(test_a_reload_that_narrows_a_rollup_range_ends_its_prefixes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

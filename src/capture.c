@@ -15,24 +15,35 @@
  * dispatch: an idle TPACKET_V3 ring never wakes a blocked pcap_dispatch,
  * and the keys of an idle link must end too.
  *
+ * A thread without a handle - a file read to its end (not with --once),
+ * an interface missing or gone for good - stays the only writer of its
+ * shard until the stop: it waits on the capture's condition variable
+ * (worker_idle), which a stop request and a reload wake, follows reloads
+ * (worker_ranges) and, with idle expiry, runs a slice of the scan every
+ * EXPIRY_WAIT_MS as a live thread waiting for traffic does, so the keys of
+ * a read file or of a missing interface end as live ones do. No other
+ * thread ever writes a shard's table.
+ *
  * An interface that disappears (pcap_dispatch fails) is closed and, every
  * reopen_interval, opened again by its own thread (same snap length rules,
- * filter and fanout group), waiting on the capture's condition variable so
- * a stop request wakes it. The source is down (registry_source_set_up 0:
- * series not exported, addresses out of the cap, interface_up 0) from the
- * first of its threads that fails until the last one is back; each change
- * is logged once. Its shards are kept, so its series continue. The handle
- * of a worker changes only on its own thread, under the worker's lock that
- * capture_request_stop takes for pcap_breakloop (libpcap >= 1.10 wakes a
- * blocked poll).
+ * filter and fanout group), waiting in worker_idle between attempts. The
+ * source is down (registry_source_set_up 0: series not exported, addresses
+ * out of the cap, interface_up 0) from the first of its threads that fails
+ * until the last one is back; each change is logged once. Its shards are
+ * kept, so its series continue (less the keys that ended meanwhile). The
+ * handle of a worker changes only on its own thread, under the worker's
+ * lock that capture_request_stop takes for pcap_breakloop (libpcap >= 1.10
+ * wakes a blocked poll).
  *
  * Reload of the ranges: a worker takes the registry's ranges table between
  * batches (worker_ranges -> registry_shard_ranges: one load per batch; when
  * a reload published a new one, the keys it changed end first).
  * capture_ranges_changed wakes live workers blocked in pcap_dispatch
- * (pcap_breakloop with `woken` set, which the loop tells from a stop), and
- * itself moves the tables of finished workers (a file read, an interface
- * gone for good: `finished`, under the capture lock, hands the table over).
+ * (pcap_breakloop with `woken` set, which the loop tells from a stop) and
+ * the threads in worker_idle (the condition variable; they look at the
+ * generation under the capture lock, so no wake-up is lost). A thread
+ * about to open its interface (which may block) publishes that it uses no
+ * table (registry_shard_ranges_idle) until it looks again.
  *
  * Lock order: capture lock, then a worker's lock. */
 #define _GNU_SOURCE
@@ -41,6 +52,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <linux/if_packet.h>
+#include <math.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <pthread.h>
@@ -65,9 +77,6 @@ struct worker {
 	const struct ranges *ranges; /* the table it uses (registry_shard_ranges) */
 	uint64_t ranges_gen;         /* its generation */
 	_Atomic int woken;           /* pcap_breakloop by capture_ranges_changed */
-	int finished;                /* under cap->lock: its thread counts no more (a file read,
-	                              * an interface gone for good); its table is then written
-	                              * by capture_ranges_changed */
 	const struct histogram_layout *layout;
 	pthread_mutex_t lock; /* pcap changes vs pcap_breakloop from other threads */
 	pcap_t *pcap;         /* NULL while the interface is missing */
@@ -91,7 +100,7 @@ struct capture {
 	size_t nw, wcap;
 	_Atomic int stopping; /* the stop flag, for the dispatch loops */
 	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t cond;  /* stop requests, files done */
+	pthread_cond_t cond;  /* stop requests, files done, reloads */
 	int stop;             /* the stop flag, under lock (cond_wait_until) */
 	size_t files_pending;
 	int files_failed;
@@ -512,16 +521,55 @@ static void file_done(struct worker *w, int failed)
 {
 	struct capture *c = w->cap;
 	pthread_mutex_lock(&c->lock);
-	w->finished = 1;
 	c->files_pending--;
 	c->files_failed += failed;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* With c->lock held: whether w's thread has to look up from its wait (a
+ * stop, or a reload published after the table it uses). */
+static int worker_woken(const struct worker *w)
+{
+	return w->cap->stop || registry_ranges_gen(w->cap->reg) != w->ranges_gen;
+}
+
+/* The thread of a worker without a handle (a file read to its end, an
+ * interface missing), until the monotonic time `until` (INFINITY: until a
+ * stop): it follows reloads and, with idle expiry, runs a slice of its
+ * table's scan every EXPIRY_WAIT_MS, so that its keys end as those of a
+ * live thread waiting for traffic. Without idle expiry it sleeps until a
+ * reload, a stop or `until`. Returns 0 when a stop was requested, else 1
+ * (at `until`). */
+static int worker_idle(struct worker *w, double until)
+{
+	struct capture *c = w->cap;
+	int expiry = registry_idle_timeout(c->reg) > 0;
+	for (;;) {
+		worker_ranges(w);
+		double now = time_monotonic();
+		if (expiry)
+			registry_shard_expire(c->reg, w->shard, now);
+		double next = until;
+		if (expiry && now + EXPIRY_WAIT_MS / 1000.0 < until)
+			next = now + EXPIRY_WAIT_MS / 1000.0;
+		pthread_mutex_lock(&c->lock);
+		while (!worker_woken(w) && time_monotonic() < next)
+			if (cond_wait_signal_until(&c->cond, &c->lock, next) == ETIMEDOUT)
+				break;
+		int stop = c->stop;
+		pthread_mutex_unlock(&c->lock);
+		if (stop)
+			return 0;
+		if (time_monotonic() >= until)
+			return 1;
+	}
+}
+
 static void *file_thread(void *arg)
 {
 	struct worker *w = arg;
+	struct capture *c = w->cap;
 	pthread_setname_np(pthread_self(), "capture");
 	int failed = 0;
 	double t0 = time_monotonic();
@@ -553,19 +601,17 @@ static void *file_thread(void *arg)
 	if (!failed)
 		log_info("capture file read", "file=%s packets=%llu seconds=%.3f", w->name,
 		         (unsigned long long)w->file_pkts, time_monotonic() - t0);
-	registry_shard_ranges_idle(w->shard);
+	worker_set_pcap(w, NULL); /* read: its descriptor and buffer go */
+	if (c->opts.read_once) {
+		/* what it read stays as it is for the one output */
+		registry_shard_ranges_idle(w->shard);
+		file_done(w, failed);
+		return NULL;
+	}
 	file_done(w, failed);
+	/* its keys end when idle, and reloads apply to them, until the stop */
+	(void)worker_idle(w, INFINITY);
 	return NULL;
-}
-
-/* Waits (stop-aware) for `delay` seconds; 0 when a stop was requested. */
-static int wait_or_stop(struct capture *c, double delay)
-{
-	pthread_mutex_lock(&c->lock);
-	cond_wait_until(&c->cond, &c->lock, time_monotonic() + delay, &c->stop);
-	int stop = c->stop;
-	pthread_mutex_unlock(&c->lock);
-	return !stop;
 }
 
 /* w has no handle: opens its interface again every reopen_interval until
@@ -574,8 +620,10 @@ static int worker_reopen(struct worker *w)
 {
 	struct capture *c = w->cap;
 	char err[CAPTURE_ERR_MAX];
-	while (wait_or_stop(c, c->opts.reopen_interval)) {
+	while (worker_idle(w, time_monotonic() + c->opts.reopen_interval)) {
 		pcap_t *p = NULL;
+		/* opening may block: meanwhile a reload does not wait for it */
+		registry_shard_ranges_idle(w->shard);
 		int rc = worker_open(w, &p, err, sizeof err);
 		if (rc) {
 			log_debug("interface still missing", "interface=%s err=%s", w->name, err);
@@ -608,13 +656,13 @@ static void worker_lost(struct worker *w)
 }
 
 /* With reopening off, a worker that lost its handle ends; the last live
- * one without files left tells the owner. */
+ * one without files left tells the owner. Its thread then waits for the
+ * stop in worker_idle (its keys end when idle). */
 static void worker_ended(struct worker *w)
 {
 	struct capture *c = w->cap;
 	int tell = 0;
 	pthread_mutex_lock(&c->lock);
-	w->finished = 1;
 	c->live_ended++;
 	if (c->live_ended == c->nw && !c->no_source_told && !c->stop) {
 		c->no_source_told = 1;
@@ -646,7 +694,6 @@ static void *live_thread(void *arg)
 	double last = 0;
 	int expiry = registry_idle_timeout(c->reg) > 0;
 	if (!w->pcap) {
-		registry_shard_ranges_idle(w->shard);
 		if (!worker_reopen(w))
 			return NULL; /* waited for, and stopped before it appeared */
 	}
@@ -676,9 +723,9 @@ static void *live_thread(void *arg)
 		if (n == PCAP_ERROR) {
 			/* Typically the interface was removed. */
 			worker_lost(w);
-			registry_shard_ranges_idle(w->shard);
 			if (c->opts.reopen_interval <= 0) {
 				worker_ended(w);
+				(void)worker_idle(w, INFINITY);
 				return NULL;
 			}
 			if (!worker_reopen(w))
@@ -743,15 +790,9 @@ void capture_ranges_changed(struct capture *c)
 {
 	if (!c)
 		return;
-	/* a finished thread writes its table no more: its keys end here */
+	/* the threads without a handle (worker_idle) */
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->nw; i++) {
-		struct worker *w = &c->w[i];
-		if (!w->finished)
-			continue;
-		w->ranges = registry_shard_ranges(c->reg, w->shard, w->ranges, &w->ranges_gen);
-		registry_shard_ranges_idle(w->shard);
-	}
+	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	for (size_t i = 0; i < c->nw; i++) {
 		struct worker *w = &c->w[i];

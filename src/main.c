@@ -389,6 +389,7 @@ static int agent_create(struct agent *a)
 	    .nfiles = cfg->nreads,
 	    .reopen_interval = cfg->interface_reopen_interval,
 	    .wait = cfg->interface_wait,
+	    .read_once = cfg->once,
 	    .on_no_source = request_exit_no_source,
 	};
 	a->cap = capture_new(&copts, &a->reg, err, sizeof err);

@@ -38,8 +38,10 @@
  * table does not hold as they are (addrtable_retire_if: the idle-expiry
  * machinery, so stale markers, caps released, memory reused after a grace
  * period) and then looks up in the new table. It publishes the generation
- * it uses (UINT64_MAX: none, while it waits for its interface or is done;
- * on its way back it stores which one before it looks: seq_cst both sides),
+ * it uses (UINT64_MAX: none, while it opens its interface or is done;
+ * on its way back it stores which one before it looks: seq_cst both sides;
+ * a thread without a handle - a file read, an interface missing - keeps
+ * following reloads while it waits),
  * and the main thread frees a replaced table only when every shard's
  * generation passed it (registry_ranges_quiescent). */
 #include "promacct/registry.h"
@@ -234,8 +236,8 @@ static uint64_t set_hash(const char *text, unsigned family, unsigned granularity
 	return h;
 }
 
-/* The generation every shard has moved to (a shard waiting for its
- * interface keeps the last one: it ends its keys on its way back). */
+/* The generation every shard has moved to (a capture thread follows
+ * reloads also while it waits for its interface or for the stop). */
 static uint64_t shards_moved_gen(const struct registry *r)
 {
 	uint64_t m = UINT64_MAX;
@@ -707,6 +709,11 @@ const struct ranges *registry_ranges(const struct registry *r)
 {
 	return atomic_load_explicit((const struct ranges *_Atomic *)&r->ranges,
 	                            memory_order_acquire);
+}
+
+uint64_t registry_ranges_gen(const struct registry *r)
+{
+	return atomic_load_explicit((_Atomic uint64_t *)&r->ranges_gen, memory_order_seq_cst);
 }
 
 const struct histogram_layout *registry_layout(const struct registry *r)

@@ -1,7 +1,9 @@
 /* Specification of the capture module (src/capture.c): its lifecycle
  * (new opens everything or fails naming the problem, start, shutdown,
  * free), files read into their sources, a file that fails part way, an
- * interface waited for, and live capture on loopback (as root). */
+ * interface waited for, threads without a handle (a file read, an
+ * interface missing) ending idle keys and following reloads, and live
+ * capture on loopback (as root). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -202,6 +204,206 @@ static void test_a_waited_for_interface_is_down_and_a_stop_wakes_it(void **state
 	fixture_free(f);
 }
 
+/* A table of ranges "PREFIX:label=value" (caller frees with table_free). */
+static struct ranges *table_of(const char *const *specs, size_t n)
+{
+	char err[256];
+	struct ranges *r = malloc(sizeof *r);
+	assert_non_null(r);
+	ranges_init(r);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ranges_add(r, specs[i], err, sizeof err), 0);
+	assert_int_equal(ranges_build(r), 0);
+	return r;
+}
+
+static void table_free(struct ranges *r)
+{
+	ranges_free(r);
+	free(r);
+}
+
+/* What the main thread does for a reload, the fixture's own shard moved
+ * as its (absent) capture thread would; returns the generation. */
+static uint64_t reload_to(struct fixture *f, struct capture *c, struct ranges *fresh,
+                          uint64_t *fixture_gen)
+{
+	assert_int_equal(registry_ranges_map(&f->reg, fresh), 0);
+	uint64_t gen = registry_ranges_publish(&f->reg, fresh);
+	(void)registry_shard_ranges(&f->reg, f->shard, NULL, fixture_gen);
+	capture_ranges_changed(c);
+	return gen;
+}
+
+/* Waits (up to 2 s) until every shard moved to generation gen (ended the
+ * keys that reload changed); whether they did. */
+static int wait_moved(struct registry *r, uint64_t gen)
+{
+	double t0 = time_monotonic();
+	for (;;) {
+		int all = 1;
+		for (size_t i = 0; i < r->nsources; i++)
+			for (size_t j = 0; j < r->sources[i].nshards; j++)
+				all &= atomic_load(&r->sources[i].shards[j]->moved_gen) >= gen;
+		if (all)
+			return 1;
+		if (time_monotonic() - t0 > 2)
+			return 0;
+		usleep(1000);
+	}
+}
+
+/* Renders until the page no longer holds `text` (or `within` seconds
+ * passed); returns the seconds it took from t0, or -1. */
+static double wait_gone(struct registry *r, const char *text, double t0, double within)
+{
+	for (;;) {
+		char *page = fixture_render(r);
+		int there = strstr(page, text) != NULL;
+		free(page);
+		double now = time_monotonic();
+		if (!there)
+			return now - t0;
+		if (now - t0 > within)
+			return -1;
+		usleep(10000);
+	}
+}
+
+/* Issue 8 (idle expiry): the keys of a file read to its end, while the
+ * agent runs on (no --once), end as those of an idle link do: off the
+ * page between the timeout and the timeout plus two scan periods and a
+ * wake-up, counted, their place in the caps free. The thread that read
+ * the file is the only writer of its table throughout; a stop still ends
+ * it at once. */
+static void test_keys_of_a_read_file_end_when_idle(void **state)
+{
+	(void)state;
+	char err[CAPTURE_ERR_MAX] = "";
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 100);
+	registry_set_idle_timeout(&f->reg, 1.0); /* for the shards added below */
+	const char *files[] = {
+	    write_pcap("idle.pcap", DLT_EN10MB, 10, "10.0.0.1", "10.0.0.2", 114)};
+	struct capture_opts o = file_opts(files, 1);
+	struct capture *c = capture_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(c);
+	assert_int_equal(capture_start(c, err, sizeof err), 0);
+	assert_int_equal(capture_wait_files(c), 0);
+	double t0 = time_monotonic();
+	assert_on_page(&f->reg, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"idle.pcap\","
+	                        "ip=\"10.0.0.1\",protocol=\"tcp\"} 10\n");
+	assert_int_equal(registry_tracked(&f->reg), 2);
+	double gone = wait_gone(&f->reg, "ip=\"10.0.0.", t0, 3.0);
+	if (gone < 0.95 || gone > 1.0 + 2 * registry_expiry_period(&f->reg) + 0.5)
+		fail_msg("the keys of the read file ended %.3f s after its end (timeout 1 s)",
+		         gone);
+	assert_on_page(&f->reg, "promacct_expired_keys_total{interface=\"idle.pcap\"} 2\n");
+	assert_on_page(&f->reg, "promacct_tracked_keys{interface=\"idle.pcap\"} 0\n");
+	assert_on_page(&f->reg, "promacct_tracked_addresses 0\n");
+	/* the interface's own counts stay */
+	assert_on_page(&f->reg,
+	               "promacct_packet_size_bytes_all_count{interface=\"idle.pcap\"} 10\n");
+	double t1 = time_monotonic();
+	capture_shutdown(c, t1 + 5);
+	assert_true(time_monotonic() - t1 < 0.5);
+	capture_free(c);
+	fixture_free(f);
+}
+
+/* With --once the output takes everything read: the keys of a file read
+ * to its end do not expire before it. */
+static void test_with_read_once_the_keys_of_a_read_file_stay(void **state)
+{
+	(void)state;
+	char err[CAPTURE_ERR_MAX] = "";
+	const char *ranges[] = {"10.0.0.0/8"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, ranges, 1, 100);
+	registry_set_idle_timeout(&f->reg, 1.0);
+	const char *files[] = {write_pcap("once.pcap", DLT_EN10MB, 3, "10.0.0.1", "10.0.0.2", 114)};
+	struct capture_opts o = file_opts(files, 1);
+	o.read_once = 1;
+	struct capture *c = capture_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(c);
+	assert_int_equal(capture_start(c, err, sizeof err), 0);
+	assert_int_equal(capture_wait_files(c), 0);
+	usleep(1500000);
+	assert_on_page(&f->reg, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"once.pcap\","
+	                        "ip=\"10.0.0.1\",protocol=\"tcp\"} 3\n");
+	assert_on_page(&f->reg, "promacct_expired_keys_total{interface=\"once.pcap\"} 0\n");
+	capture_shutdown(c, time_monotonic() + 5);
+	capture_free(c);
+	fixture_free(f);
+}
+
+/* A reload reaches the keys of a file read to its end (its thread,
+ * waiting for the stop, moves to the new table): a relabelled range's
+ * series end at once; its label set, back, takes back its id. */
+static void test_a_reload_reaches_the_keys_of_a_read_file(void **state)
+{
+	(void)state;
+	char err[CAPTURE_ERR_MAX] = "";
+	const char *a[] = {"10.0.0.0/8:c=a"}, *b[] = {"10.0.0.0/8:c=b"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, a, 1, 100);
+	const char *files[] = {write_pcap("rl.pcap", DLT_EN10MB, 4, "10.0.0.1", "10.0.0.2", 114)};
+	struct capture_opts o = file_opts(files, 1);
+	struct capture *c = capture_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(c);
+	assert_int_equal(capture_start(c, err, sizeof err), 0);
+	assert_int_equal(capture_wait_files(c), 0);
+	assert_on_page(&f->reg, "ip=\"10.0.0.1\",protocol=\"tcp\",c=\"a\"} 4\n");
+	uint64_t g = 0;
+	struct ranges *t1 = table_of(b, 1);
+	double t0 = time_monotonic();
+	uint64_t gen = reload_to(f, c, t1, &g);
+	assert_true(wait_gone(&f->reg, "c=\"a\"", t0, 2.0) >= 0);
+	assert_true(wait_moved(&f->reg, gen));
+	struct ranges *t2 = table_of(a, 1);
+	reload_to(f, c, t2, &g);
+	assert_int_equal(t2->v[0].id, 0); /* a's id, taken back */
+	capture_shutdown(c, time_monotonic() + 5);
+	capture_free(c);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
+/* Issue 8: a thread waiting for an interface that does not come back
+ * follows reloads while it waits (a reload waits for it, briefly, and it
+ * moves past the reload that retired a label set), so the set's id is
+ * given back when its labels return. (It used to publish "no table" and
+ * stay at the generation it had: every retired id was held back.) */
+static void test_a_thread_waiting_for_its_interface_follows_reloads(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char err[CAPTURE_ERR_MAX] = "";
+	const char *a[] = {"10.0.0.0/8:c=a"}, *b[] = {"10.0.0.0/8:c=b"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, a, 1, 100);
+	const char *ifs[] = {"pmnope2x"};
+	struct capture_opts o = {
+	    .threads = 1, .interfaces = ifs, .ninterfaces = 1, .reopen_interval = 60, .wait = 1};
+	struct capture *c = capture_new(&o, &f->reg, err, sizeof err);
+	assert_non_null(c);
+	assert_int_equal(capture_start(c, err, sizeof err), 0);
+	usleep(50000);
+	uint64_t g = 0;
+	struct ranges *t1 = table_of(b, 1);
+	uint64_t gen = reload_to(f, c, t1, &g);
+	assert_true(wait_moved(&f->reg, gen));
+	struct ranges *t2 = table_of(a, 1);
+	reload_to(f, c, t2, &g);
+	assert_int_equal(t2->v[0].id, 0); /* not a new id */
+	double t1s = time_monotonic();
+	capture_shutdown(c, t1s + 5);
+	assert_true(time_monotonic() - t1s < 0.5);
+	capture_free(c);
+	fixture_free(f);
+	table_free(t1);
+	table_free(t2);
+}
+
 /* Shutdown and free are safe whatever was started. */
 static void test_shutdown_without_start(void **state)
 {
@@ -285,6 +487,10 @@ int main(void)
 	    cmocka_unit_test(test_a_truncated_file_keeps_what_was_read),
 	    cmocka_unit_test(test_start_up_errors_name_the_problem),
 	    cmocka_unit_test(test_a_waited_for_interface_is_down_and_a_stop_wakes_it),
+	    cmocka_unit_test(test_keys_of_a_read_file_end_when_idle),
+	    cmocka_unit_test(test_with_read_once_the_keys_of_a_read_file_stay),
+	    cmocka_unit_test(test_a_reload_reaches_the_keys_of_a_read_file),
+	    cmocka_unit_test(test_a_thread_waiting_for_its_interface_follows_reloads),
 	    cmocka_unit_test(test_shutdown_without_start),
 	    cmocka_unit_test(test_live_loopback_with_fanout),
 	};

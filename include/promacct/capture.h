@@ -40,6 +40,10 @@ struct capture_opts {
 	/* An interface missing at start is waited for (reopened every
 	 * reopen_interval, promacct_interface_up 0) instead of an error. */
 	int wait;
+	/* --once: a file's thread ends at the file's end, what it read stays
+	 * as it is for the one output. Otherwise it stays until the stop: its
+	 * keys end when idle (--address.idle-timeout), reloads apply to them. */
+	int read_once;
 	/* Called once, from a capture thread, when no capture source is left
 	 * for good (every interface vanished with reopen_interval 0, and no
 	 * files): the agent should exit non-zero. May be NULL. */
@@ -70,9 +74,10 @@ void capture_request_stop(struct capture *c);
  * and the stop flag wake them; a blocked poll returns within the 100 ms
  * block timeout), so the deadline (time_monotonic() seconds) is not
  * waited for. */
-/* After registry_ranges_publish (any thread): wakes the live capture
- * threads waiting for traffic, so each moves to the new ranges table (and
- * ends the keys it changed) now, not at its next packet. */
+/* After registry_ranges_publish (any thread): wakes the capture threads
+ * waiting for traffic, for their interface or for the stop (files read),
+ * so each moves to the new ranges table (and ends the keys it changed)
+ * now, not at its next packet. */
 void capture_ranges_changed(struct capture *c);
 void capture_shutdown(struct capture *c, double deadline);
 /* Stops threads still running (as capture_shutdown), closes the handles. */

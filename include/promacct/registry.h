@@ -141,10 +141,12 @@ int registry_source_set_up(struct registry *r, size_t src, int up);
  * histogram saw no packet for `seconds` ends; 0 turns it off. */
 void registry_set_idle_timeout(struct registry *r, double seconds);
 double registry_idle_timeout(const struct registry *r);
-/* The capture thread of shard s, between batches (no lookup pending):
- * one slice of the idle-expiry scan, paced so that every key is looked at
- * every registry_expiry_period. now is time_monotonic(). Does nothing
- * unless idle expiry is on and the shard is its source's only one. */
+/* The capture thread of shard s, between batches (no lookup pending),
+ * also while it has no capture handle (a file read, an interface gone:
+ * the source may be down): one slice of the idle-expiry scan, paced so
+ * that every key is looked at every registry_expiry_period. now is
+ * time_monotonic(). Does nothing unless idle expiry is on and the shard
+ * is its source's only one. */
 void registry_shard_expire(struct registry *r, struct acct_shard *s, double now);
 /* Seconds between two looks at one key: timeout / 16, within 0.05 to 5 s;
  * a key ends between the timeout and the timeout plus two periods (and a
@@ -154,6 +156,9 @@ double registry_expiry_period(const struct registry *r);
 size_t registry_tracked(const struct registry *r);
 /* The ranges table now (any thread). */
 const struct ranges *registry_ranges(const struct registry *r);
+/* Its generation (any thread): a capture thread whose generation differs
+ * has a reload to follow (registry_shard_ranges). */
+uint64_t registry_ranges_gen(const struct registry *r);
 /* The label set of id (a key's range): any thread, for ids of keys. */
 const struct range_set *registry_range_set(const struct registry *r, uint32_t id);
 
@@ -182,7 +187,8 @@ const struct ranges *registry_shard_ranges(struct registry *r, struct acct_shard
  * reload ended once every shard moved). */
 void registry_reload_ended(const struct registry *r, uint64_t *keys, uint64_t *lost);
 /* The capture thread of s uses no table until its next
- * registry_shard_ranges (it waits for its interface, or is done). */
+ * registry_shard_ranges (it is about to block opening its interface, or
+ * it is done: --once). */
 void registry_shard_ranges_idle(struct acct_shard *s);
 const struct histogram_layout *registry_layout(const struct registry *r);
 /* Adds an empty shard (one capture thread's state) to source src, at

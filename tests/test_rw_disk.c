@@ -640,6 +640,51 @@ static void test_a_smaller_bound_at_open_keeps_the_newest_that_fit(void **state)
 	free(dir);
 }
 
+/* A queue cut at open where the cut falls inside one segment: the segment
+ * is compacted, its file rewritten and truncated to the records kept, and
+ * rw_disk_bytes is what the files take (before and after another restart). */
+static void test_a_cut_inside_a_segment_truncates_its_file(void **state)
+{
+	(void)state;
+	enum { N = 20, LEN = 100 };
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record r[N];
+	char text[N][LEN + 1];
+	char err[512] = "";
+	struct rw_disk *d = open_q(dir, &s, &st);
+	size_t empty = rw_disk_bytes(d);
+	for (int i = 0; i < N; i++) {
+		memset(text[i], 'a' + i, LEN);
+		text[i][LEN] = '\0';
+		append(d, 0, 100 + i, text[i], &r[i]);
+	}
+	rw_disk_done(d, &r[17]); /* a .done list in the segment kept */
+	rw_disk_close(d);
+	size_t rec = RW_DISK_RECORD_HEADER + LEN;
+	assert_int_equal(dir_bytes(dir), empty + N * rec + RW_DISK_DONE_ENTRY);
+	size_t bound = 2 * (empty + 8 * (rec + RW_DISK_DONE_ENTRY));
+	for (int round = 0; round < 2; round++) {
+		memset(&s, 0, sizeof s);
+		d = rw_disk_open(dir, URL, URL, 1 << 20, err, sizeof err); /* one segment */
+		assert_non_null(d);
+		rw_disk_set_bound(d, bound);
+		assert_int_equal(rw_disk_replay(d, collect, &s, &st, err, sizeof err), 0);
+		assert_true(s.n > 0 && s.n < N - 1);
+		assert_int_equal(s.r[s.n - 1].ts_ms, 100 + N - 1);
+		for (size_t i = 0; i < s.n; i++)
+			check_body(d, &s.r[i], text[s.r[i].ts_ms - 100]);
+		/* the segment holds the records kept and nothing else */
+		assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+		assert_int_equal(dir_bytes(dir), empty + s.n * rec);
+		assert_true(rw_disk_bytes_needed(d, 0) <= bound);
+		rw_disk_close(d);
+	}
+	rm_rf(dir);
+	free(dir);
+}
+
 /* Records keep the shard of the run that wrote them. A run with another
  * shard count (--remote-write.max-shards changed between restarts) would
  * put one series on two shards sending at once, older samples after newer
@@ -817,6 +862,7 @@ int main(void)
 	    cmocka_unit_test(test_a_damaged_header_mid_segment_loses_only_its_record),
 	    cmocka_unit_test(test_a_power_cut_at_any_offset_keeps_the_records_before_it),
 	    cmocka_unit_test(test_a_smaller_bound_at_open_keeps_the_newest_that_fit),
+	    cmocka_unit_test(test_a_cut_inside_a_segment_truncates_its_file),
 	    cmocka_unit_test(test_a_second_agent_is_refused),
 	    cmocka_unit_test(test_another_format_is_refused),
 	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),

@@ -138,8 +138,11 @@ curl -fsS "http://127.0.0.1:$WL/metrics" >"$WORK/m8"
 dropped=$(awk '/^promacct_remote_write_samples_total\{.*result="dropped"/ { print $2 }' "$WORK/m8")
 [ "${dropped:-0}" != 0 ] || fail "the requests dropped at start-up are not counted"
 now=$(disk_bytes)
+gauge=$(awk '/^promacct_remote_write_disk_bytes\{/ { print $2 }' "$WORK/m8")
 stop_agent a8
 [ "$now" -le 65536 ] || fail "$now bytes on disk after a restart with a 64K bound"
+# the segment where the cut fell was compacted: its file shrank with it
+[ "$gauge" = "$now" ] || fail "promacct_remote_write_disk_bytes $gauge, the files take $now"
 [ "$now" -ge 32768 ] || fail "only $now bytes kept after a restart with a 64K bound"
 ok "a smaller bound at restart: $found bytes trimmed to $now, $dropped samples counted as dropped, logged"
 

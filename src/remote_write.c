@@ -30,7 +30,10 @@
  * (http_client_request_until), and one in flight when the deadline passes
  * is abandoned within about a second (rw->abandon, set by the thread
  * joining the senders; not at stop, when it could still be accepted and
- * would then be sent twice). */
+ * would then be sent twice). With a disk queue, shutdown ends a shard at
+ * its first failed request instead of retrying (rw->disk_shutdown: what is
+ * left is on disk, sent at the next start); while the endpoint accepts,
+ * delivery goes on until the queue is empty or the same deadline. */
 #include "promacct/remote_write.h"
 
 #include <dirent.h>
@@ -49,9 +52,6 @@
 
 #define RW_LOG_4XX_INTERVAL 10.0 /* seconds between logged rejections */
 #define RW_RETRY_AFTER_MAX  300.0
-/* With a disk queue, seconds a shutdown goes on delivering once the final
- * snapshot is on disk (what is left is sent at the next start). */
-#define RW_DISK_SHUTDOWN_GRACE 1.0
 
 struct rw_endpoint;
 
@@ -976,9 +976,9 @@ void remote_write_shutdown(struct remote_write *rw, double deadline)
 	if (!rw)
 		return;
 	/* With a disk queue every request is safe on disk once appended: the
-	 * senders stop retrying now, and once the final snapshot is on disk
-	 * delivery goes on only RW_DISK_SHUTDOWN_GRACE more; what is left is
-	 * sent at the next start, not waited for. */
+	 * senders stop retrying now (a failed request ends its shard), and go
+	 * on delivering while the endpoint accepts, until the queue is empty or
+	 * the deadline passes; what is left is sent at the next start. */
 	if (rw->queue_dir)
 		atomic_store(&rw->disk_shutdown, 1);
 	rw_request_stop(rw, deadline);
@@ -988,11 +988,6 @@ void remote_write_shutdown(struct remote_write *rw, double deadline)
 		if (!snapshot(rw, 0, 0))
 			(void)snapshot(rw, 1, 0);
 		rw->started = 0;
-	}
-	if (rw->queue_dir && !atomic_load(&rw->abandon)) {
-		double grace = time_monotonic() + RW_DISK_SHUTDOWN_GRACE;
-		if (grace < gauge_read(&rw->deadline))
-			rw_request_stop(rw, grace);
 	}
 	rw_close(rw);
 	(void)join_senders(rw);

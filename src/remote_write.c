@@ -33,7 +33,13 @@
  * would then be sent twice). With a disk queue, shutdown ends a shard at
  * its first failed request instead of retrying (rw->disk_shutdown: what is
  * left is on disk, sent at the next start); while the endpoint accepts,
- * delivery goes on until the queue is empty or the same deadline. */
+ * delivery goes on until the queue is empty or the same deadline.
+ *
+ * Timestamps: every snapshot is stamped after the previous one (rw->last_ts)
+ * and, with a disk queue, after every record found at start and the last
+ * timestamp the previous run stored there (rw_disk_store_ts, each
+ * snapshot), so a clock set back across a restart never stamps a series
+ * before what the receiver holds. */
 #include "promacct/remote_write.h"
 
 #include <dirent.h>
@@ -396,7 +402,12 @@ static int snapshot(struct remote_write *rw, int stale, int periodic)
 		if (!ep->disk)
 			continue;
 		pthread_mutex_lock(&ep->lock);
+		/* the last timestamp, for a restart after the queue was sent
+		 * whole (one 16-byte write, synced with the segment) */
+		int trc = rw_disk_store_ts(ep->disk, rw->last_ts);
 		int src = rw_disk_sync(ep->disk);
+		if (!src)
+			src = trc;
 		if (src && ep->sync_failing != -src)
 			log_error(
 			    "remote-write queue: fdatasync failed: what this snapshot wrote may "
@@ -662,15 +673,24 @@ static int ep_open_disk(struct rw_endpoint *ep, char *err, size_t errlen)
 	}
 	self_inc(ep->replayed, (double)st.replayed);
 	self_inc(ep->corrupt, (double)st.corrupt);
+	/* new snapshots come after the replayed and after the last one queued
+	 * before (stored: the queue may have been sent whole) */
 	if (st.max_ts_ms > rw->last_ts)
-		rw->last_ts = st.max_ts_ms; /* new snapshots come after the replayed */
+		rw->last_ts = st.max_ts_ms;
 	char dn[17];
 	rw_disk_dirname(ep->url, dn);
 	log_info("remote-write queue on disk",
 	         "url=\"%s\" dir=\"%s/%s\" requests=%zu samples=%zu "
-	         "bytes=%zu corrupt_records=%zu corrupt_bytes=%zu",
+	         "bytes=%zu corrupt_records=%zu corrupt_bytes=%zu last_ts_ms=%lld",
 	         ep->shown, rw->queue_dir, dn, st.replayed, ep->q.samples, rw_disk_bytes(ep->disk),
-	         st.corrupt, st.corrupt_bytes);
+	         st.corrupt, st.corrupt_bytes, (long long)st.max_ts_ms);
+	int64_t now = time_now_ms();
+	if (st.max_ts_ms > now + (int64_t)(rw->interval * 1000))
+		log_warn("remote-write queue: the clock is behind the last timestamp queued "
+		         "before: new snapshots are stamped 1 ms apart after it until the clock "
+		         "passes it",
+		         "url=\"%s\" last_ts_ms=%lld behind_ms=%lld", ep->shown,
+		         (long long)st.max_ts_ms, (long long)(st.max_ts_ms - now));
 	if (st.serial)
 		log_info(
 		    "remote-write queue on disk written with another --remote-write.max-shards: "

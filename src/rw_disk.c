@@ -10,8 +10,8 @@
  * snappy-compressed WriteRequest). Records are appended by the timer thread
  * under the endpoint's lock; each run writes a new segment, and a segment
  * beyond its size (a fraction of the queue's bound) is closed for a new one.
- * d->bytes is the bytes of every file of the directory (format, segments,
- * .done lists), which the caller keeps within its bound before each append
+ * d->bytes is the bytes of every file of the directory (format, timestamp,
+ * segments, .done lists), which the caller keeps within its bound before each append
  * (rw_disk_bytes_needed reserves the .done entry of every pending record, so
  * nothing grows past it between appends). rw_disk_sync
  * (fdatasync) after each snapshot bounds what a power cut can lose to the
@@ -25,6 +25,14 @@
  * counted, and never stops the agent.
  * Records done in a segment that stays (other records of it are pending)
  * are listed by offset in `<number>.done`, so a restart skips them.
+ * `timestamp` (RW_DISK_TS_BYTES, created at open, counted in d->bytes like
+ * the format file) holds the last snapshot timestamp handed to the queue,
+ * so a restart after the queue was sent whole (no record left to read it
+ * from) still stamps after it: two 16-byte slots (magic, timestamp, crc32),
+ * rw_disk_store_ts overwrites the older one in place (pwrite; made durable
+ * by the next rw_disk_sync), so a torn write leaves the other: the stored
+ * value is the largest valid slot. No rename, no new block: one small
+ * write per snapshot, also on a full disk.
  * Only senders read records (pread on the segment's descriptor, which stays
  * open while any of its records is pending). */
 #define _GNU_SOURCE
@@ -44,6 +52,8 @@
 #include <zlib.h>
 
 #define REC_MAGIC   0x51575250u /* "PRWQ" */
+#define TS_MAGIC    0x54575250u /* "PRWT" */
+#define TS_SLOT     16
 #define REC_HEADER  RW_DISK_RECORD_HEADER
 #define REC_MAX_LEN ((size_t)256 << 20)
 
@@ -69,7 +79,11 @@ struct rw_disk {
 	size_t bytes;   /* of every file in the directory: format, segments, .done lists */
 	size_t pending; /* records not done, over all segments */
 	size_t format_bytes;
-	size_t max_bytes; /* rw_disk_set_bound: replay cuts the queue to it */
+	int ts_fd;         /* `timestamp`: the last timestamp stored */
+	int ts_slot;       /* the slot rw_disk_store_ts writes next */
+	int ts_dirty;      /* written since the last sync */
+	int64_t stored_ts; /* 0: none */
+	size_t max_bytes;  /* rw_disk_set_bound: replay cuts the queue to it */
 	size_t segment_max;
 	size_t nshards; /* rw_disk_set_shards: written in each record */
 	uint64_t *ids;  /* segments found at open, until rw_disk_replay */
@@ -274,6 +288,62 @@ static const char *open_strerror(int rc)
 	if (rc == -EFTYPE_Q)
 		return "not a regular file with one link: refused (remove it)";
 	return strerror(-rc);
+}
+
+/* Encodes a timestamp slot. */
+static void encode_ts(unsigned char *h, int64_t ts)
+{
+	put32(h, TS_MAGIC);
+	put32(h + 4, (uint32_t)(uint64_t)ts);
+	put32(h + 8, (uint32_t)((uint64_t)ts >> 32));
+	put32(h + 12, (uint32_t)crc32(0L, h, 12));
+}
+
+/* Opens (creating it) the timestamp file and reads the stored timestamp:
+ * the largest valid slot. A file of another size is set to
+ * RW_DISK_TS_BYTES (its valid slots kept). 0 or a negative errno (-ELOOP,
+ * -EFTYPE_Q: not a regular file of one link). */
+static int open_ts(struct rw_disk *d)
+{
+	int fd = open_file(d, "timestamp", O_RDWR, 0);
+	int created = 0;
+	if (fd == -ENOENT) {
+		fd = open_file(d, "timestamp", O_RDWR | O_CREAT | O_EXCL, 0600);
+		created = 1;
+	}
+	if (fd < 0)
+		return fd;
+	unsigned char b[RW_DISK_TS_BYTES] = {0};
+	ssize_t n = pread(fd, b, sizeof b, 0);
+	int64_t best = 0;
+	int best_slot = -1;
+	for (int i = 0; n > 0 && i < RW_DISK_TS_BYTES / TS_SLOT; i++) {
+		const unsigned char *h = b + i * TS_SLOT;
+		if ((i + 1) * TS_SLOT > n || get32(h) != TS_MAGIC ||
+		    get32(h + 12) != (uint32_t)crc32(0L, h, 12))
+			continue;
+		int64_t ts = (int64_t)((uint64_t)get32(h + 4) | (uint64_t)get32(h + 8) << 32);
+		if (best_slot < 0 || ts > best) {
+			best = ts;
+			best_slot = i;
+		}
+	}
+	struct stat sb;
+	int rc = 0;
+	if (fstat(fd, &sb))
+		rc = -errno;
+	else if (sb.st_size != RW_DISK_TS_BYTES && ftruncate(fd, RW_DISK_TS_BYTES))
+		rc = -errno;
+	else if (created || sb.st_size != RW_DISK_TS_BYTES)
+		rc = fdatasync(fd) ? -errno : sync_dir(d);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	d->ts_fd = fd;
+	d->stored_ts = best_slot >= 0 ? best : 0;
+	d->ts_slot = best_slot == 0 ? 1 : 0; /* the other one */
+	return 0;
 }
 
 /* Checks or writes the format file. A new one is written whole or not at
@@ -509,6 +579,7 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 		goto oom;
 	d->lock_fd = -1;
 	d->dir_fd = -1;
+	d->ts_fd = -1;
 	d->segment_max = segment_max ? segment_max : RW_DISK_SEGMENT_MAX;
 	rw_disk_dirname(url, name);
 	size_t pl = strlen(dir) + 1 + sizeof name;
@@ -549,6 +620,13 @@ struct rw_disk *rw_disk_open(const char *dir, const char *url, const char *shown
 	if (!fstatat(d->dir_fd, "format", &fsb, AT_SYMLINK_NOFOLLOW))
 		d->format_bytes = (size_t)fsb.st_size;
 	d->bytes += d->format_bytes;
+	int trc = open_ts(d);
+	if (trc) {
+		snprintf(err, errlen, "remote-write queue %s/timestamp: %s", d->path,
+		         open_strerror(trc));
+		goto fail;
+	}
+	d->bytes += RW_DISK_TS_BYTES;
 	int lfd = dup(d->dir_fd); /* fdopendir takes it */
 	if (lfd < 0 || !(dh = fdopendir(lfd))) {
 		if (lfd >= 0)
@@ -666,7 +744,8 @@ static size_t trim_to_bound(struct rw_disk *d, struct recs *rs, struct rw_disk_s
 		return 0;
 	size_t target =
 	    d->max_bytes > 2 * d->segment_max ? d->max_bytes - d->segment_max : d->max_bytes / 2;
-	size_t need = d->format_bytes + REC_HEADER + RW_DISK_DONE_ENTRY, first = rs->n;
+	size_t need = d->format_bytes + RW_DISK_TS_BYTES + REC_HEADER + RW_DISK_DONE_ENTRY,
+	       first = rs->n;
 	while (first > 0) {
 		size_t cost = REC_HEADER + rs->r[first - 1].len + RW_DISK_DONE_ENTRY;
 		if (need + cost > target)
@@ -701,6 +780,9 @@ int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_d
 	memset(st, 0, sizeof *st);
 	for (size_t i = 0; i < d->nids && !rc; i++)
 		rc = scan_segment(d, d->ids[i], &rs, st, err, errlen);
+	st->stored_ts_ms = d->stored_ts;
+	if (d->stored_ts > st->max_ts_ms)
+		st->max_ts_ms = d->stored_ts; /* the queue was sent whole before */
 	size_t first = 0;
 	st->bytes_found = d->bytes;
 	if (!rc) {
@@ -831,12 +913,39 @@ again:;
 	return 0;
 }
 
+int rw_disk_store_ts(struct rw_disk *d, int64_t ts_ms)
+{
+	if (ts_ms <= d->stored_ts)
+		return 0;
+	unsigned char h[TS_SLOT];
+	encode_ts(h, ts_ms);
+	ssize_t w = pwrite(d->ts_fd, h, sizeof h, (off_t)d->ts_slot * TS_SLOT);
+	if (w != (ssize_t)sizeof h)
+		return w < 0 ? -errno : -EIO; /* the other slot holds the previous one */
+	d->stored_ts = ts_ms;
+	d->ts_slot ^= 1;
+	d->ts_dirty = 1;
+	return 0;
+}
+
+int64_t rw_disk_stored_ts(const struct rw_disk *d)
+{
+	return d->stored_ts;
+}
+
 int rw_disk_sync(struct rw_disk *d)
 {
+	int trc = 0;
+	if (d->ts_dirty) {
+		if (fdatasync(d->ts_fd))
+			trc = -errno;
+		else
+			d->ts_dirty = 0;
+	}
 	if (!d->writing)
-		return 0;
+		return trc;
 	if (!fdatasync(d->seg[d->nseg - 1].fd))
-		return 0;
+		return trc;
 	int rc = -errno;
 	/* what failed to reach the disk may be gone (the error is reported
 	 * once): the segment takes no more appends */
@@ -961,7 +1070,7 @@ void rw_disk_close(struct rw_disk *d)
 {
 	if (!d)
 		return;
-	int rc = d->writing ? rw_disk_sync(d) : 0;
+	int rc = d->writing || d->ts_dirty ? rw_disk_sync(d) : 0;
 	if (rc)
 		file_error(&d->sync_err, d, "fdatasync", -rc);
 	for (size_t i = 0; i < d->nseg; i++) {
@@ -977,6 +1086,8 @@ void rw_disk_close(struct rw_disk *d)
 	}
 	free(d->seg);
 	free(d->ids);
+	if (d->ts_fd >= 0)
+		close(d->ts_fd);
 	if (d->dir_fd >= 0)
 		close(d->dir_fd);
 	if (d->lock_fd >= 0)

@@ -585,7 +585,7 @@ static void test_chown_gives_the_directory_and_its_files_away(void **state)
 		files++;
 	}
 	closedir(dh);
-	assert_int_equal(files, 5); /* ., format, lock, a segment, its .done list */
+	assert_int_equal(files, 6); /* ., format, lock, timestamp, a segment, its .done list */
 	rw_disk_close(d);
 	rm_rf(dir);
 	free(dir);
@@ -681,6 +681,116 @@ static void test_a_cut_inside_a_segment_truncates_its_file(void **state)
 		assert_true(rw_disk_bytes_needed(d, 0) <= bound);
 		rw_disk_close(d);
 	}
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The last timestamp handed to the queue survives a restart after every
+ * record was sent (no record is left to read it from): the next run stamps
+ * after it, also when the clock went back meanwhile. A smaller one never
+ * replaces it. */
+static void test_the_last_timestamp_survives_a_queue_sent_whole(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	struct rw_disk_record a, b;
+	struct rw_disk *d = open_q(dir, &s, &st);
+	assert_int_equal(st.max_ts_ms, 0); /* a new queue: nothing stored */
+	assert_int_equal(rw_disk_stored_ts(d), 0);
+	append(d, 0, 1000, "aaaa", &a);
+	append(d, 0, 2000, "bbbb", &b);
+	assert_int_equal(rw_disk_store_ts(d, 2001), 0);
+	assert_int_equal(rw_disk_store_ts(d, 1500), 0); /* ignored */
+	assert_int_equal(rw_disk_stored_ts(d), 2001);
+	assert_int_equal(rw_disk_sync(d), 0);
+	rw_disk_done(d, &a);
+	rw_disk_done(d, &b); /* all sent */
+	rw_disk_close(d);
+	for (int round = 0; round < 2; round++) {
+		d = open_q(dir, &s, &st);
+		assert_int_equal(st.replayed, 0);
+		assert_int_equal(st.stored_ts_ms, 2001);
+		assert_int_equal(st.max_ts_ms, 2001);
+		assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+		rw_disk_close(d); /* stores nothing: the value stays */
+	}
+	/* a record newer than the stored value wins (written, not stored) */
+	d = open_q(dir, &s, &st);
+	append(d, 0, 3000, "cccc", &a);
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(st.stored_ts_ms, 2001);
+	assert_int_equal(st.max_ts_ms, 3000);
+	rw_disk_close(d);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The timestamp file is two slots overwritten in turn: a torn or damaged
+ * write loses only the value being written, the previous one stays; a file
+ * of another size is set right; the queue opens in every case, and its
+ * bytes stay what the files take. A symbolic link in its place is refused
+ * (root must not write through it before dropping privileges). */
+static void test_a_damaged_timestamp_slot_keeps_the_previous_value(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct seen s;
+	struct rw_disk_stats st;
+	char sub[17], path[600], err[512] = "";
+	rw_disk_dirname(URL, sub);
+	snprintf(path, sizeof path, "%s/%s/timestamp", dir, sub);
+	struct rw_disk *d = open_q(dir, &s, &st);
+	assert_int_equal(rw_disk_store_ts(d, 5000), 0);
+	assert_int_equal(rw_disk_sync(d), 0);
+	assert_int_equal(rw_disk_store_ts(d, 6000), 0);
+	assert_int_equal(rw_disk_sync(d), 0);
+	rw_disk_close(d);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, RW_DISK_TS_BYTES);
+	/* damage the slot holding 6000 (the second one written) */
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char c;
+	assert_int_equal(pread(fd, &c, 1, 16 + 5), 1);
+	c ^= 0xff;
+	assert_int_equal(pwrite(fd, &c, 1, 16 + 5), 1);
+	close(fd);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(st.max_ts_ms, 5000);
+	assert_int_equal(rw_disk_store_ts(d, 7000), 0); /* into the damaged slot */
+	rw_disk_close(d);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(st.max_ts_ms, 7000);
+	rw_disk_close(d);
+	/* a short file (a crash right after it was created): nothing stored */
+	assert_int_equal(truncate(path, 7), 0);
+	d = open_q(dir, &s, &st);
+	assert_int_equal(st.max_ts_ms, 0);
+	assert_int_equal(rw_disk_bytes(d), dir_bytes(dir));
+	rw_disk_close(d);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, RW_DISK_TS_BYTES);
+	/* a symbolic link: refused, the file it names untouched */
+	char target[640];
+	snprintf(target, sizeof target, "%s/elsewhere", dir);
+	write_file(target, "x", 1);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(target, path), 0);
+	assert_null(rw_disk_open(dir, URL, URL, 0, err, sizeof err));
+	assert_non_null(strstr(err, "timestamp"));
+	assert_int_equal(stat(target, &sb), 0);
+	assert_int_equal(sb.st_size, 1);
+	/* a hard link (another name of a file of someone else's): the same */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(link(target, path), 0);
+	assert_null(rw_disk_open(dir, URL, URL, 0, err, sizeof err));
+	assert_non_null(strstr(err, "timestamp"));
+	assert_int_equal(stat(target, &sb), 0);
+	assert_int_equal(sb.st_size, 1);
 	rm_rf(dir);
 	free(dir);
 }
@@ -863,6 +973,8 @@ int main(void)
 	    cmocka_unit_test(test_a_power_cut_at_any_offset_keeps_the_records_before_it),
 	    cmocka_unit_test(test_a_smaller_bound_at_open_keeps_the_newest_that_fit),
 	    cmocka_unit_test(test_a_cut_inside_a_segment_truncates_its_file),
+	    cmocka_unit_test(test_the_last_timestamp_survives_a_queue_sent_whole),
+	    cmocka_unit_test(test_a_damaged_timestamp_slot_keeps_the_previous_value),
 	    cmocka_unit_test(test_a_second_agent_is_refused),
 	    cmocka_unit_test(test_another_format_is_refused),
 	    cmocka_unit_test(test_the_directory_name_is_a_hash_of_the_url),

@@ -14,7 +14,8 @@
 #define RW_DISK_FORMAT        "promacct-remote-write-queue 1"
 #define RW_DISK_SEGMENT_MAX   ((size_t)64 << 20) /* bytes per segment file at most */
 #define RW_DISK_RECORD_HEADER 32                 /* bytes before each record's body */
-#define RW_DISK_DONE_ENTRY    8 /* bytes a done record may add to its segment's .done list */
+#define RW_DISK_DONE_ENTRY    8  /* bytes a done record may add to its segment's .done list */
+#define RW_DISK_TS_BYTES      32 /* the `timestamp` file: two slots */
 
 struct rw_disk;
 
@@ -38,9 +39,10 @@ struct rw_disk_stats {
 	size_t trimmed, trimmed_samples; /* cut to the bound (rw_disk_set_bound) */
 	size_t skipped_files;            /* .seg/.done names that are no regular file: left alone */
 	size_t bytes_found;              /* rw_disk_bytes before the cut */
-	int64_t max_ts_ms;
-	int serial; /* records of a run with another shard count than
-	             * rw_disk_set_shards: every record replayed on shard 0 */
+	int64_t stored_ts_ms;            /* rw_disk_store_ts of an earlier run (0: none) */
+	int64_t max_ts_ms;               /* of the records read (done or not) and stored_ts_ms */
+	int serial;                      /* records of a run with another shard count than
+	                                  * rw_disk_set_shards: every record replayed on shard 0 */
 };
 
 /* The directory of an endpoint under dir: a hash of the full URL (so a
@@ -74,8 +76,17 @@ int rw_disk_replay(struct rw_disk *d, int (*replay)(void *ctx, const struct rw_d
 /* Appends one request (written, not yet synced). 0 or a negative errno. */
 int rw_disk_append(struct rw_disk *d, size_t shard, int64_t ts_ms, const char *body, size_t len,
                    size_t nsamples, struct rw_disk_record *out) MUST_CHECK;
-/* fdatasync of the segment being written: what was appended survives a
- * power cut. */
+/* Stores the timestamp of the last snapshot handed to the queue (written
+ * in place, durable at the next rw_disk_sync; a smaller one than stored
+ * is ignored), so that the next run stamps after it even when every record
+ * was sent and nothing else holds it: rw_disk_replay's max_ts_ms includes
+ * it. 0 or a negative errno (the previous value stays). */
+int rw_disk_store_ts(struct rw_disk *d, int64_t ts_ms) MUST_CHECK;
+/* The timestamp stored (by this run or, until it stores one, an earlier
+ * run); 0: none. */
+int64_t rw_disk_stored_ts(const struct rw_disk *d);
+/* fdatasync of the stored timestamp (if written since) and of the segment
+ * being written: what was appended survives a power cut. */
 int rw_disk_sync(struct rw_disk *d) MUST_CHECK;
 /* The file descriptor to read a record's body with pread (valid until the
  * record is done). -1 if unknown. */
@@ -91,8 +102,8 @@ void rw_disk_done(struct rw_disk *d, const struct rw_disk_record *r);
  * on appending, recording and deleting. Call as root, after rw_disk_open.
  * 0 or a negative errno with a message. */
 int rw_disk_chown(struct rw_disk *d, uid_t uid, gid_t gid, char *err, size_t errlen) MUST_CHECK;
-/* Bytes of the queue's files: format, segments (record headers and done
- * records included), .done lists. */
+/* Bytes of the queue's files: format, timestamp, segments (record headers
+ * and done records included), .done lists. */
 size_t rw_disk_bytes(const struct rw_disk *d);
 /* What the queue's files may take once a record of len body bytes is
  * appended and every record is done: rw_disk_bytes, the new record with its

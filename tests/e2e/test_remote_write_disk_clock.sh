@@ -71,3 +71,48 @@ new=$(awk -v m="$max_ahead" '$1 > m' "$WORK/back.ts" | wc -l)
 arrived=$(awk -v m="$max_ahead" '$1 > m' "$WORK/ts" | wc -l)
 [ "$arrived" -ge 5 ] || fail "only $arrived new snapshots arrived after the replayed ones"
 ok "clock an hour back across a restart: $(wc -l <"$WORK/ahead.ts") replayed, then $arrived new snapshots stamped after them, strictly increasing"
+
+# 3. A queue sent whole before the restart: no record is left to read a
+#    timestamp from, but the last one queued is stored in the queue
+#    directory (`timestamp`). An agent delivers everything and stops
+#    cleanly (its final values and stale markers accepted, no segment left);
+#    its stored timestamp is moved an hour ahead (as if its clock had
+#    been); the next agent, on the real clock, stamps every sample after it
+#    (before: an hour before what the receiver already held).
+rm -rf "$Q"
+start recv3 "$RW_RECEIVER" "$RP" "$WORK/recv3.events"
+agent sent
+for _ in $(seq 1 100); do
+	[ "$(queued "$WORK/sent.log" | wc -l)" -ge 3 ] && grep -q '^R 200' "$WORK/recv3.events" && break
+	sleep 0.1
+done
+stop_agent sent
+E3="$WORK/recv3.events"
+grep -q 'msg="remote write stopped: the samples unsent' "$WORK/sent.log" &&
+	fail "the first agent did not deliver everything before it stopped"
+segs=$(find "$Q" -name '*.seg' | wc -l)
+[ "$segs" = 0 ] || fail "$segs segments left after everything was sent"
+last=$(awk -F'\t' '$1 == "S" { if ($3 > m) m = $3 } END { printf "%.0f\n", m }' "$E3")
+[ "$last" -gt 0 ] || fail "the first agent delivered nothing"
+moved=$("$RWQ_SHIFT" "$Q" "$WORK/queue-ahead" "$URL" "$H") || fail "rwq_shift failed"
+[ "$moved" = 0 ] || fail "$moved records left in a queue sent whole"
+rm -rf "$Q"
+mv "$WORK/queue-ahead" "$Q"
+agent later
+for _ in $(seq 1 100); do
+	[ "$(queued "$WORK/later.log" | wc -l)" -ge 5 ] && break
+	sleep 0.1
+done
+sleep 0.5
+stop_agent later
+stop recv3
+! grep '^V ' "$E3" || fail "wire-format violations"
+awk -F'\t' '$1 == "S" { if (($2 in last) && $3 <= last[$2]) { print "not increasing: " $0; bad = 1 }
+	last[$2] = $3 } END { exit bad }' "$E3" || fail "timestamps not strictly increasing after a queue sent whole"
+early=$(awk -F'\t' -v l="$last" -v h="$H" '$1 == "S" && $3 > l && $3 <= l + h' "$E3" | wc -l)
+[ "$early" = 0 ] || fail "$early samples stamped before the timestamp stored an hour ahead"
+new=$(awk -F'\t' -v l="$last" -v h="$H" '$1 == "S" && $2 == s && $3 > l + h && $4 != "stale"' s="$S" "$E3" | wc -l)
+[ "$new" -ge 5 ] || fail "only $new snapshots of the second agent arrived"
+grep -q 'msg="remote-write queue: the clock is behind the last timestamp queued before' \
+	"$WORK/later.log" || fail "the clock behind the stored timestamp was not logged"
+ok "queue sent whole, stored timestamp an hour ahead: the next agent's $new snapshots stamped after it"

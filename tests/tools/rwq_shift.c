@@ -3,8 +3,10 @@
  * agent's replay would: rw_disk_open + rw_disk_replay), adds OFFSET_MS to
  * each record's snapshot timestamp and to every sample timestamp in its
  * body (snappy WriteRequest, decoded and encoded again), and appends it to
- * the queue of URL under DST, same shard and shard count. SRC is left as it
- * was (its records are not marked done).
+ * the queue of URL under DST, same shard and shard count; the last
+ * timestamp SRC stored (rw_disk_store_ts: kept also when every record was
+ * sent) is stored in DST moved by OFFSET_MS too. SRC is left as it was (its
+ * records are not marked done).
  *
  *   rwq_shift SRC DST URL OFFSET_MS
  *
@@ -96,9 +98,11 @@ int main(int argc, char **argv)
 			         argv[2]);
 		goto out;
 	}
-	if (rw_disk_replay(s.src, shift_one, &s, &st, err, sizeof err) || rw_disk_sync(s.dst)) {
+	if (rw_disk_replay(s.src, shift_one, &s, &st, err, sizeof err) ||
+	    (st.stored_ts_ms && rw_disk_store_ts(s.dst, st.stored_ts_ms + s.offset)) ||
+	    rw_disk_sync(s.dst)) {
 		if (!*err)
-			snprintf(err, sizeof err, "sync failed");
+			snprintf(err, sizeof err, "writing the destination failed");
 		goto out;
 	}
 	printf("%zu\n", s.moved);

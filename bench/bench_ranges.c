@@ -1,12 +1,16 @@
 /* bench_ranges: range load time and per-packet cost, 1 range against many.
  *
- *   bench_ranges [RANGES] [RUNS]      (defaults 100000 and 7)
+ *   bench_ranges [RANGES] [RUNS] [LAYOUT]   (defaults 100000, 7, tiled)
  *
  * Two configurations account the same traffic side by side in one process:
  * one range (10.0.0.0/8, 2001:db8::/32) and RANGES ranges that cut the same
  * space into equal pieces, each with its own customer label (so every
- * address is accounted in both, and only the range lookup differs). Load:
- * the ranges parsed from -r SPEC text and built, median of RUNS. Per
+ * address is accounted in both, and only the range lookup differs). LAYOUT
+ * tiled: the ranges cover the space; holes: an address of every /16 (a /64
+ * of every range's first /48) is in no range, where no traffic goes;
+ * rollup: both configurations roll up, IPv4 at /28 (the ranges aligned to
+ * it), IPv6 at /64. Load: the ranges parsed from -r SPEC text and built,
+ * median of RUNS. Per
  * packet: 2^20 in-memory Ethernet frames between 65,536 IPv4 addresses (one
  * in each /24 of 10/8, in random order: with many ranges nearly every
  * lookup lands in another range than the previous one, the worst case for
@@ -79,49 +83,104 @@ static uint8_t *make_frames(int v6)
 	return f;
 }
 
-/* The -r specs of n ranges cutting 10/8 (v4) or 2001:db8::/32 (v6). */
-static char **make_specs(int v6, size_t n)
+enum layout { TILED, HOLES, ROLLUP };
+static enum layout layout_kind = TILED;
+
+/* Appends one -r spec (grows *specs). */
+static void push_spec(char ***specs, size_t *n, size_t *cap, const char *text)
 {
-	char **specs = malloc(n * sizeof *specs);
-	if (!specs)
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 1024;
+		*specs = realloc(*specs, *cap * sizeof **specs);
+		if (!*specs)
+			abort();
+	}
+	if (!((*specs)[(*n)++] = strdup(text)))
 		abort();
+}
+
+static void push4(char ***specs, size_t *n, size_t *cap, uint32_t a, uint32_t b, size_t i)
+{
+	char buf[160];
+	snprintf(buf, sizeof buf, "%u.%u.%u.%u-%u.%u.%u.%u:customer=c%zu", a >> 24, a >> 16 & 255,
+	         a >> 8 & 255, a & 255, b >> 24, b >> 16 & 255, b >> 8 & 255, b & 255, i);
+	push_spec(specs, n, cap, buf);
+}
+
+/* The -r specs of n ranges cutting 10/8 (v4) or 2001:db8::/32 (v6), one
+ * label each (*count: the specs made). HOLES: without the address
+ * x.y.255.220 of every /16 (IPv4) and the second /64 of the first /48 of
+ * every range (IPv6), where no traffic goes (the ranges around them keep
+ * the label). ROLLUP: IPv4 ranges aligned to /28 (they roll up at 28). */
+static char **make_specs(int v6, size_t n, size_t *count)
+{
+	char **specs = NULL;
+	size_t cnt = 0, cap = 0;
 	for (size_t i = 0; i < n; i++) {
 		char buf[160];
 		if (n == 1) {
 			snprintf(buf, sizeof buf, "%s:customer=all",
 			         v6 ? "2001:db8::/32" : "10.0.0.0/8");
+			push_spec(&specs, &cnt, &cap, buf);
 		} else if (!v6) {
 			uint32_t span = (1u << 24) / (uint32_t)n;
+			if (layout_kind == ROLLUP)
+				span &= ~15u;
 			uint32_t a = (10u << 24) + (uint32_t)i * span;
 			uint32_t b = i + 1 == n ? (11u << 24) - 1 : a + span - 1;
-			snprintf(buf, sizeof buf, "%u.%u.%u.%u-%u.%u.%u.%u:customer=c%zu", a >> 24,
-			         a >> 16 & 255, a >> 8 & 255, a & 255, b >> 24, b >> 16 & 255,
-			         b >> 8 & 255, b & 255, i);
+			while (layout_kind == HOLES) {
+				uint32_t hole = (a & 0xffff0000u) | 0xffdcu;
+				if (hole < a)
+					hole += 0x10000u;
+				if (hole > b)
+					break;
+				if (hole > a)
+					push4(&specs, &cnt, &cap, a, hole - 1, i);
+				a = hole + 1;
+				if (a > b)
+					break;
+			}
+			if (a <= b)
+				push4(&specs, &cnt, &cap, a, b, i);
 		} else {
 			uint32_t span = 65536u / (uint32_t)n ? 65536u / (uint32_t)n : 1;
 			uint32_t a = (uint32_t)i * span % 65536u, b = a + span - 1;
-			snprintf(
-			    buf, sizeof buf,
-			    "[2001:db8:%x::]-[2001:db8:%x:ffff:ffff:ffff:ffff:ffff]:customer=c%zu",
-			    a, b, i);
+			if (layout_kind == HOLES) {
+				snprintf(buf, sizeof buf,
+				         "[2001:db8:%x::]-[2001:db8:%x:0:ffff:ffff:ffff:ffff]:"
+				         "customer=c%zu",
+				         a, a, i);
+				push_spec(&specs, &cnt, &cap, buf);
+				snprintf(buf, sizeof buf,
+				         "[2001:db8:%x:2::]-[2001:db8:%x:ffff:ffff:ffff:ffff:ffff]:"
+				         "customer=c%zu",
+				         a, b, i);
+			} else {
+				snprintf(buf, sizeof buf,
+				         "[2001:db8:%x::]-[2001:db8:%x:ffff:ffff:ffff:ffff:ffff]:"
+				         "customer=c%zu",
+				         a, b, i);
+			}
+			push_spec(&specs, &cnt, &cap, buf);
 		}
-		specs[i] = strdup(buf);
-		if (!specs[i])
-			abort();
 	}
+	*count = cnt;
 	return specs;
 }
 
-static double load(struct ranges *r, char **specs, size_t n)
+static double load(struct ranges *r, char **specs, size_t n, int v6)
 {
 	char err[256];
 	double t0 = time_monotonic();
 	ranges_init(r);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (ranges_add(r, specs[i], err, sizeof err)) {
 			fprintf(stderr, "bench_ranges: %s\n", err);
 			exit(1);
 		}
+		if (layout_kind == ROLLUP) /* -r has no granularity: as a file's */
+			r->v[r->n - 1].granularity = v6 ? 64 : 28;
+	}
 	if (ranges_build(r))
 		abort();
 	return time_monotonic() - t0;
@@ -150,22 +209,30 @@ int main(int argc, char **argv)
 {
 	size_t many = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
 	int runs = argc > 2 ? atoi(argv[2]) : 7;
+	const char *kind = argc > 3 ? argv[3] : "tiled";
+	if (!strcmp(kind, "holes"))
+		layout_kind = HOLES;
+	else if (!strcmp(kind, "rollup"))
+		layout_kind = ROLLUP;
+	else if (strcmp(kind, "tiled"))
+		return 2;
 	struct histogram_layout layout;
 	char err[256];
 	if (many < 1 || runs < 1 || runs > 64 ||
 	    histogram_layout_parse(&layout, HISTOGRAM_DEFAULT_BUCKETS, err, sizeof err))
 		return 2;
 	parse_fn parse = parse_for_linktype(DLT_EN10MB);
-	printf("ranges: 1 vs %zu, %d runs, medians; %u frames per pass between %u addresses\n",
-	       many, runs, FRAMES, ADDRS);
+	printf("ranges: 1 vs %zu, layout %s, %d runs, medians; %u frames per pass between %u "
+	       "addresses\n",
+	       many, kind, runs, FRAMES, ADDRS);
 	for (int v6 = 0; v6 <= 1; v6++) {
 		uint8_t *frames = make_frames(v6);
-		size_t counts[2] = {1, many};
-		char **specs[2] = {make_specs(v6, 1), make_specs(v6, many)};
+		size_t counts[2];
+		char **specs[2] = {make_specs(v6, 1, &counts[0]), make_specs(v6, many, &counts[1])};
 		static struct setup s[2];
 		for (int k = 0; k < 2; k++) {
 			for (int i = 0; i < runs; i++) {
-				s[k].load[i] = load(&s[k].ranges, specs[k], counts[k]);
+				s[k].load[i] = load(&s[k].ranges, specs[k], counts[k], v6);
 				if (i + 1 < runs)
 					ranges_free(&s[k].ranges);
 			}

@@ -14,11 +14,12 @@
  * the same with the 16 bits that follow the top bits all range bounds
  * share. The capture threads prefetch what a lookup will read a queue ahead
  * (account.h) and keep the piece of their previous IPv4 lookup
- * (ranges_hint4). A /16 (an IPv6 bucket) whose every address is in a range
- * that does not roll up is marked plain (8 KiB of bits per family): there
- * the capture threads look the address up in their address table first and
- * in the ranges only for a key they do not hold (account.h), so traffic of
- * known addresses reads no range table. Memory: the ranges and their label texts, 12 bytes per
+ * (ranges_hint4). Each /16 (IPv6 bucket) has a class (64 KiB per family):
+ * no range in it, or one key length for all its addresses in ranges with
+ * every range boundary aligned to it (the key of an address is known
+ * before its range: the capture threads look it up in their address table
+ * first, and in the ranges only for a key they do not hold, account.h), or
+ * "look up". Memory: the ranges and their label texts, 12 bytes per
  * IPv4 piece, 24 per IPv6 piece, 256 KiB per family for the indexes once
  * built, and 4 KiB per dense /16 (at most one per RANGES_DENSE16 pieces).
  *
@@ -48,8 +49,7 @@ static uint32_t empty_idx4[(1u << (32 - RANGES_IDX4_SHIFT)) + 1];
 static u128 empty_first6[1];
 static uint32_t empty_blk16[1u << (32 - RANGES_IDX4_SHIFT)];
 static uint32_t empty_idx6[(1u << 16) + 1];
-static uint8_t empty_plain16[1u << (32 - RANGES_IDX4_SHIFT - 3)];
-static uint8_t empty_plain6[(1u << 16) / 8];
+static uint8_t empty_class[1u << 16]; /* RANGES_CLASS_LOOKUP: an empty table answers "no range" */
 
 static void tables_empty(struct ranges *r)
 {
@@ -60,9 +60,9 @@ static void tables_empty(struct ranges *r)
 	r->idx4 = empty_idx4;
 	r->blk16 = empty_blk16;
 	r->dir = NULL;
-	r->plain16 = empty_plain16;
-	r->plain6 = empty_plain6;
-	r->plain6_lo = r->plain6_hi = 0;
+	r->class4 = empty_class;
+	r->class6 = empty_class;
+	r->class6_lo = r->class6_hi = RANGES_CLASS_LOOKUP;
 	r->p6_first = empty_first6;
 	r->p6_owner = empty_owner;
 	r->p6_val = empty_val;
@@ -84,10 +84,10 @@ static void tables_free(struct ranges *r)
 	if (r->blk16 != empty_blk16)
 		free(r->blk16);
 	free(r->dir);
-	if (r->plain16 != empty_plain16)
-		free(r->plain16);
-	if (r->plain6 != empty_plain6)
-		free(r->plain6);
+	if (r->class4 != empty_class)
+		free(r->class4);
+	if (r->class6 != empty_class)
+		free(r->class6);
 	if (r->p6_first != empty_first6)
 		free(r->p6_first);
 	if (r->p6_owner != empty_owner)
@@ -659,57 +659,59 @@ static int build_dir(const uint32_t *first, const uint32_t *val, size_t n, const
 	return 0;
 }
 
-/* plain16 and plain6 (struct ranges): a /16 (an idx6 bucket) is plain
- * when every piece from the one holding its first address to the one
- * holding its last is in a range and does not roll up. */
-static int plain_val(uint32_t v)
+/* The class (RANGES_CLASS_*) of pieces p to q (q included) over a bucket
+ * of 2^shift addresses of width bits: the bucket's prefix is width - shift
+ * bits long. */
+static uint8_t bucket_class(const u128 *first, const uint32_t *val, size_t p, size_t q,
+                            unsigned shift, unsigned width)
 {
-	return ranges_val_in(v) && !ranges_val_rollup(v);
-}
-
-/* Whether pieces p to q (q included) are all plain. */
-static int plain_pieces(const uint32_t *val, size_t p, size_t q)
-{
-	for (; p <= q; p++)
-		if (!plain_val(val[p]))
-			return 0;
-	return 1;
-}
-
-static uint8_t *build_plain16(const uint32_t *first, const uint32_t *val, const uint32_t *idx4)
-{
-	size_t nh = (size_t)1 << (32 - RANGES_IDX4_SHIFT);
-	uint8_t *bits = calloc(nh / 8, 1);
-	if (!bits)
-		return NULL;
-	for (size_t h = 0; h < nh; h++) {
-		/* idx4[h + 1] holds the next /16's first address: it is in this
-		 * one only if it starts before it */
-		size_t q = idx4[h + 1];
-		if (q > idx4[h] && h + 1 < nh && first[q] == (uint32_t)(h + 1) << RANGES_IDX4_SHIFT)
-			q--;
-		if (plain_pieces(val, idx4[h], q))
-			bits[h >> 3] |= (uint8_t)(1u << (h & 7));
+	unsigned len = 0;
+	for (size_t i = p; i <= q; i++) {
+		uint32_t v = val[i];
+		if (!ranges_val_in(v))
+			continue;
+		unsigned l = ranges_val_rollup(v) ? ranges_val_rollup(v) : width;
+		if (len && l != len)
+			return RANGES_CLASS_LOOKUP;
+		len = l;
 	}
-	return bits;
+	if (!len)
+		return RANGES_CLASS_EMPTY;
+	if (len < width - shift)
+		return RANGES_CLASS_LOOKUP; /* a prefix would reach past the bucket */
+	u128 mask = len == width ? 0 : ((u128)1 << (width - len)) - 1;
+	for (size_t i = p + 1; i <= q; i++)
+		if (first[i] & mask)
+			return RANGES_CLASS_LOOKUP; /* a boundary inside a prefix */
+	return (uint8_t)len;
 }
 
-/* base6 and shift6 as in ranges_build: bucket h starts at base6 + (h << shift6). */
-static uint8_t *build_plain6(const u128 *first, const uint32_t *val, const uint32_t *idx6,
-                             u128 base6, unsigned shift6)
+/* class4 or class6 (struct ranges) of the 65,536 buckets: bucket h starts
+ * at base + (h << shift); idx[h] holds the piece of its first address. */
+static uint8_t *build_class(const u128 *first, const uint32_t *val, size_t n, const uint32_t *idx,
+                            u128 base, unsigned shift, unsigned width)
 {
-	size_t nh = (size_t)1 << 16;
-	uint8_t *bits = calloc(nh / 8, 1);
-	if (!bits)
+	uint8_t *c = malloc((size_t)1 << 16);
+	if (!c)
 		return NULL;
-	for (size_t h = 0; h < nh; h++) {
-		size_t q = idx6[h + 1];
-		if (q > idx6[h] && h + 1 < nh && first[q] == base6 + ((u128)(h + 1) << shift6))
+	for (size_t h = 0; h < ((size_t)1 << 16); h++) {
+		u128 last = base + ((u128)h << shift) + (((u128)1 << shift) - 1);
+		size_t p = idx[h], q = idx[h + 1];
+		while (q > p && first[q] > last)
 			q--;
-		if (plain_pieces(val, idx6[h], q))
-			bits[h >> 3] |= (uint8_t)(1u << (h & 7));
+		while (q + 1 < n && first[q + 1] <= last) /* idx[h + 1] short of the end */
+			q++;
+		c[h] = bucket_class(first, val, p, q, shift, width);
 	}
-	return bits;
+	return c;
+}
+
+/* The class of an IPv6 piece alone (below lo6, from hi6 on). */
+static uint8_t piece_class6(uint32_t v)
+{
+	if (!ranges_val_in(v))
+		return RANGES_CLASS_EMPTY;
+	return ranges_val_rollup(v) ? RANGES_CLASS_LOOKUP : 128;
 }
 
 int ranges_build(struct ranges *r)
@@ -761,19 +763,19 @@ int ranges_build(struct ranges *r)
 			q++;
 		idx6[h] = (uint32_t)q;
 	}
-	uint8_t *plain16 = build_plain16(first4, v4, idx4);
-	uint8_t *plain6 = build_plain6(f6, v6, idx6, base6, shift6);
-	if (!plain16 || !plain6 || build_dir(first4, v4, n4, idx4, &blk16, &dir)) {
-		free(plain16);
-		free(plain6);
+	uint8_t *class4 = build_class(f4, v4, n4, idx4, 0, RANGES_IDX4_SHIFT, 32);
+	uint8_t *class6 = build_class(f6, v6, n6, idx6, base6, shift6, 128);
+	if (!class4 || !class6 || build_dir(first4, v4, n4, idx4, &blk16, &dir)) {
+		free(class4);
+		free(class6);
 		free(idx6);
 		goto out;
 	}
 	tables_free(r);
-	r->plain16 = plain16;
-	r->plain6 = plain6;
-	r->plain6_lo = (uint8_t)plain_val(v6[0]);
-	r->plain6_hi = (uint8_t)plain_val(v6[n6 - 1]);
+	r->class4 = class4;
+	r->class6 = class6;
+	r->class6_lo = piece_class6(v6[0]);
+	r->class6_hi = piece_class6(v6[n6 - 1]);
 	r->idx6 = idx6;
 	r->lo6 = lo6;
 	r->hi6 = hi6;

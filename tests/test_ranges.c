@@ -450,23 +450,48 @@ static void test_ipv6_buckets(void **state)
 	ranges_free(&r);
 }
 
-/* Plain /16s and IPv6 buckets (ranges_plain4/6: the capture threads
- * count known keys there without a range lookup) never lie: every address
- * of a plain /16 is in a range that does not roll up, whatever the mix of
- * holes, rollups and overlaps; and the common cases are plain. */
-static void test_plain_buckets_hold_only_plain_ranges(void **state)
+/* The class of each address's bucket (ranges_class4/6: the capture
+ * threads make the key of an address in a bucket of one key length without
+ * a lookup, and look up its range only for a key they do not hold) never
+ * lies: with random ranges (holes, rollups of many lengths, aligned and
+ * not, overlaps), for every address tried: EMPTY means in no range; a
+ * length L means every address in a range there has key length L (the
+ * address length: no rollup) and its prefix of length L holds only
+ * addresses of the same val, or of none. */
+static void check_class4(const struct ranges *r, uint32_t a, size_t *seen)
+{
+	unsigned c = ranges_class4(r, a);
+	uint32_t v = ranges_val4(r, a);
+	seen[c == RANGES_CLASS_EMPTY ? 0 : c == RANGES_CLASS_LOOKUP ? 1 : 2]++;
+	if (c == RANGES_CLASS_EMPTY) {
+		assert_false(ranges_val_in(v));
+		return;
+	}
+	if (c == RANGES_CLASS_LOOKUP || !ranges_val_in(v))
+		return;
+	assert_int_equal(ranges_val_rollup(v) ? ranges_val_rollup(v) : 32, c);
+	uint32_t lo = c == 32 ? a : a & ~(0xffffffffu >> c),
+	         hi = c == 32 ? a : lo | 0xffffffffu >> c;
+	size_t p0 = ranges_piece4(r, lo), p1 = ranges_piece4(r, hi);
+	for (size_t p = p0; p <= p1; p++)
+		assert_true(r->p4_val[p] == v || !ranges_val_in(r->p4_val[p]));
+	if (ranges_val_rollup(v)) /* aligned: one piece */
+		assert_int_equal(p0, p1);
+}
+
+static void test_bucket_classes_never_lie(void **state)
 {
 	(void)state;
 	uint32_t x = 77;
 	char name[] = "c", value[] = "v";
-	struct label l = {name, value};
-	size_t plain = 0, not_plain = 0;
-	for (int round = 0; round < 8; round++) {
+	size_t seen[3] = {0, 0, 0};
+	for (int round = 0; round < 12; round++) {
 		struct ranges r;
 		ranges_init(&r);
 		for (int i = 0; i < 300; i++) {
 			uint32_t a = 0x0a000000u | (rnd32(&x) & 0x00ffffffu), b;
-			switch (rnd32(&x) % 4) {
+			int gran = 0;
+			switch (rnd32(&x) % 5) {
 			case 0:
 				a &= 0xffff0000u;
 				b = a + (rnd32(&x) % 4) * 0x10000u + 0xffffu; /* whole /16s */
@@ -474,73 +499,76 @@ static void test_plain_buckets_hold_only_plain_ranges(void **state)
 			case 1:
 				b = a + rnd32(&x) % 300; /* small */
 				break;
+			case 2: /* aligned /24s rolled up at 24 to 28 */
+				gran = (int)(24 + rnd32(&x) % 5);
+				a &= 0xffffff00u;
+				b = a + (rnd32(&x) % 8) * 0x100u + 0xffu;
+				break;
 			default:
 				b = a + rnd32(&x) % 0x30000u;
+				if (rnd32(&x) % 4 == 0)
+					gran = (int)(16 + rnd32(&x) % 17);
 				break;
 			}
+			char v[8];
+			snprintf(v, sizeof v, "%d", (int)(rnd32(&x) % 5));
+			(void)value;
+			struct label l = {name, v};
 			struct range_entry e = {.family = 4, .labels = &l, .nlabels = 1};
-			e.granularity = rnd32(&x) % 5 == 0 ? (int)(16 + rnd32(&x) % 16) : 0;
+			e.granularity = gran;
 			uint32_t fa = htonl(a), la = htonl(b < a ? 0xffffffffu : b);
 			memcpy(e.first, &fa, 4);
 			memcpy(e.last, &la, 4);
 			assert_int_equal(ranges_add_entry(&r, &e, err, sizeof err), 0);
 		}
 		assert_int_equal(ranges_build(&r), 0);
-		for (uint32_t h = 0x0a00; h <= 0x0b00; h++) {
-			uint32_t lo = h << 16;
-			if (!ranges_plain4(&r, lo)) {
-				not_plain++;
-				continue;
-			}
-			plain++;
-			size_t p0 = ranges_piece4(&r, lo), p1 = ranges_piece4(&r, lo | 0xffffu);
-			for (size_t p = p0; p <= p1; p++) {
-				uint32_t v = r.p4_val[p];
-				assert_true(ranges_val_in(v));
-				assert_int_equal(ranges_val_rollup(v), 0);
-			}
-		}
-		for (int i = 0; i < 20000; i++) {
-			uint32_t a = 0x0a000000u | (rnd32(&x) & 0x01ffffffu);
-			if (ranges_plain4(&r, a))
-				assert_true(ranges_val_in(ranges_val4(&r, a)) &&
-				            !ranges_val_rollup(ranges_val4(&r, a)));
+		for (uint32_t h = 0x0900; h <= 0x0c00; h++)
+			for (uint32_t k = 0; k < 8; k++)
+				check_class4(&r, h << 16 | (rnd32(&x) & 0xffffu), seen);
+		for (int i = 0; i < 20000; i++)
+			check_class4(&r, 0x0a000000u | (rnd32(&x) & 0x01ffffffu), seen);
+		for (size_t p = 1; p < r.np4; p++) { /* every boundary and its neighbours */
+			check_class4(&r, r.p4_first[p], seen);
+			check_class4(&r, r.p4_first[p] - 1, seen);
 		}
 		ranges_free(&r);
 	}
-	assert_true(plain > 100 && not_plain > 100);
+	assert_true(seen[0] > 1000 && seen[1] > 1000 && seen[2] > 1000);
 
-	/* IPv6: one plain /32, a /48 inside it that rolls up at /64 (its bucket,
-	 * here a /46, is not plain), a hole */
+	/* IPv6: a plain /32, a /48 inside it rolled up at /64 (its bucket,
+	 * here a /46, has two key lengths: look up), a second /32 rolled up
+	 * at /64 (one length, aligned), space in no range */
 	struct ranges r;
 	ranges_init(&r);
 	const char *specs[] = {"2001:db8:1::/48:c=r", "2001:db8::/32:c=a", "2001:db9::/32:c=b"};
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(ranges_add(&r, specs[i], err, sizeof err), 0);
 	r.v[0].granularity = 64;
+	r.v[2].granularity = 64;
 	assert_int_equal(ranges_build(&r), 0);
 	uint8_t a[16];
 	struct {
 		const char *text;
-		int plain;
-	} probes[] = {{"2001:db8:4::1", 1},
-	              {"2001:db8:ffff::1", 1},
-	              {"2001:db9:7::", 1},
-	              {"2001:db8:1::1", 0},
-	              {"2001:db7::1", 0},
-	              {"2001:dba::", 0},
-	              {"::", 0},
-	              {"ffff::1", 0}};
+		unsigned class;
+	} probes[] = {{"2001:db8:4::1", 128},
+	              {"2001:db8:ffff::1", 128},
+	              {"2001:db9:7::", 64},
+	              {"2001:db9:ffff:ffff::1", 64},
+	              {"2001:db8:1::1", RANGES_CLASS_LOOKUP},
+	              {"2001:db8:2::1", RANGES_CLASS_LOOKUP},
+	              {"2001:db7::1", RANGES_CLASS_EMPTY},
+	              {"2001:dba::", RANGES_CLASS_EMPTY},
+	              {"::", RANGES_CLASS_EMPTY},
+	              {"ffff::1", RANGES_CLASS_EMPTY}};
 	for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
 		assert_int_equal(inet_pton(AF_INET6, probes[i].text, a), 1);
-		int is = ranges_plain6(&r, ranges_addr6(a));
+		unsigned c = ranges_class6(&r, ranges_addr6(a));
 		uint32_t v = ranges_val6(&r, a);
-		if (is)
-			assert_true(ranges_val_in(v) && !ranges_val_rollup(v));
-		if (probes[i].plain)
-			assert_true(is);
-		else
-			assert_false(is);
+		if (c == RANGES_CLASS_EMPTY)
+			assert_false(ranges_val_in(v));
+		else if (c != RANGES_CLASS_LOOKUP)
+			assert_int_equal(ranges_val_rollup(v) ? ranges_val_rollup(v) : 128, c);
+		assert_int_equal(c, probes[i].class);
 	}
 	ranges_free(&r);
 }
@@ -726,7 +754,7 @@ int main(void)
 	    cmocka_unit_test(test_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_ipv6_overlaps_answer_like_a_first_match_scan),
 	    cmocka_unit_test(test_dense_blocks_answer_like_the_search),
-	    cmocka_unit_test(test_plain_buckets_hold_only_plain_ranges),
+	    cmocka_unit_test(test_bucket_classes_never_lie),
 	    cmocka_unit_test(test_ids_replace_the_group_in_every_val),
 	    cmocka_unit_test(test_ipv6_buckets),
 	    cmocka_unit_test(test_hundred_thousand_ranges),

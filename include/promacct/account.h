@@ -15,24 +15,25 @@
  * step of each stage runs, each on the queue the stage before worked on one
  * step earlier: (1) the range lookups of the queue filled one step ago -
  * dropping addresses in no range, masking rollups - and a prefetch of their
- * hash slots (an address in a plain /16 or IPv6 bucket, where the key is
- * the address whatever its range, skips its lookup: only a key the table
- * does not hold looks its range up, in stage 3); (2) a prefetch of the entries the slots name (key
- * and counters); (3) counting, after which that queue is the one to fill. So a range lookup, a slot
- * and an entry each have a whole queue of packets' time to arrive from memory, and the misses of
- * many lookups overlap instead of following one another. Frame bytes are not kept: only addresses
- * are queued. */
+ * hash slots (an address in a /16 or IPv6 bucket of one key length, where
+ * the key is the address or its prefix of that length whatever its range,
+ * skips its lookup: only a key the table does not hold looks its range up,
+ * in stage 3; an address in a bucket without ranges is not queued); (2) a prefetch of the entries
+ * the slots name (key and counters); (3) counting, after which that queue is the one to fill. So a
+ * range lookup, a slot and an entry each have a whole queue of packets' time to arrive from memory,
+ * and the misses of many lookups overlap instead of following one another. Frame bytes are not
+ * kept: only addresses are queued. */
 #define ACCT_BATCH 32 /* address lookups per queue */
-/* it->k.range of an address in a plain /16 or IPv6 bucket (ranges_plain4,
- * ranges_plain6): the
- * address is in a range that does not roll up, so its key is known and
- * only a new key needs its range (looked up when counting). An address
- * table that holds the key already knows it: with many ranges, traffic of
- * known addresses reads no range table at all. */
+/* it->k.range of an address queued in a bucket of one key length
+ * (ranges_class4/6): its key (the address, or its prefix of that length)
+ * is known before its range, so only a key the table does not hold looks
+ * its range up (when counting). An address table that holds the key
+ * already knows it: with many ranges, traffic of known addresses reads no
+ * range table at all. */
 #define ACCT_RANGE_LATER UINT32_MAX
-/* it->cidx of an IPv6 address queued in a plain bucket (ranges_plain6): no
- * window was looked up (a window is a piece index, below UINT32_MAX). */
-#define ACCT_CIDX_PLAIN UINT32_MAX
+/* it->cidx of such an address until resolved: ACCT_FAST | the key length
+ * (a window of a lookup is a piece index, below it). */
+#define ACCT_FAST 0x80000000u
 
 struct acct_item {
 	struct addr_key k; /* the address as captured until resolved */
@@ -66,8 +67,21 @@ static inline void account_batch_init(struct acct_batch *b, const struct ranges 
 	ranges_hint4_init(&b->hint4, ranges);
 }
 
+/* The key words of an address rolled up at g (1 to 127): the IPv6 words
+ * hold the address in memory order, masked big-endian. */
+static inline void account_mask6(uint64_t *a, uint64_t *w, unsigned g)
+{
+	uint64_t hi = __builtin_bswap64(*a), lo = __builtin_bswap64(*w);
+	hi = g >= 64 ? hi : hi & ~(~0ull >> g);
+	lo = g >= 64 ? lo & ~(~0ull >> (g - 64)) : 0;
+	*a = __builtin_bswap64(hi);
+	*w = __builtin_bswap64(lo);
+}
+
 /* Stage 1: range lookups (the address words and meta in it->k as queued);
- * addresses in no range leave the queue. */
+ * addresses in no range leave the queue. An address queued in a bucket of
+ * one key length (ACCT_FAST | L in cidx) has its key made without a
+ * lookup, its range left for a key the table does not hold. */
 static inline void account_queue_resolve(struct acct_shard *s, struct acct_batch *b,
                                          struct acct_queue *q)
 {
@@ -77,66 +91,50 @@ static inline void account_queue_resolve(struct acct_shard *s, struct acct_batch
 		struct acct_item *it = &q->it[n];
 		*it = q->it[i];
 		uint64_t a = it->k.aw[0], w = it->k.aw[1], h;
-		uint32_t v, meta = it->k.meta;
+		uint32_t v, meta = it->k.meta, range;
+		unsigned g;
 		/* Hash and id per family (the compiler folds the IPv4 zero word).
 		 * A rollup key is the masked address with the granularity in meta
-		 * and the range group in its identity (addrtable_hash_key). */
-		if (it->k.family == 4) {
-			uint32_t host = __builtin_bswap32((uint32_t)a);
-			if (LIKELY(ranges_plain4(ranges, host))) {
-				/* the key is the address whatever its range: the
-				 * range is looked up only if the key is new */
-				it->h = h = addrtable_hash_words(a, 0, meta);
-				it->id = addrtable_id(4, a, it->k.dir, it->k.proto, h);
-				it->k.range = ACCT_RANGE_LATER;
-				addrtable_prefetch_slot(&s->table, h);
-				n++;
-				continue;
+		 * and the range group in its identity, not in its hash
+		 * (addrtable_hash_key). */
+		if (LIKELY(it->cidx & ACCT_FAST)) {
+			g = it->cidx & 0xff;
+			range = ACCT_RANGE_LATER;
+			if (it->k.family == 4) {
+				g = g == 32 ? 0 : g;
+				if (UNLIKELY(g))
+					a = __builtin_bswap32(__builtin_bswap32((uint32_t)a) &
+					                      ~(0xffffffffu >> g));
+			} else {
+				g = g == 128 ? 0 : g;
+				if (UNLIKELY(g))
+					account_mask6(&a, &w, g);
 			}
+		} else if (it->k.family == 4) {
+			uint32_t host = __builtin_bswap32((uint32_t)a);
 			v = ranges_val4_hint(ranges, host, &b->hint4);
 			if (!ranges_val_in(v))
 				continue;
-			unsigned g = ranges_val_rollup(v);
-			if (UNLIKELY(g)) {
+			g = ranges_val_rollup(v);
+			range = ranges_val_group(v);
+			if (UNLIKELY(g))
 				a = __builtin_bswap32(host & ~(0xffffffffu >> g));
-				meta |= g << 24;
-				h = addrtable_hash_key(a, 0, meta, ranges_val_group(v));
-				it->id = h >> 27;
-			} else {
-				h = addrtable_hash_words(a, 0, meta);
-				it->id = addrtable_id(4, a, it->k.dir, it->k.proto, h);
-			}
-		} else if (it->cidx == ACCT_CIDX_PLAIN) {
-			h = addrtable_hash_words(a, w, meta);
-			it->id = addrtable_id(6, a, it->k.dir, it->k.proto, h);
-			it->h = h;
-			it->k.range = ACCT_RANGE_LATER;
-			addrtable_prefetch_slot(&s->table, h);
-			n++;
-			continue;
 		} else {
 			v = ranges_val6_in(ranges, it->k.addr, it->cidx);
 			if (!ranges_val_in(v))
 				continue;
-			unsigned g = ranges_val_rollup(v);
-			if (UNLIKELY(g)) {
-				/* the words hold the address in memory order: mask big-endian */
-				uint64_t hi = __builtin_bswap64(a), lo = __builtin_bswap64(w);
-				hi = g >= 64 ? hi : hi & ~(~0ull >> g);
-				lo = g >= 64 ? lo & ~(~0ull >> (g - 64)) : 0;
-				a = __builtin_bswap64(hi);
-				w = __builtin_bswap64(lo);
-				meta |= g << 24;
-				h = addrtable_hash_key(a, w, meta, ranges_val_group(v));
-			} else {
-				h = addrtable_hash_words(a, w, meta);
-			}
-			it->id = addrtable_id(6, a, it->k.dir, it->k.proto, h);
+			g = ranges_val_rollup(v);
+			range = ranges_val_group(v);
+			if (UNLIKELY(g))
+				account_mask6(&a, &w, g);
 		}
+		meta |= g << 24;
+		h = addrtable_hash_key(a, w, meta, range);
+		it->id = addrtable_id(g ? 6 : it->k.family, a, it->k.dir, it->k.proto, h);
 		it->k.aw[0] = a;
 		it->k.aw[1] = w;
 		it->k.meta = meta;
-		it->k.range = ranges_val_group(v);
+		it->k.range = range;
 		it->h = h;
 		addrtable_prefetch_slot(&s->table, h);
 		n++;
@@ -155,8 +153,9 @@ static inline void account_queue_prefetch(struct acct_shard *s, struct acct_queu
 	}
 }
 
-/* The range of a new key queued with ACCT_RANGE_LATER: 0 if it has none
- * (never, while the table is the one the key was resolved with). */
+/* The range of a new key queued with ACCT_RANGE_LATER (its address, or
+ * its prefix's first one): 0 if it has none (an address in a hole of its
+ * bucket). */
 static inline int account_item_range(struct acct_batch *b, struct addr_key *k)
 {
 	uint32_t a, v;
@@ -166,7 +165,7 @@ static inline int account_item_range(struct acct_batch *b, struct addr_key *k)
 	} else {
 		v = ranges_val6(b->ranges, k->addr);
 	}
-	if (UNLIKELY(!ranges_val_in(v) || ranges_val_rollup(v)))
+	if (UNLIKELY(!ranges_val_in(v) || ranges_val_rollup(v) != k->pad))
 		return 0;
 	k->range = ranges_val_group(v);
 	return 1;
@@ -183,7 +182,8 @@ static inline void account_queue_count(struct acct_shard *s, struct acct_batch *
 		 * prefetch time; entries never move, so the index stays valid. */
 		if (LIKELY(it->cand &&
 		           ((it->id & ADDRTABLE_V4) ||
-		            addrtable_key_eq(addrtable_key(&s->table, it->cidx), &it->k))))
+		            addrtable_key_eq_as(addrtable_key(&s->table, it->cidx), &it->k,
+		                                it->k.range == ACCT_RANGE_LATER))))
 			h = it->cand;
 		else if (UNLIKELY(it->k.range == ACCT_RANGE_LATER) &&
 		         !account_item_range(b, &it->k))
@@ -225,25 +225,37 @@ static inline void account_batch_flush(struct acct_shard *s, struct acct_batch *
 	}
 }
 
-/* Queues one address of a parsed frame. */
+/* Queues one address of a parsed frame, unless its bucket holds no range:
+ * with the prefetch of its range lookup, or, in a bucket of one key length,
+ * that length (ACCT_FAST | L: no lookup). */
 static inline void account_batch_addr(struct acct_batch *b, const struct parsed_packet *p,
                                       const uint8_t *addr, enum direction dir)
 {
 	struct acct_queue *q = &b->q[b->cur];
-	struct acct_item *it = &q->it[q->n++];
+	struct acct_item *it = &q->it[q->n];
 	uint32_t a4;
+	unsigned c;
 	if (p->family == 4) {
 		memcpy(&a4, addr, 4);
+		c = ranges_class4(b->ranges, __builtin_bswap32(a4));
+		if (c == RANGES_CLASS_EMPTY)
+			return;
 		it->k.aw[0] = a4;
 		it->k.aw[1] = 0;
-		if (!ranges_plain4(b->ranges, __builtin_bswap32(a4)))
+		it->cidx = ACCT_FAST | c;
+		if (c == RANGES_CLASS_LOOKUP) {
+			it->cidx = 0;
 			ranges_prefetch4(b->ranges, __builtin_bswap32(a4));
+		}
 	} else {
+		c = ranges_class6(b->ranges, ranges_addr6(addr));
+		if (c == RANGES_CLASS_EMPTY)
+			return;
 		memcpy(it->k.aw, addr, 16);
-		it->cidx = ranges_plain6(b->ranges, ranges_addr6(addr))
-		               ? ACCT_CIDX_PLAIN
-		               : (uint32_t)ranges_prefetch6(b->ranges, addr); /* the window */
+		it->cidx = c == RANGES_CLASS_LOOKUP ? (uint32_t)ranges_prefetch6(b->ranges, addr)
+		                                    : ACCT_FAST | c; /* the window, or the length */
 	}
+	q->n++;
 	it->k.meta = addr_key_meta(p->family, (uint8_t)dir, p->proto);
 	it->size = p->size;
 }

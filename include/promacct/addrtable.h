@@ -259,9 +259,12 @@ static inline uint64_t addrtable_hash_words(uint64_t a, uint64_t b, uint32_t met
 
 /* A key's hash: a rollup key (pad != 0) also hashes its range group, since
  * ranges alike but apart may roll up into the same prefix. */
+/* The range is in the hash of an overflow key only: a rollup key's hash
+ * is known from its prefix before its range (account.h). */
 static inline uint64_t addrtable_hash_key(uint64_t a, uint64_t b, uint32_t meta, uint32_t range)
 {
-	return addrtable_hash_words(a, b ^ (meta >> 24 ? (uint64_t)(range + 1) << 40 : 0), meta);
+	return addrtable_hash_words(
+	    a, b ^ (meta >> 24 == ADDRTABLE_PAD_OTHER ? (uint64_t)(range + 1) << 40 : 0), meta);
 }
 
 static inline uint64_t addrtable_hash(const struct addr_key *k)
@@ -273,6 +276,15 @@ static inline int addrtable_key_eq(const struct addr_key *a, const struct addr_k
 {
 	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta &&
 	       (!a->pad || a->range == b->range);
+}
+
+/* addrtable_key_eq, or, when any_range, equal in address and meta (b's
+ * range is not known yet: in its bucket one prefix has one range). */
+static inline int addrtable_key_eq_as(const struct addr_key *a, const struct addr_key *b,
+                                      int any_range)
+{
+	return a->aw[0] == b->aw[0] && a->aw[1] == b->aw[1] && a->meta == b->meta &&
+	       (!a->pad || any_range || a->range == b->range);
 }
 
 /* The id of an IPv4 key (addr4 as loaded from the packet, in memory

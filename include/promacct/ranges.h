@@ -76,10 +76,9 @@ struct ranges {
 	 * the dense /16 h. Bounded: 4 KiB per RANGES_DENSE16 pieces. */
 	uint32_t *blk16;
 	struct ranges_dir *dir;
-	/* Bit h (of 65,536): every address of the /16 h is in a range that
-	 * does not roll up, so an address key there is the address itself,
-	 * whatever its range (ranges_plain4). 8 KiB. */
-	uint8_t *plain16;
+	/* class4[h]: the class of the /16 h (RANGES_CLASS_*, ranges_class4).
+	 * 64 KiB. */
+	uint8_t *class4;
 	unsigned __int128 *p6_first;
 	int32_t *p6_owner;
 	uint32_t *p6_val;
@@ -93,11 +92,23 @@ struct ranges {
 	uint32_t *idx6;
 	unsigned __int128 lo6, hi6;
 	unsigned shift6;
-	/* As plain16 for IPv6 (ranges_plain6): bit h for the addresses of
-	 * idx6's bucket h, plain6_lo below lo6, plain6_hi from hi6 on. */
-	uint8_t *plain6;
-	uint8_t plain6_lo, plain6_hi;
+	/* As class4 for IPv6 (ranges_class6): class6[h] for the addresses of
+	 * idx6's bucket h, class6_lo below lo6, class6_hi from hi6 on. */
+	uint8_t *class6;
+	uint8_t class6_lo, class6_hi;
 };
+
+/* The class of a bucket of addresses (a /16, an IPv6 bucket of idx6):
+ * RANGES_CLASS_EMPTY when none of its addresses is in a range;
+ * RANGES_CLASS_LOOKUP when its keys need the range lookup; else the one
+ * key length L (1 to 32 or 128) of all its addresses in ranges, where the
+ * prefix of length L of any of its addresses lies in one range's piece
+ * (every range boundary inside it is a multiple of that prefix, and L is
+ * no shorter than the bucket's own prefix): the key of an address is
+ * known before its range, and one key has one range. L is the address
+ * length when they do not roll up. */
+#define RANGES_CLASS_LOOKUP 0
+#define RANGES_CLASS_EMPTY  255
 
 #define RANGES_IDX4_SHIFT 16
 /* A piece's val: the owner's group id (range.id) + 1 in the low 24 bits (0: no range),
@@ -183,11 +194,10 @@ static inline const struct ranges_dir *ranges_dir4(const struct ranges *r, uint3
 	return b ? &r->dir[(size_t)(b - 1) << 8 | (addr_host >> 8 & 255)] : NULL;
 }
 
-/* Whether every address of addr_host's /16 is in a range that does not
- * roll up (plain16): its key, hash and id are known before its range. */
-static inline int ranges_plain4(const struct ranges *r, uint32_t addr_host)
+/* The class of addr_host's /16 (RANGES_CLASS_*). */
+static inline unsigned ranges_class4(const struct ranges *r, uint32_t addr_host)
 {
-	return r->plain16[addr_host >> 19] >> (addr_host >> 16 & 7) & 1;
+	return r->class4[addr_host >> RANGES_IDX4_SHIFT];
 }
 
 /* Hints the caches for a lookup of the address that will follow. */
@@ -283,16 +293,14 @@ static inline size_t ranges_piece6_in(const struct ranges *r, unsigned __int128 
 	return base;
 }
 
-/* Whether a (ranges_addr6) is in a range that does not roll up, as is
- * every address of its idx6 bucket (plain6). */
-static inline int ranges_plain6(const struct ranges *r, unsigned __int128 a)
+/* The class of the bucket of a (ranges_addr6; RANGES_CLASS_*). */
+static inline unsigned ranges_class6(const struct ranges *r, unsigned __int128 a)
 {
 	if (a < r->lo6)
-		return r->plain6_lo;
+		return r->class6_lo;
 	if (a >= r->hi6)
-		return r->plain6_hi;
-	size_t h = (size_t)(a >> r->shift6) & 0xffff;
-	return r->plain6[h >> 3] >> (h & 7) & 1;
+		return r->class6_hi;
+	return r->class6[(size_t)(a >> r->shift6) & 0xffff];
 }
 
 /* IPv6 (the address in network byte order, 16 bytes): the piece. */

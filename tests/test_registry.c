@@ -597,6 +597,48 @@ static void *churn_writer(void *arg)
 	return NULL;
 }
 
+/* Issue 8: the keys of an interface that is gone (its thread waits to
+ * reopen it, or for the stop) end when idle as live ones do: counted,
+ * listed for stale markers, out of their range's cap; they left
+ * --max-addresses when the interface went and do not leave it twice, nor
+ * rejoin it when the interface is back. */
+static void test_keys_of_a_gone_interface_end_when_idle_and_leave_the_caps_once(void **state)
+{
+	(void)state;
+	struct fixture *f = expiry_fixture(2.0, 10, 5);
+	registry_keep_ended(&f->reg);
+	expire_during(f, 100, 100.1);
+	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 100);
+	fixture_ip(f, NULL, "10.0.0.3", "10.0.0.2", 17, 100);
+	assert_int_equal(registry_tracked(&f->reg), 3);
+	assert_int_equal(registry_source_set_up(&f->reg, 0, 0), 1);
+	assert_int_equal(registry_tracked(&f->reg), 0);
+	expire_during(f, 100.15, 103);
+	assert_int_equal(registry_address_histograms(&f->reg), 0);
+	assert_int_equal(registry_tracked(&f->reg), 0);
+	struct list_collector lc = {.c = {lc_family, lc_series, lc_sample, 0}};
+	assert_int_equal(registry_collect_ended(&f->reg, &lc.c), 0);
+	assert_non_null(strstr(lc.out, "ip=10.0.0.1,protocol=tcp"));
+	assert_non_null(strstr(lc.out, "ip=10.0.0.2,protocol=udp"));
+	assert_int_equal(registry_source_set_up(&f->reg, 0, 1), 1);
+	assert_int_equal(registry_tracked(&f->reg), 0);
+	char *page = fixture_render(&f->reg);
+	assert_null(strstr(page, "ip=\"10.0.0."));
+	assert_true(has_line(page, "promacct_expired_keys_total{interface=\"eth0\"} 4"));
+	assert_true(has_line(page, "promacct_range_tracked_keys{c=\"x\"} 0"));
+	assert_true(has_line(page, "promacct_tracked_addresses 0"));
+	free(page);
+	/* back: the address starts from zero and counts once */
+	fixture_ip(f, NULL, "10.0.0.1", "192.0.2.1", 6, 100);
+	assert_int_equal(registry_tracked(&f->reg), 1);
+	page = fixture_render(&f->reg);
+	assert_true(has_line(page, "promacct_packet_size_bytes_ipv4_tx_count{interface=\"eth0\","
+	                           "ip=\"10.0.0.1\",protocol=\"tcp\",c=\"x\"} 1"));
+	assert_true(has_line(page, "promacct_range_tracked_keys{c=\"x\"} 1"));
+	free(page);
+	fixture_free(f);
+}
+
 /* Scrapes while capture adds keys and expires them (every address is idle
  * after its round, its memory reused for later ones). TSan checks the
  * reuse; the pages check that no series shows another key's counters: the
@@ -1269,6 +1311,7 @@ int main(void)
 	    cmocka_unit_test(test_without_a_timeout_nothing_ends_and_the_page_is_unchanged),
 	    cmocka_unit_test(test_ended_series_are_listed_once_for_stale_markers),
 	    cmocka_unit_test(test_scrape_while_keys_expire_and_are_reused),
+	    cmocka_unit_test(test_keys_of_a_gone_interface_end_when_idle_and_leave_the_caps_once),
 	    cmocka_unit_test(test_a_reload_keeps_unchanged_label_sets_and_ends_the_others),
 	    cmocka_unit_test(test_a_reload_moves_the_caps_and_the_overflow_series),
 	    cmocka_unit_test(test_a_reload_that_reorders_ranges_keeps_the_overflow_series),

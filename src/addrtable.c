@@ -672,27 +672,24 @@ size_t addrtable_retire_if(struct addrtable *t, int (*gone)(void *ctx, const str
 
 /* ---- the shared address set ---------------------------------------------- */
 
+/* Caller-serialized (the owner's lock) but for the hint counts, which
+ * readers load without it: linear probing with backward-shift deletion, so
+ * no tombstones pile up; removed entries go to a free list. */
+
 #define ASET_CHUNK_SHIFT 12
 #define ASET_CHUNK       (1u << ASET_CHUNK_SHIFT)
+#define ASET_HINTS_MAX   ((size_t)1 << 22) /* 16 MiB of hint counts at most */
 
-static struct addrset_index *aset_index_new(size_t slots)
-{
-	struct addrset_index *x = calloc(1, sizeof *x + slots * sizeof x->slot[0]);
-	if (x)
-		x->mask = slots - 1;
-	return x;
-}
-
-/* A rollup key (pad) is its prefix, prefix length and range group. */
+/* Address (or rollup prefix), prefix length and range group. */
 static uint64_t aset_hash(const struct addr_key *k)
 {
-	return addrtable_hash_key(k->aw[0], k->aw[1], (uint32_t)k->pad << 24 | k->family, k->range);
+	return addrtable_hash_words(k->aw[0], k->aw[1] ^ (uint64_t)k->range * 0x9e3779b97f4a7c15ull,
+	                            (uint32_t)k->pad << 24 | k->family);
 }
 
-static const struct addrset_key *aset_entry(const struct addrset *s, size_t i)
+static struct addrset_key *aset_entry(const struct addrset *s, size_t i)
 {
-	return &atomic_load_explicit(&s->chunks[i >> ASET_CHUNK_SHIFT],
-	                             memory_order_acquire)[i & (ASET_CHUNK - 1)];
+	return &s->chunks[i >> ASET_CHUNK_SHIFT][i & (ASET_CHUNK - 1)];
 }
 
 int addrset_init(struct addrset *s, size_t max_entries)
@@ -700,45 +697,47 @@ int addrset_init(struct addrset *s, size_t max_entries)
 	memset(s, 0, sizeof *s);
 	s->max_entries = max_entries;
 	s->max_chunks = max_entries / ASET_CHUNK + 1;
+	size_t hints = 64;
+	while (hints < max_entries && hints < ASET_HINTS_MAX)
+		hints *= 2;
+	s->hint_mask = hints - 1;
+	s->mask = 63;
 	s->chunks = calloc(s->max_chunks, sizeof *s->chunks);
-	struct addrset_index *x = aset_index_new(64);
-	if (!s->chunks || !x) {
+	s->slot = calloc(s->mask + 1, sizeof *s->slot);
+	s->hint = calloc(hints, sizeof *s->hint);
+	if (!s->chunks || !s->slot || !s->hint) {
 		free(s->chunks);
-		free(x);
+		free(s->slot);
+		free(s->hint);
+		memset(s, 0, sizeof *s);
 		return -ENOMEM;
 	}
-	atomic_store_explicit(&s->index, x, memory_order_relaxed);
 	return 0;
 }
 
 void addrset_free(struct addrset *s)
 {
-	struct addrset_index *x = atomic_load_explicit(&s->index, memory_order_relaxed);
-	while (x) {
-		struct addrset_index *r = x->retired;
-		free(x);
-		x = r;
-	}
 	if (s->chunks)
 		for (size_t i = 0; i < s->max_chunks; i++)
-			free(atomic_load_explicit(&s->chunks[i], memory_order_relaxed));
+			free(s->chunks[i]);
 	free(s->chunks);
+	free(s->slot);
+	free(s->hint);
 	memset(s, 0, sizeof *s);
 }
 
 static int aset_key_eq(const struct addrset_key *e, const struct addr_key *k)
 {
 	return e->family == ((uint32_t)k->pad << 8 | k->family) && e->aw[0] == k->aw[0] &&
-	       e->aw[1] == k->aw[1] && (!k->pad || e->range == k->range);
+	       e->aw[1] == k->aw[1] && e->range == k->range;
 }
 
-/* The slot of the key in index x, or of the empty slot where it would go. */
-static size_t aset_probe(const struct addrset *s, const struct addrset_index *x, uint64_t h,
-                         const struct addr_key *k, int *found)
+/* The slot of the key, or of the empty slot where it would go. */
+static size_t aset_probe(const struct addrset *s, uint64_t h, const struct addr_key *k, int *found)
 {
 	uint64_t tag = h & 0xffffffffu;
-	for (size_t i = (size_t)h & x->mask;; i = (i + 1) & x->mask) {
-		uint64_t v = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+	for (size_t i = (size_t)h & s->mask;; i = (i + 1) & s->mask) {
+		uint64_t v = s->slot[i];
 		if (!v) {
 			*found = 0;
 			return i;
@@ -751,65 +750,106 @@ static size_t aset_probe(const struct addrset *s, const struct addrset_index *x,
 	}
 }
 
-int addrset_contains(const struct addrset *s, const struct addr_key *k)
+int addrset_maybe_contains(const struct addrset *s, const struct addr_key *k)
+{
+	return atomic_load_explicit(&s->hint[aset_hash(k) & s->hint_mask], memory_order_relaxed) !=
+	       0;
+}
+
+int addrset_hold(struct addrset *s, const struct addr_key *k)
 {
 	int found;
-	const struct addrset_index *x = atomic_load_explicit(&s->index, memory_order_acquire);
-	(void)aset_probe(s, x, aset_hash(k), k, &found);
+	size_t i = aset_probe(s, aset_hash(k), k, &found);
+	if (found)
+		aset_entry(s, (size_t)(s->slot[i] & 0xffffffffu) - 1)->refs++;
 	return found;
+}
+
+/* The index twice as large (slots hold their hash tag: mask < 2^32). */
+static int aset_grow(struct addrset *s)
+{
+	size_t nmask = (s->mask + 1) * 2 - 1;
+	uint64_t *ns = calloc(nmask + 1, sizeof *ns);
+	if (!ns)
+		return -ENOMEM;
+	for (size_t j = 0; j <= s->mask; j++) {
+		uint64_t v = s->slot[j];
+		if (!v)
+			continue;
+		size_t i = (size_t)(v >> 32) & nmask;
+		while (ns[i])
+			i = (i + 1) & nmask;
+		ns[i] = v;
+	}
+	free(s->slot);
+	s->slot = ns;
+	s->mask = nmask;
+	return 0;
 }
 
 int addrset_add(struct addrset *s, const struct addr_key *k)
 {
 	int found;
 	uint64_t h = aset_hash(k);
-	struct addrset_index *x = atomic_load_explicit(&s->index, memory_order_relaxed);
-	size_t n = atomic_load_explicit(&s->count, memory_order_relaxed);
-	size_t pos = aset_probe(s, x, h, k, &found);
+	size_t pos = aset_probe(s, h, k, &found);
 	if (found)
 		return 1;
-	if (n >= s->max_entries)
+	if (s->count >= s->max_entries)
 		return -ENOSPC;
-	if ((n + 1) * 2 > x->mask + 1) {
-		/* Grow: a new index, published whole; readers of the old one
-		 * still find every entry it had, so it is only retired. */
-		struct addrset_index *nx = aset_index_new((x->mask + 1) * 2);
-		if (!nx)
+	if ((s->count + 1) * 2 > s->mask + 1) {
+		if (aset_grow(s))
 			return -ENOMEM;
-		for (size_t j = 0; j <= x->mask; j++) {
-			uint64_t v = atomic_load_explicit(&x->slot[j], memory_order_relaxed);
-			if (!v)
-				continue;
-			const struct addrset_key *e = aset_entry(s, (size_t)(v & 0xffffffffu) - 1);
-			struct addr_key ek = {.aw = {e->aw[0], e->aw[1]}};
-			ek.family = (uint8_t)e->family;
-			ek.pad = (uint8_t)(e->family >> 8);
-			ek.range = e->range;
-			size_t i = (size_t)aset_hash(&ek) & nx->mask;
-			while (atomic_load_explicit(&nx->slot[i], memory_order_relaxed))
-				i = (i + 1) & nx->mask;
-			atomic_store_explicit(&nx->slot[i], v, memory_order_relaxed);
-		}
-		nx->retired = x;
-		atomic_store_explicit(&s->index, nx, memory_order_release);
-		x = nx;
-		pos = aset_probe(s, x, h, k, &found);
+		pos = aset_probe(s, h, k, &found);
 	}
-	size_t c = n >> ASET_CHUNK_SHIFT;
-	struct addrset_key *chunk = atomic_load_explicit(&s->chunks[c], memory_order_relaxed);
-	if (!chunk) {
-		chunk = calloc(ASET_CHUNK, sizeof *chunk);
-		if (!chunk)
+	size_t n;
+	if (s->free_head) {
+		n = s->free_head - 1;
+	} else {
+		n = s->top;
+		struct addrset_key **c = &s->chunks[n >> ASET_CHUNK_SHIFT];
+		if (!*c && !(*c = calloc(ASET_CHUNK, sizeof **c)))
 			return -ENOMEM;
-		atomic_store_explicit(&s->chunks[c], chunk, memory_order_release);
+		s->top++;
 	}
-	struct addrset_key *e = &chunk[n & (ASET_CHUNK - 1)];
+	struct addrset_key *e = aset_entry(s, n);
+	if (s->free_head)
+		s->free_head = e->next_free;
 	e->aw[0] = k->aw[0];
 	e->aw[1] = k->aw[1];
 	e->family = (uint32_t)k->pad << 8 | k->family;
 	e->range = k->range;
-	atomic_store_explicit(&s->count, n + 1, memory_order_release);
-	atomic_store_explicit(&x->slot[pos], (h & 0xffffffffu) << 32 | (uint64_t)(n + 1),
-	                      memory_order_release);
+	e->refs = 1;
+	e->next_free = 0;
+	s->slot[pos] = (h & 0xffffffffu) << 32 | (uint64_t)(n + 1);
+	s->count++;
+	atomic_fetch_add_explicit(&s->hint[h & s->hint_mask], 1, memory_order_relaxed);
 	return 0;
+}
+
+int addrset_release(struct addrset *s, const struct addr_key *k)
+{
+	int found;
+	uint64_t h = aset_hash(k);
+	size_t i = aset_probe(s, h, k, &found);
+	if (!found)
+		return -ENOENT;
+	size_t n = (size_t)(s->slot[i] & 0xffffffffu) - 1;
+	struct addrset_key *e = aset_entry(s, n);
+	if (--e->refs)
+		return 0;
+	/* backward-shift deletion: an entry after the hole that may move
+	 * back (its home is not in the cyclic range (i, j]) fills it */
+	for (size_t j = (i + 1) & s->mask; s->slot[j]; j = (j + 1) & s->mask) {
+		size_t home = (size_t)(s->slot[j] >> 32) & s->mask;
+		if (((j - home) & s->mask) >= ((j - i) & s->mask)) {
+			s->slot[i] = s->slot[j];
+			i = j;
+		}
+	}
+	s->slot[i] = 0;
+	e->next_free = s->free_head;
+	s->free_head = (uint32_t)(n + 1);
+	s->count--;
+	atomic_fetch_sub_explicit(&s->hint[h & s->hint_mask], 1, memory_order_relaxed);
+	return 1;
 }

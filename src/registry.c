@@ -12,12 +12,18 @@
  * pairs held by interfaces that are up. A source with one shard counts
  * its table's new addresses with a compare-and-swap on `tracked`. A source
  * with several shards (fanout threads, files with one base name) shares a
- * set of its distinct addresses (struct addrset): a shard's slow path (an
- * address new to that shard) looks it up without a lock; only an address
- * new to the whole source takes the source's lock to be counted and added.
- * Over the cap, a refusal takes no lock either. The per-packet path never
- * gets here. When an interface goes away its addresses leave the count;
- * when it comes back they rejoin it (its state is kept: series continue).
+ * set of its distinct addresses (struct addrset; per-address keys and
+ * rollup prefixes alike, each with its range group: a relabelled address
+ * is a new entry, counted in its new group), each entry with the number of
+ * shards that hold it. A shard's slow path (an address new to that shard)
+ * and its release (the address's last key left that shard: idle expiry or
+ * a reload) take the source's lock; an entry is counted in its group's
+ * held, `tracked` and the source's held when it enters the set and leaves
+ * them when its last shard lets it go (its storage is reused). Over a cap,
+ * a key surely absent from the set (the set's lock-free hint counts) is
+ * refused without the lock. The per-packet path never gets here. When an
+ * interface goes away its addresses leave the count; when it comes back
+ * they rejoin it (its state is kept: series continue).
  *
  * Label sets and reload. A key's `range` is the stable id of its label set
  * (family, granularity, labels: one accounting group), an index into a
@@ -457,7 +463,7 @@ struct source_cap {
 	struct registry *reg;
 	pthread_mutex_t lock; /* shared-set admissions, up/down transitions */
 	int shared;           /* more than one shard: `set` is in use */
-	struct addrset set;   /* distinct addresses over the shards */
+	struct addrset set;   /* distinct keys held by the shards (under lock) */
 	_Atomic size_t held;  /* distinct addresses of the source */
 	_Atomic int down;     /* held is not in reg->tracked */
 };
@@ -523,18 +529,17 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 		atomic_fetch_add_explicit(&sc->held, 1, memory_order_relaxed);
 		return 1;
 	}
-	if (addrset_contains(&sc->set, k))
-		return 1; /* another shard holds it: counted once */
-	/* refusals take no lock */
-	if (gcap && atomic_load_explicit(&group_of(r, k)->held, memory_order_relaxed) >= gcap)
-		return 0;
-	if (atomic_load_explicit(&r->tracked, memory_order_relaxed) >= r->max_addresses &&
-	    !atomic_load_explicit(&sc->down, memory_order_relaxed))
+	/* refused without the lock: no shard holds the key (surely) and a cap
+	 * is reached */
+	if (!addrset_maybe_contains(&sc->set, k) &&
+	    ((gcap && atomic_load_explicit(&group_of(r, k)->held, memory_order_relaxed) >= gcap) ||
+	     (atomic_load_explicit(&r->tracked, memory_order_relaxed) >= r->max_addresses &&
+	      !atomic_load_explicit(&sc->down, memory_order_relaxed))))
 		return 0;
 	pthread_mutex_lock(&sc->lock);
 	int down = atomic_load_explicit(&sc->down, memory_order_relaxed);
-	if (addrset_contains(&sc->set, k)) {
-		ok = 1;
+	if (addrset_hold(&sc->set, k)) {
+		ok = 1; /* another shard holds it: counted once */
 	} else if (!group_inc(r, k, gcap)) {
 		ok = 0;
 	} else if (down || tracked_inc(r)) {
@@ -553,17 +558,26 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 	return ok;
 }
 
-/* The last key of an address expired in a shard (its writer's scan): the
- * address leaves the caps it was counted in by shard_admit. Only sources
- * with one shard expire keys (registry_shard_expire). */
+/* The last key of an address left a shard (idle expiry, or a reload that
+ * changed its range): the shard lets the address go; it leaves the caps it
+ * was counted in by shard_admit when no shard of the source holds it. */
 static void shard_release(struct addrtable_admit *a, const struct addr_key *k)
 {
 	struct acct_shard *sh =
 	    (struct acct_shard *)((char *)a - offsetof(struct acct_shard, admit));
 	struct source_cap *sc = sh->cap;
 	struct registry *r = sc->reg;
-	if (sc->shared)
+	if (sc->shared) {
+		pthread_mutex_lock(&sc->lock);
+		if (addrset_release(&sc->set, k) == 1) {
+			atomic_fetch_sub_explicit(&group_of(r, k)->held, 1, memory_order_relaxed);
+			if (!atomic_load_explicit(&sc->down, memory_order_relaxed))
+				atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&sc->held, 1, memory_order_relaxed);
+		}
+		pthread_mutex_unlock(&sc->lock);
 		return;
+	}
 	atomic_fetch_sub_explicit(&group_of(r, k)->held, 1, memory_order_relaxed);
 	if (!atomic_load_explicit(&sc->down, memory_order_relaxed))
 		atomic_fetch_sub_explicit(&r->tracked, 1, memory_order_relaxed);
@@ -601,14 +615,16 @@ static void source_cap_free(struct source_cap *sc)
 }
 
 /* A second shard: the source's distinct addresses go into a shared set,
- * starting with what its first shard holds. */
+ * starting with what its first shard holds (each held by it once). Made
+ * before the second shard's thread starts. */
 static int source_cap_share(struct source_cap *sc, const struct acct_shard *first)
 {
 	if (addrset_init(&sc->set, sc->reg->max_addresses))
 		return -ENOMEM;
 	const struct addrtable *t = &first->table;
 	for (size_t i = 0, n = addrtable_count(t); i < n; i++)
-		if (addrset_add(&sc->set, addrtable_key(t, i)) < 0) {
+		if (addrtable_live(t, i) && addrtable_key(t, i)->pad != ADDRTABLE_PAD_OTHER &&
+		    addrset_add(&sc->set, addrtable_key(t, i)) < 0) {
 			addrset_free(&sc->set);
 			return -ENOMEM;
 		}

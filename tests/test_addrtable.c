@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -587,6 +588,68 @@ static void test_reuse_under_concurrent_readers(void **state)
 	table_free(x.tb);
 }
 
+/* The shared set of a fanout source (struct addrset): random holds and
+ * releases of 300 keys (a relabelled address is another key) through a set
+ * of 128, checked against a plain array of holder counts after every step:
+ * removal keeps every other key findable (backward shift), a full set
+ * refuses, and freed entries are reused. */
+static void test_addrset_holds_and_releases_exactly(void **state)
+{
+	(void)state;
+	enum { KEYS = 300, MAX = 128 };
+	static unsigned refs[KEYS];
+	memset(refs, 0, sizeof refs);
+	struct addrset s;
+	assert_int_equal(addrset_init(&s, MAX), 0);
+	struct addr_key k[KEYS];
+	for (unsigned i = 0; i < KEYS; i++) {
+		memset(&k[i], 0, sizeof k[i]);
+		k[i].family = 4;
+		k[i].aw[0] = 0x0a000000u + i / 2; /* two range groups per address */
+		k[i].range = i % 2;
+	}
+	uint64_t x = 88172645463325252ull;
+	size_t held = 0;
+	for (int step = 0; step < 200000; step++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		unsigned i = (unsigned)(x % KEYS);
+		if ((x >> 32) % 2) {
+			if (addrset_hold(&s, &k[i])) {
+				assert_true(refs[i] > 0);
+				refs[i]++;
+			} else {
+				assert_int_equal(refs[i], 0);
+				int rc = addrset_add(&s, &k[i]);
+				if (held == MAX) {
+					assert_int_equal(rc, -ENOSPC);
+				} else {
+					assert_int_equal(rc, 0);
+					refs[i] = 1;
+					held++;
+				}
+			}
+		} else {
+			int rc = addrset_release(&s, &k[i]);
+			if (!refs[i]) {
+				assert_int_equal(rc, -ENOENT);
+			} else {
+				assert_int_equal(rc, --refs[i] == 0);
+				held -= refs[i] == 0;
+			}
+		}
+		assert_int_equal(addrset_count(&s), held);
+		if (step % 1000 == 0)
+			for (unsigned j = 0; j < KEYS; j++) {
+				assert_int_equal(addrset_maybe_contains(&s, &k[j]) || !refs[j], 1);
+				assert_int_equal(addrset_add(&s, &k[j]) == 1, refs[j] > 0);
+				if (!refs[j] && addrset_count(&s) > held) /* added: take it back */
+					assert_int_equal(addrset_release(&s, &k[j]), 1);
+			}
+	}
+	assert_true(s.top <= MAX);
+	addrset_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +665,7 @@ int main(void)
 	    cmocka_unit_test(test_an_address_scan_stays_within_bounded_memory),
 	    cmocka_unit_test(test_ended_keys_are_kept_for_their_stale_markers),
 	    cmocka_unit_test(test_reuse_under_concurrent_readers),
+	    cmocka_unit_test(test_addrset_holds_and_releases_exactly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1161,9 +1161,8 @@ static void test_label_sets_that_return_take_back_their_ids(void **state)
 }
 
 /* Fanout: every shard of a source moves on its own; the old table is free
- * only when both did; the ended keys leave the merged series. (Their
- * addresses keep their place in --max-addresses: the shards' shared
- * address set is append-only; README says so.) */
+ * only when both did; the ended keys leave the merged series (and the
+ * caps: see the fanout tests below). */
 static void test_a_reload_ends_the_keys_of_every_shard_of_a_source(void **state)
 {
 	(void)state;
@@ -1211,6 +1210,275 @@ static void test_a_reload_ends_the_keys_of_every_shard_of_a_source(void **state)
 	fixture_free(f);
 	table_free(t1);
 	table_free(t2);
+}
+
+/* ---- caps over the shards of one source (fanout) after reloads ---------- */
+
+/* A registry over the /24s v (10.77.net.0/24) with two shards of one
+ * source; sh gets them. */
+static struct fixture *fanout_fixture(const struct entry24 *v, size_t n, size_t max_addresses,
+                                      struct acct_shard *sh[2])
+{
+	char err[256];
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	assert_int_equal(
+	    histogram_layout_parse(&f->layout, HISTOGRAM_DEFAULT_BUCKETS, err, sizeof err), 0);
+	fill_entries(&f->ranges, v, n);
+	assert_int_equal(registry_init(&f->reg, &f->layout, &f->ranges, max_addresses), 0);
+	int src = registry_add_source(&f->reg, "eth0");
+	assert_true(src >= 0);
+	f->shard = sh[0] = registry_add_shard(&f->reg, src);
+	sh[1] = registry_add_shard(&f->reg, src);
+	assert_non_null(sh[0]);
+	assert_non_null(sh[1]);
+	return f;
+}
+
+/* A packet from src on shard s, through the table the registry has now. */
+static void packet_on(struct fixture *f, struct acct_shard *s, const char *src)
+{
+	uint8_t b[64];
+	size_t n = fr_eth(b, 0x0800);
+	n += fr_ipv4(b + n, src, "192.0.2.1", 6);
+	account_packet(s, registry_ranges(&f->reg), &f->layout, DLT_EN10MB, b, (uint32_t)n, 100);
+}
+
+/* 10.77.net.host */
+static void packet_to(struct fixture *f, struct acct_shard *s, int net, int host)
+{
+	char a[32];
+	snprintf(a, sizeof a, "10.77.%d.%d", net, host);
+	packet_on(f, s, a);
+}
+
+/* Keys held by the label set with this label value (its cap's count). */
+static size_t held_of(struct fixture *f, const char *value)
+{
+	for (uint32_t id = 0; id < atomic_load(&f->reg.nsets); id++) {
+		const struct range_set *rs = registry_range_set(&f->reg, id);
+		if (rs->nlabels == 1 && !strcmp(rs->labels[0].value, value))
+			return atomic_load(&rs->held);
+	}
+	fail_msg("no label set %s", value);
+	return 0;
+}
+
+/* Issue 8 review: a range relabelled onto a capped label set, with two
+ * capture threads. Its addresses were counted in the old set; after the
+ * reload they are new keys of the new set, counted against its cap of 2
+ * (was: every one of them its own series, the cap's count 0). */
+static void test_fanout_a_relabelled_range_counts_against_its_new_cap(void **state)
+{
+	(void)state;
+	struct acct_shard *sh[2];
+	const struct entry24 before[] = {{21, "b", 0, 0}}, after[] = {{21, "a", 2, 0}};
+	struct fixture *f = fanout_fixture(before, 1, 100, sh);
+	/* 1-4 on both shards, the others on one */
+	for (int i = 1; i <= 10; i++)
+		packet_to(f, sh[i % 2], 21, i);
+	for (int i = 1; i <= 4; i++)
+		packet_to(f, sh[(i + 1) % 2], 21, i);
+	assert_int_equal(registry_tracked(&f->reg), 10);
+	assert_int_equal(held_of(f, "b"), 10);
+
+	struct ranges *t1 = table_of_entries(after, 1);
+	assert_int_equal(registry_ranges_map(&f->reg, t1), 0);
+	uint64_t gen = registry_ranges_publish(&f->reg, t1), g[2] = {0, 0};
+	/* shard 0 moves first: what only it held (5, 7, 9) leaves the caps,
+	 * 1-4 stay (shard 1 still holds them) */
+	assert_ptr_equal(registry_shard_ranges(&f->reg, sh[0], NULL, &g[0]), t1);
+	assert_int_equal(registry_tracked(&f->reg), 7);
+	assert_int_equal(held_of(f, "b"), 7);
+	/* 10.77.21.1 in its new set: another key, counted there */
+	packet_to(f, sh[0], 21, 1);
+	assert_int_equal(held_of(f, "a"), 1);
+	assert_int_equal(registry_tracked(&f->reg), 8);
+	assert_ptr_equal(registry_shard_ranges(&f->reg, sh[1], NULL, &g[1]), t1);
+	assert_true(registry_ranges_quiescent(&f->reg, gen));
+	assert_int_equal(held_of(f, "b"), 0);
+	assert_int_equal(registry_tracked(&f->reg), 1);
+
+	/* the ten again on both shards: 1 and 2 have series, the rest (8 + 2
+	 * packets) goes to a's overflow series */
+	for (int i = 2; i <= 10; i++)
+		packet_to(f, sh[i % 2], 21, i);
+	for (int i = 1; i <= 4; i++)
+		packet_to(f, sh[(i + 1) % 2], 21, i);
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.77.21.1", "customer=\"a\"") "2"));
+	assert_true(has_line(page, TX("10.77.21.2", "customer=\"a\"") "2"));
+	assert_true(has_line(page, TX("other", "customer=\"a\"") "10"));
+	assert_null(strstr(page, "ip=\"10.77.21.3\""));
+	assert_null(strstr(page, "customer=\"b\""));
+	assert_true(has_line(page, "promacct_range_tracked_keys{customer=\"a\"} 2"));
+	assert_true(has_line(page, "promacct_tracked_addresses 2"));
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+}
+
+/* Issue 8 review: a capped customer renumbered (same labels, another
+ * prefix), with two capture threads. Its ended addresses leave the cap; 3
+ * new ones are admitted (was: all of them in ip="other" until a restart). */
+static void test_fanout_a_renumbered_range_frees_its_cap(void **state)
+{
+	(void)state;
+	struct acct_shard *sh[2];
+	const struct entry24 before[] = {{21, "a", 3, 0}}, after[] = {{22, "a", 3, 0}};
+	struct fixture *f = fanout_fixture(before, 1, 100, sh);
+	for (int i = 1; i <= 10; i++)
+		packet_to(f, sh[i % 2], 21, i);
+	assert_int_equal(held_of(f, "a"), 3);
+
+	struct ranges *t1 = table_of_entries(after, 1);
+	assert_int_equal(registry_ranges_map(&f->reg, t1), 0);
+	uint64_t gen = registry_ranges_publish(&f->reg, t1), g[2] = {0, 0};
+	for (int j = 0; j < 2; j++)
+		assert_ptr_equal(registry_shard_ranges(&f->reg, sh[j], NULL, &g[j]), t1);
+	assert_true(registry_ranges_quiescent(&f->reg, gen));
+	assert_int_equal(held_of(f, "a"), 0);
+	assert_int_equal(registry_tracked(&f->reg), 0);
+
+	for (int i = 1; i <= 10; i++)
+		packet_to(f, sh[i % 2], 22, i);
+	char *page = fixture_render(&f->reg);
+	for (int i = 1; i <= 3; i++) {
+		char line[256];
+		snprintf(line, sizeof line, TX("10.77.22.%d", "customer=\"a\"") "1", i);
+		assert_true(has_line(page, line));
+	}
+	/* the overflow series continues (same label set): 7 before, 7 now */
+	assert_true(has_line(page, TX("other", "customer=\"a\"") "14"));
+	assert_null(strstr(page, "ip=\"10.77.21."));
+	assert_true(has_line(page, "promacct_range_tracked_keys{customer=\"a\"} 3"));
+	assert_true(has_line(page, "promacct_tracked_addresses 3"));
+	free(page);
+	fixture_free(f);
+	table_free(t1);
+}
+
+/* Churn: 40 rounds of 64 new addresses (the whole --max-addresses) over
+ * both shards, each round ended by a relabel: every one is admitted (the
+ * shared set reuses what the ended ones held: 2560 entries through a set of
+ * 64), and after each round everything is released. */
+static void test_fanout_churn_leaves_the_caps_empty(void **state)
+{
+	(void)state;
+	struct acct_shard *sh[2];
+	const struct entry24 x[] = {{0, "x", 64, 0}}, y[] = {{0, "y", 64, 0}};
+	struct fixture *f = fanout_fixture(x, 1, 64, sh);
+	struct ranges *prev = NULL;
+	uint64_t g[2] = {0, 0};
+	for (int round = 0; round < 40; round++) {
+		const char *value = round % 2 ? "y" : "x";
+		for (int i = 0; i < 64; i++) {
+			char a[32];
+			snprintf(a, sizeof a, "10.77.0.%d", (round * 64 + i) % 250 + 1);
+			/* the host part repeats across rounds: the same addresses
+			 * again, relabelled, alternate with new ones */
+			packet_on(f, sh[i % 2], a);
+			if (i % 3 == 0)
+				packet_on(f, sh[(i + 1) % 2], a);
+		}
+		assert_int_equal(registry_tracked(&f->reg), 64);
+		assert_int_equal(held_of(f, value), 64);
+		char *page = fixture_render(&f->reg);
+		assert_null(strstr(page, "ip=\"other\",")); /* no overflow series */
+		free(page);
+		struct ranges *t = table_of_entries(round % 2 ? x : y, 1);
+		assert_int_equal(registry_ranges_map(&f->reg, t), 0);
+		uint64_t gen = registry_ranges_publish(&f->reg, t);
+		for (int j = 0; j < 2; j++)
+			assert_ptr_equal(registry_shard_ranges(&f->reg, sh[j], NULL, &g[j]), t);
+		assert_true(registry_ranges_quiescent(&f->reg, gen));
+		if (prev)
+			table_free(prev);
+		prev = t;
+		assert_int_equal(registry_tracked(&f->reg), 0);
+		assert_int_equal(held_of(f, value), 0);
+	}
+	fixture_free(f);
+	table_free(prev);
+}
+
+struct fanout_writer {
+	struct fixture *f;
+	struct acct_shard *s;
+	int salt;
+	uint64_t gen;
+	atomic_int *done;
+};
+
+/* A capture thread of a fanout source: batches of 48 addresses (half of
+ * them the other thread's too), moving to the registry's table between
+ * them. */
+static void *fanout_writer(void *arg)
+{
+	struct fanout_writer *w = arg;
+	const struct ranges *cur = registry_ranges(&w->f->reg);
+	uint8_t b[64];
+	char a[32];
+	for (unsigned r = 0; r < 1500; r++) {
+		cur = registry_shard_ranges(&w->f->reg, w->s, cur, &w->gen);
+		for (unsigned i = 0; i < 48; i++) {
+			snprintf(a, sizeof a, "10.77.0.%u", (i * 7 + (unsigned)w->salt + r) % 64);
+			size_t n = fr_eth(b, 0x0800);
+			n += fr_ipv4(b + n, a, "192.0.2.1", 6);
+			account_packet(w->s, cur, &w->f->layout, DLT_EN10MB, b, (uint32_t)n, 100);
+		}
+	}
+	registry_shard_ranges_idle(w->s);
+	atomic_fetch_add(w->done, 1);
+	return NULL;
+}
+
+/* Two capture threads of one source admit and release the same addresses
+ * (caps of 32 and 40 over 64 addresses: refusals too) while reloads
+ * relabel them: TSan checks the shared set; at the end, with every key
+ * ended, nothing is held. */
+static void test_fanout_reloads_while_capturing_release_everything(void **state)
+{
+	(void)state;
+	struct acct_shard *sh[2];
+	const struct entry24 x[] = {{0, "x", 32, 0}}, y[] = {{0, "y", 0, 0}},
+	                     z[] = {{1, "z", 0, 0}};
+	struct fixture *f = fanout_fixture(x, 1, 40, sh);
+	atomic_int done = 0;
+	struct fanout_writer w[2] = {{f, sh[0], 0, 0, &done}, {f, sh[1], 5, 0, &done}};
+	pthread_t t[2];
+	for (int j = 0; j < 2; j++)
+		pthread_create(&t[j], NULL, fanout_writer, &w[j]);
+	struct ranges *prev = NULL;
+	int reloads = 0;
+	while (atomic_load(&done) < 2 || reloads < 3) {
+		struct ranges *fresh = table_of_entries(reloads % 2 ? x : y, 1);
+		assert_int_equal(registry_ranges_map(&f->reg, fresh), 0);
+		uint64_t gen = registry_ranges_publish(&f->reg, fresh);
+		while (!registry_ranges_quiescent(&f->reg, gen))
+			sched_yield();
+		if (prev)
+			table_free(prev);
+		prev = fresh;
+		assert_true(registry_tracked(&f->reg) <= 40);
+		reloads++;
+	}
+	for (int j = 0; j < 2; j++)
+		pthread_join(t[j], NULL);
+	size_t tracked = registry_tracked(&f->reg);
+	assert_true(tracked > 0 && tracked <= 40);
+	/* every key ends: nothing is held */
+	struct ranges *last = table_of_entries(z, 1);
+	assert_int_equal(registry_ranges_map(&f->reg, last), 0);
+	(void)registry_ranges_publish(&f->reg, last);
+	for (int j = 0; j < 2; j++)
+		assert_ptr_equal(registry_shard_ranges(&f->reg, sh[j], NULL, &w[j].gen), last);
+	assert_int_equal(registry_tracked(&f->reg), 0);
+	assert_int_equal(held_of(f, "x"), 0);
+	assert_int_equal(held_of(f, "y"), 0);
+	fixture_free(f);
+	table_free(prev);
+	table_free(last);
 }
 
 struct swap_arg {
@@ -1317,6 +1585,10 @@ int main(void)
 	    cmocka_unit_test(test_a_reload_that_reorders_ranges_keeps_the_overflow_series),
 	    cmocka_unit_test(test_a_reload_ends_the_keys_of_every_shard_of_a_source),
 	    cmocka_unit_test(test_reloads_while_capturing),
+	    cmocka_unit_test(test_fanout_a_relabelled_range_counts_against_its_new_cap),
+	    cmocka_unit_test(test_fanout_a_renumbered_range_frees_its_cap),
+	    cmocka_unit_test(test_fanout_churn_leaves_the_caps_empty),
+	    cmocka_unit_test(test_fanout_reloads_while_capturing_release_everything),
 	    cmocka_unit_test(test_label_sets_that_return_take_back_their_ids),
 	    cmocka_unit_test(test_keys_found_without_a_range_lookup_follow_a_reload),
 	    cmocka_unit_test(test_a_reload_after_ranges_that_share_labels),

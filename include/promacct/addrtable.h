@@ -217,35 +217,46 @@ static inline size_t addrtable_addresses(const struct addrtable *t)
 	return t->aused;
 }
 
-/* A set of distinct addresses shared by several writers (the shards of
- * one source): lookups are lock-free from any thread; inserts are made
- * under the owner's lock. Append-only, bounded by max entries; retired
- * index arrays are kept until addrset_free (at most the current size). */
+/* The distinct keys held by several writers (the shards of one source),
+ * each with the number of writers that hold it: an address (with its range
+ * group: a relabelled address is another entry) or a rollup prefix. Every
+ * call but addrset_maybe_contains is made under the owner's lock. Bounded
+ * by max entries; a removed entry's storage is reused. */
 struct addrset_key {
 	uint64_t aw[2];
 	uint32_t family; /* family | rollup prefix length (pad) << 8 */
-	uint32_t range;  /* a rollup's range group */
-};
-struct addrset_index {
-	size_t mask;
-	struct addrset_index *retired; /* the index this one replaced */
-	_Atomic uint64_t slot[];       /* hash tag << 32 | (entry + 1), 0 empty */
+	uint32_t range;  /* the range group */
+	uint32_t refs;   /* writers that hold it; 0: free (next_free used) */
+	uint32_t next_free;
 };
 struct addrset {
-	_Atomic(struct addrset_index *) index;
-	struct addrset_key *_Atomic *chunks;
+	uint64_t *slot; /* hash tag << 32 | (entry + 1), 0 empty */
+	size_t mask;
+	struct addrset_key **chunks;
 	size_t max_entries, max_chunks;
-	_Atomic size_t count;
+	size_t count;       /* entries held */
+	size_t top;         /* entries ever made (free or held) */
+	uint32_t free_head; /* first free entry + 1, 0: none */
+	/* entries per hash bucket, for lock-free "surely absent" answers */
+	_Atomic uint32_t *hint;
+	size_t hint_mask;
 };
 int addrset_init(struct addrset *s, size_t max_entries) MUST_CHECK;
 void addrset_free(struct addrset *s);
-/* Any thread. Nonzero when the key's address is in the set. */
-int addrset_contains(const struct addrset *s, const struct addr_key *k);
-/* Owner's lock held. 0 added, 1 present already, -ENOSPC full, -ENOMEM. */
+/* Any thread, no lock. 0: the key was not in the set at some moment during
+ * the call; nonzero: it may be. */
+int addrset_maybe_contains(const struct addrset *s, const struct addr_key *k);
+/* Nonzero when the key is in the set: one more writer holds it now. */
+int addrset_hold(struct addrset *s, const struct addr_key *k);
+/* 0 added (one writer holds it), 1 present already (unchanged), -ENOSPC
+ * full, -ENOMEM. */
 int addrset_add(struct addrset *s, const struct addr_key *k) MUST_CHECK;
+/* One writer less holds the key: 1 none does any more (it left the set), 0
+ * others still do, -ENOENT it was not in the set. */
+int addrset_release(struct addrset *s, const struct addr_key *k);
 static inline size_t addrset_count(const struct addrset *s)
 {
-	return atomic_load_explicit((_Atomic size_t *)&s->count, memory_order_acquire);
+	return s->count;
 }
 
 static inline uint64_t addrtable_hash_words(uint64_t a, uint64_t b, uint32_t meta)

@@ -674,11 +674,15 @@ size_t addrtable_retire_if(struct addrtable *t, int (*gone)(void *ctx, const str
 
 /* Caller-serialized (the owner's lock) but for the hint counts, which
  * readers load without it: linear probing with backward-shift deletion, so
- * no tombstones pile up; removed entries go to a free list. */
+ * no tombstones pile up; removed entries go to a free list. The hints are
+ * entries per hash bucket, 8 buckets per entry (at most 1 in 9 nonzero when
+ * full), one byte each: a bucket that reaches 255 stays there (it only
+ * answers "maybe" for good). */
 
 #define ASET_CHUNK_SHIFT 12
 #define ASET_CHUNK       (1u << ASET_CHUNK_SHIFT)
-#define ASET_HINTS_MAX   ((size_t)1 << 22) /* 16 MiB of hint counts at most */
+#define ASET_HINTS_MAX   ((size_t)1 << 24) /* 16 MiB of hint counts at most */
+#define ASET_HINT_STUCK  255
 
 /* Address (or rollup prefix), prefix length and range group. */
 static uint64_t aset_hash(const struct addr_key *k)
@@ -698,7 +702,7 @@ int addrset_init(struct addrset *s, size_t max_entries)
 	s->max_entries = max_entries;
 	s->max_chunks = max_entries / ASET_CHUNK + 1;
 	size_t hints = 64;
-	while (hints < max_entries && hints < ASET_HINTS_MAX)
+	while (hints < max_entries * 8 && hints < ASET_HINTS_MAX)
 		hints *= 2;
 	s->hint_mask = hints - 1;
 	s->mask = 63;
@@ -822,7 +826,10 @@ int addrset_add(struct addrset *s, const struct addr_key *k)
 	e->next_free = 0;
 	s->slot[pos] = (h & 0xffffffffu) << 32 | (uint64_t)(n + 1);
 	s->count++;
-	atomic_fetch_add_explicit(&s->hint[h & s->hint_mask], 1, memory_order_relaxed);
+	_Atomic uint8_t *c = &s->hint[h & s->hint_mask];
+	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+	if (v != ASET_HINT_STUCK)
+		atomic_store_explicit(c, (uint8_t)(v + 1), memory_order_relaxed);
 	return 0;
 }
 
@@ -850,6 +857,9 @@ int addrset_release(struct addrset *s, const struct addr_key *k)
 	e->next_free = s->free_head;
 	s->free_head = (uint32_t)(n + 1);
 	s->count--;
-	atomic_fetch_sub_explicit(&s->hint[h & s->hint_mask], 1, memory_order_relaxed);
+	_Atomic uint8_t *c = &s->hint[h & s->hint_mask];
+	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+	if (v != ASET_HINT_STUCK)
+		atomic_store_explicit(c, (uint8_t)(v - 1), memory_order_relaxed);
 	return 1;
 }

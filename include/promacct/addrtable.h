@@ -238,7 +238,7 @@ struct addrset {
 	size_t top;         /* entries ever made (free or held) */
 	uint32_t free_head; /* first free entry + 1, 0: none */
 	/* entries per hash bucket, for lock-free "surely absent" answers */
-	_Atomic uint32_t *hint;
+	_Atomic uint8_t *hint;
 	size_t hint_mask;
 };
 int addrset_init(struct addrset *s, size_t max_entries) MUST_CHECK;

@@ -11,11 +11,16 @@
  * Checks: unknown keys, a range with both or neither of prefix and
  * first/last, bad addresses and prefixes (host bits set), IPv4 mixed with
  * IPv6, first after last, label names invalid, reserved or repeated, label
- * values not UTF-8, more range labels than LABELS_MAX leaves, granularity
- * outside 1-32 / 1-128 or shorter than the prefix, max_addresses not a
- * positive integer. */
+ * values null, empty, longer than LABELS_VALUE_MAX or not UTF-8, more range
+ * labels than LABELS_MAX leaves, granularity outside 1-32 / 1-128, shorter
+ * than the prefix or (first/last) with a rollup prefix that is not wholly
+ * inside the range, numbers with leading zeros, max_addresses not a
+ * positive integer. An address YAML cut at a ':' (unquoted IPv6 ending in
+ * "::") gets a hint to quote it. The file must be a regular file
+ * (yaml_reader: a FIFO is an error, never a blocked open). */
 #include "promacct/config_file.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +43,13 @@ struct loader {
 #define expect_scalar(l, what) yaml_reader_expect_scalar(&(l)->y, what)
 #define EV(l)                  ((l)->y.ev)
 
-/* Strict unsigned decimal within [min, max]. */
+/* Strict unsigned decimal within [min, max], without leading zeros (YAML
+ * 1.1 reads 010 as octal 8; Prometheus and iproute2 write /8, not /08). */
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
                       unsigned long long *out)
 {
 	unsigned long long v = 0;
-	if (!*s)
+	if (!*s || (s[0] == '0' && s[1]))
 		return -EINVAL;
 	for (const char *p = s; *p; p++) {
 		if (*p < '0' || *p > '9')
@@ -74,6 +80,32 @@ static void draft_free(struct range_draft *d)
 	free(d->labels);
 	d->labels = NULL;
 	d->nlabels = 0;
+}
+
+/* What is wrong with the current event as a label value, or NULL. An
+ * empty value is refused: Prometheus reads a label with an empty value as
+ * no label at all, so b="" would silently be another label set. */
+static const char *label_value_problem(struct loader *l, char *tmp, size_t tmplen)
+{
+	if (is_null(l))
+		return "has a null value (an empty label is the same as no label in "
+		       "Prometheus: give a value, quoted if it is the word null, or leave the "
+		       "label out)";
+	const char *v = scalar(l);
+	size_t len = EV(l).data.scalar.length;
+	if (!len)
+		return "has an empty value (an empty label is the same as no label in "
+		       "Prometheus: give a value or leave the label out)";
+	if (len > LABELS_VALUE_MAX) {
+		snprintf(tmp, tmplen, "has a value longer than %d bytes (%zu)", LABELS_VALUE_MAX,
+		         len);
+		return tmp;
+	}
+	if (strlen(v) != len)
+		return "has a value holding a NUL character";
+	if (!labels_utf8_valid(v))
+		return "has a value that is not valid UTF-8";
+	return NULL;
 }
 
 static int parse_labels(struct loader *l, struct range_draft *d)
@@ -120,12 +152,14 @@ static int parse_labels(struct loader *l, struct range_draft *d)
 			free(n);
 			return rc;
 		}
-		if (!labels_utf8_valid(scalar(l))) {
+		char why[96];
+		const char *problem = label_value_problem(l, why, sizeof why);
+		if (problem) {
+			rc = fail_at(l, EV(l).start_mark, "label '%s' %s", n, problem);
 			free(n);
-			return fail_at(l, EV(l).start_mark,
-			               "the value of a label is not valid UTF-8");
+			return rc;
 		}
-		char *v = strdup(is_null(l) ? "" : scalar(l));
+		char *v = strdup(scalar(l));
 		struct label *nl = v ? realloc(d->labels, (d->nlabels + 1) * sizeof *nl) : NULL;
 		if (!nl) {
 			free(n);
@@ -138,8 +172,42 @@ static int parse_labels(struct loader *l, struct range_draft *d)
 	return rc < 0 ? rc : 0;
 }
 
+/* For an address that did not parse: a hint when YAML cut an unquoted
+ * IPv6 address at a ':' (2001:db8:: reads as the key '2001:db8:' of a
+ * mapping), else "". */
+static const char *ipv6_hint(struct loader *l, char *buf, size_t len)
+{
+	const char *t = scalar(l);
+	size_t n = strlen(t);
+	buf[0] = '\0';
+	if (EV(l).data.scalar.style == YAML_PLAIN_SCALAR_STYLE && n && t[n - 1] == ':')
+		snprintf(buf, len, " (quote IPv6 addresses in YAML: \"%s:\")", t);
+	return buf;
+}
+
+/* The value of prefix, first or last is a mapping: most likely an unquoted
+ * IPv6 address ending in "::". */
+static int fail_address_mapping(struct loader *l, const char *key)
+{
+	yaml_mark_t m = EV(l).start_mark;
+	char example[96] = "2001:db8::";
+	if (yaml_reader_next(&l->y) == 0 && EV(l).type == YAML_SCALAR_EVENT)
+		snprintf(example, sizeof example, "%.80s:", scalar(l));
+	return fail_at(l, m,
+	               "%s must be an address, got a mapping (quote IPv6 addresses in YAML: "
+	               "\"%s\")",
+	               key, example);
+}
+
+static void addr_text(const uint8_t a[16], int family, char *buf, size_t len)
+{
+	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, a, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
 static int parse_prefix(struct loader *l, struct range_draft *d)
 {
+	char hint[128];
 	const char *text = scalar(l);
 	const char *slash = strchr(text, '/');
 	size_t alen = slash ? (size_t)(slash - text) : strlen(text);
@@ -147,14 +215,15 @@ static int parse_prefix(struct loader *l, struct range_draft *d)
 	if (ranges_parse_addr(text, alen, d->r.e.first, &fam))
 		return fail_at(l, EV(l).start_mark,
 		               "invalid prefix '%s' (expected ADDRESS/LENGTH, e.g. 198.51.100.0/24 "
-		               "or 2001:db8::/48)",
-		               text);
+		               "or 2001:db8::/48)%s",
+		               text, ipv6_hint(l, hint, sizeof hint));
 	int bits = fam == 4 ? 32 : 128;
 	unsigned long long len = (unsigned long long)bits;
 	if (slash && parse_uint(slash + 1, 0, (unsigned long long)bits, &len))
-		return fail_at(l, EV(l).start_mark,
-		               "invalid prefix length in '%s' (0 to %d for IPv%d)", text, bits,
-		               fam);
+		return fail_at(
+		    l, EV(l).start_mark,
+		    "invalid prefix length in '%s' (0 to %d for IPv%d, no leading zeros)", text,
+		    bits, fam);
 	if (ranges_prefix_bounds(d->r.e.first, fam, (int)len, d->r.e.first, d->r.e.last))
 		return fail_at(l, EV(l).start_mark,
 		               "prefix '%s' has host bits set (the address must be the first of "
@@ -202,6 +271,10 @@ static int parse_range(struct loader *l, struct range_draft *d)
 			continue;
 		}
 		*seen = 1;
+		int is_addr =
+		    !strcmp(key, "prefix") || !strcmp(key, "first") || !strcmp(key, "last");
+		if (is_addr && EV(l).type == YAML_MAPPING_START_EVENT)
+			return fail_address_mapping(l, key);
 		if ((rc = expect_scalar(l, key)))
 			return rc;
 		yaml_mark_t vm = EV(l).start_mark;
@@ -213,9 +286,10 @@ static int parse_range(struct loader *l, struct range_draft *d)
 			int first = key[0] == 'f';
 			uint8_t *dst = first ? d->r.e.first : last_addr;
 			uint8_t *fam = first ? &d->first_family : &d->last_family;
+			char hint[128];
 			if (ranges_parse_addr(scalar(l), strlen(scalar(l)), dst, fam))
-				return fail_at(l, vm, "invalid address '%s' (IPv4 or IPv6)",
-				               scalar(l));
+				return fail_at(l, vm, "invalid address '%s' (IPv4 or IPv6)%s",
+				               scalar(l), ipv6_hint(l, hint, sizeof hint));
 			*(first ? &d->first_mark : &d->last_mark) = vm;
 		} else if (!strcmp(key, "granularity")) {
 			d->gran_mark = vm;
@@ -223,15 +297,15 @@ static int parse_range(struct loader *l, struct range_draft *d)
 				return fail_at(
 				    l, vm,
 				    "granularity must be a prefix length (1-32 for IPv4, "
-				    "1-128 for IPv6), got '%s'",
+				    "1-128 for IPv6, no leading zeros), got '%s'",
 				    scalar(l));
 			d->r.e.granularity = (int)v;
 		} else { /* max_addresses */
 			if (parse_uint(scalar(l), 1, UINT32_MAX, &v))
 				return fail_at(
 				    l, vm,
-				    "max_addresses must be a whole number from 1 to %u, got "
-				    "'%s'",
+				    "max_addresses must be a whole number from 1 to %u (no "
+				    "leading zeros), got '%s'",
 				    (unsigned)UINT32_MAX, scalar(l));
 			d->r.e.max_addresses = (size_t)v;
 		}
@@ -264,6 +338,33 @@ static int parse_range(struct loader *l, struct range_draft *d)
 		               "granularity /%d is shorter than the prefix /%d (its rollups would "
 		               "name addresses outside the range)",
 		               d->r.e.granularity, d->prefix_len);
+	if (d->has_gran && !d->has_prefix && d->r.e.granularity < bits) {
+		/* the same rule for first/last: every rollup prefix lies inside
+		 * the range, so first starts one and last ends one */
+		uint8_t pf[16], pl[16];
+		char a[INET6_ADDRSTRLEN], p[INET6_ADDRSTRLEN];
+		int g = d->r.e.granularity, fam = d->r.e.family;
+		const char *which = NULL;
+		if (ranges_prefix_bounds(d->r.e.first, fam, g, pf, pl)) {
+			which = "first";
+			addr_text(d->r.e.first, fam, a, sizeof a);
+			addr_text(pf, fam, p, sizeof p);
+		} else {
+			(void)ranges_prefix_bounds(d->r.e.last, fam, g, pf, pl);
+			if (memcmp(pl, d->r.e.last, 16)) {
+				which = "last";
+				addr_text(d->r.e.last, fam, a, sizeof a);
+				addr_text(pl, fam, p, sizeof p);
+			}
+		}
+		if (which)
+			return fail_at(
+			    l, d->gran_mark,
+			    "granularity /%d does not fit the range: %s %s is not the %s "
+			    "address of its /%d (%s is; its rollups would name addresses "
+			    "outside the range)",
+			    g, which, a, which, g, p);
+	}
 	if (d->r.e.granularity == bits)
 		d->r.e.granularity = 0; /* per address, as ranges.h writes it */
 	return 0;

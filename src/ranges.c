@@ -200,13 +200,14 @@ static int parse_labels(struct range *rg, const char *p, char *err, size_t errle
 static int parse_prefix_len(const char *p, const char **end, int family, int *len)
 {
 	int v = 0, digits = 0;
+	const char *start = p;
 	while (*p >= '0' && *p <= '9' && digits < 4) {
 		v = v * 10 + (*p - '0');
 		p++;
 		digits++;
 	}
-	if (!digits || v > (family == 4 ? 32 : 128))
-		return -EINVAL;
+	if (!digits || v > (family == 4 ? 32 : 128) || (digits > 1 && *start == '0'))
+		return -EINVAL; /* no leading zeros, as Prometheus and iproute2 write it */
 	*len = v;
 	*end = p;
 	return 0;
@@ -269,7 +270,8 @@ static const char *parse_span(struct range *rg, const char *p, const char **rest
 			return "mixes IPv4 and IPv6";
 	} else if (*p == '/') {
 		if (parse_prefix_len(p + 1, &p, rg->family, &len))
-			return "invalid prefix length";
+			return "invalid prefix length (0 to 32 for IPv4, 0 to 128 for IPv6, no "
+			       "leading zeros)";
 		(void)ranges_prefix_bounds(rg->first, rg->family, len, rg->first, rg->last);
 	} else {
 		memcpy(rg->last, rg->first, 16);
@@ -360,6 +362,19 @@ int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err, s
 			         "label name '%s' is reserved (ip, interface, protocol, le, job, "
 			         "instance and names starting with __)",
 			         name);
+			return -EINVAL;
+		}
+		const char *value = e->labels[i].value;
+		if (!*value) {
+			snprintf(err, errlen,
+			         "label '%s' has an empty value (Prometheus reads an empty label "
+			         "as no label: give a value or leave the label out)",
+			         name);
+			return -EINVAL;
+		}
+		if (strlen(value) > LABELS_VALUE_MAX) {
+			snprintf(err, errlen, "label '%s': value longer than %d bytes", name,
+			         LABELS_VALUE_MAX);
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++)

@@ -2,14 +2,17 @@
  *
  * A thin layer over libyaml's event parser: one current event, errors with
  * FILE:LINE:COLUMN, anchors and aliases refused (no "billion laughs"), file
- * size bounded. Memory is one event; callers build what they need as they
- * read. Used on one thread at a time per reader; no shared state. */
+ * size bounded, only a regular file read (opened without blocking: a FIFO
+ * named by mistake is an error, not a hang). Memory is one event; callers build what they need as
+ * they read. Used on one thread at a time per reader; no shared state. */
 #include "promacct/yaml_reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int yaml_reader_fail(struct yaml_reader *r, yaml_mark_t m, const char *fmt, ...)
 {
@@ -126,6 +129,16 @@ int yaml_reader_expect_mapping(struct yaml_reader *r, const char *what)
 	return 0;
 }
 
+static const char *file_kind(mode_t m)
+{
+	return S_ISDIR(m)    ? "a directory"
+	       : S_ISFIFO(m) ? "a FIFO"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISBLK(m)  ? "a block device"
+	                     : "not a file";
+}
+
 /* Opens path (at most max_bytes) and positions on the root node (the
  * current event). Returns 0 (*empty set when the file holds no document or
  * a null one), or negative errno with err set. Close in every case. */
@@ -140,13 +153,34 @@ static int reader_open(struct yaml_reader *r, const char *path, size_t max_bytes
 	r->err = err;
 	r->errlen = errlen;
 	*empty = 0;
-	r->fp = fopen(path, "rb");
-	if (!r->fp) {
+	/* Without blocking: open() of a FIFO waits for a writer, and this runs
+	 * on the main thread (a reload would hang it, and the shutdown with
+	 * it). Only a regular file is read (a symbolic link to one is fine). */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return rc;
 	}
-	if (fstat(fileno(r->fp), &st) == 0 && (uintmax_t)st.st_size > max_bytes) {
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+		close(fd);
+		return -EINVAL;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 || !(r->fp = fdopen(fd, "rb"))) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if ((uintmax_t)st.st_size > max_bytes) {
 		snprintf(err, errlen, "%s: larger than %zu bytes", path, max_bytes);
 		return -EFBIG;
 	}

@@ -47,8 +47,15 @@ static void test_range_labels_fit_one_series(void **state)
 	int n = snprintf(line, sizeof line, "-i eth0 -r 10.0.0.0/8:c=");
 	memset(line + n, 'a', 16000);
 	line[n + 16000] = '\0';
+	expect_usage(line, "label 'c': value longer than 4096 bytes"); /* LABELS_VALUE_MAX */
+	/* two values within LABELS_VALUE_MAX, together too long for a series */
+	memset(line + n, 'a', 4000);
+	n += 4000;
+	n += snprintf(line + n, sizeof line - (size_t)n, ":d=");
+	memset(line + n, 'a', 4000);
+	line[n + 4000] = '\0';
 	expect_usage(line, "at most 7552 per series");
-	line[n + 7000] = '\0';
+	line[n + 3000] = '\0';
 	struct config c;
 	assert_int_equal(parse(&c, line), CONFIG_OK);
 	config_free(&c);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "promacct/config.h"
@@ -64,6 +65,8 @@ static void expect_error(const char *yaml, unsigned line, unsigned col, const ch
 	config_file_free(&f);
 }
 
+static void write_yaml(const char *yaml);
+
 static void ipv4(const uint8_t *a, const char *want)
 {
 	char text[INET_ADDRSTRLEN];
@@ -87,7 +90,7 @@ static void test_the_schema_of_the_issue_loads(void **state)
 	                      "    last: 198.51.100.99\n"
 	                      "    labels:\n"
 	                      "      customer: \"x: y\"\n"
-	                      "      empty: ''\n",
+	                      "      quoted: 'null'\n",
 	                      &f),
 	                 0);
 	assert_int_equal(f.n, 3);
@@ -118,7 +121,7 @@ static void test_the_schema_of_the_issue_loads(void **state)
 	ipv4(e->first, "198.51.100.10");
 	ipv4(e->last, "198.51.100.99");
 	assert_string_equal(e->labels[0].value, "x: y");
-	assert_string_equal(e->labels[1].value, "");
+	assert_string_equal(e->labels[1].value, "null");
 	assert_int_equal(f.v[2].line, 9);
 	config_file_free(&f);
 }
@@ -247,11 +250,165 @@ static void test_granularity_bounds(void **state)
 	expect_error("ranges:\n  - prefix: 10.0.0.0/16\n    granularity: 8\n", 3, 18,
 	             "shorter than the prefix /16");
 	struct config_file f;
-	assert_int_equal(load("ranges:\n  - first: 10.0.0.1\n    last: 10.0.9.9\n"
+	assert_int_equal(load("ranges:\n  - first: 10.0.0.0\n    last: 10.0.9.255\n"
 	                      "    granularity: 24\n",
 	                      &f),
 	                 0);
 	assert_int_equal(f.v[0].e.granularity, 24);
+	config_file_free(&f);
+}
+
+/* first/last follow the prefix rule: every rollup prefix lies inside the
+ * range (172.16.0.10 - 172.16.1.20 at /24 would name 172.16.0.0/24, whose
+ * addresses 172.16.0.0-9 are outside it). */
+static void test_granularity_of_first_last_must_tile_the_range(void **state)
+{
+	(void)state;
+	expect_error("ranges:\n  - first: 172.16.0.10\n    last: 172.16.1.20\n"
+	             "    granularity: 24\n",
+	             4, 18,
+	             "granularity /24 does not fit the range: first 172.16.0.10 is not the "
+	             "first address of its /24 (172.16.0.0 is; its rollups would name "
+	             "addresses outside the range)");
+	expect_error("ranges:\n  - first: 172.16.0.0\n    last: 172.16.1.20\n"
+	             "    granularity: 24\n",
+	             4, 18, "last 172.16.1.20 is not the last address of its /24 (172.16.1.255 is");
+	expect_error("ranges:\n  - first: \"2001:db8:0:1::\"\n    last: \"2001:db8:0:2::\"\n"
+	             "    granularity: 64\n",
+	             4, 18, "last 2001:db8:0:2:: is not the last address of its /64");
+	static const char *const fit[] = {
+	    "ranges:\n  - first: 172.16.0.0\n    last: 172.16.1.255\n    granularity: 24\n",
+	    "ranges:\n  - first: 172.16.0.10\n    last: 172.16.1.20\n    granularity: 32\n",
+	    "ranges:\n  - first: 172.16.0.10\n    last: 172.16.1.20\n",
+	    "ranges:\n  - first: \"2001:db8:0:1::\"\n    last: "
+	    "\"2001:db8:0:2:ffff:ffff:ffff:ffff\"\n"
+	    "    granularity: 64\n",
+	};
+	for (size_t i = 0; i < sizeof fit / sizeof fit[0]; i++) {
+		struct config_file f;
+		if (load(fit[i], &f))
+			fail_msg("refused:\n%s\n%s", fit[i], err);
+		assert_int_equal(f.n, 1);
+		config_file_free(&f);
+	}
+}
+
+/* YAML 1.1 reads 010 as octal 8: a number with a leading zero is refused
+ * wherever the file takes one (Prometheus and iproute2 write /8). */
+static void test_numbers_with_leading_zeros(void **state)
+{
+	(void)state;
+	expect_error("ranges:\n  - prefix: 10.0.0.0/08\n", 2, 13,
+	             "invalid prefix length in '10.0.0.0/08' (0 to 32 for IPv4, no leading zeros)");
+	expect_error("ranges:\n  - prefix: \"2001:db8::/048\"\n", 2, 13, "no leading zeros");
+	expect_error("ranges:\n  - prefix: 10.0.0.0/16\n    granularity: 024\n", 3, 18,
+	             "no leading zeros");
+	expect_error("ranges:\n  - prefix: 10.0.0.0/16\n    max_addresses: 0100\n", 3, 20,
+	             "no leading zeros");
+	struct config_file f;
+	assert_int_equal(load("ranges:\n  - prefix: 0.0.0.0/0\n", &f), 0);
+	config_file_free(&f);
+}
+
+/* Prometheus reads a label with an empty value as no label: null and
+ * empty values are refused, and values have a length limit. */
+static void test_label_values_null_empty_and_too_long(void **state)
+{
+	(void)state;
+	expect_error("ranges:\n  - prefix: 10.0.0.0/8\n    labels: {a: x, b: null, d: ~}\n", 3, 23,
+	             "label 'b' has a null value");
+	expect_error("ranges:\n  - prefix: 10.0.0.0/8\n    labels: {d: ~}\n", 3, 17,
+	             "label 'd' has a null value");
+	expect_error("ranges:\n  - prefix: 10.0.0.0/8\n    labels:\n      d:\n", 4, 9,
+	             "label 'd' has a null value");
+	expect_error("ranges:\n  - prefix: 10.0.0.0/8\n    labels: {e: ''}\n", 3, 17,
+	             "label 'e' has an empty value");
+	expect_error("ranges:\n  - prefix: 10.0.0.0/8\n    labels: {e: \"a\\0b\"}\n", 3, 17,
+	             "label 'e' has a value holding a NUL character");
+
+	/* 4096 bytes load, one more does not; 5 MB is the same error, not
+	 * "out of memory" */
+	static const size_t sizes[] = {LABELS_VALUE_MAX, LABELS_VALUE_MAX + 1, 5u << 20};
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = sizes[i];
+		char *yaml = malloc(n + 128);
+		assert_non_null(yaml);
+		int o = snprintf(yaml, 128, "ranges:\n  - prefix: 10.0.0.0/8\n    labels: {big: ");
+		memset(yaml + o, 'x', n);
+		strcpy(yaml + o + n, "}\n");
+		if (i == 0) {
+			struct config_file f;
+			if (load(yaml, &f))
+				fail_msg("%zu bytes refused: %s", n, err);
+			assert_int_equal(strlen(f.v[0].e.labels[0].value), n);
+			config_file_free(&f);
+		} else {
+			char needle[96];
+			snprintf(needle, sizeof needle,
+			         "label 'big' has a value longer than 4096 bytes (%zu)", n);
+			expect_error(yaml, 3, 19, needle);
+		}
+		free(yaml);
+	}
+}
+
+/* An unquoted IPv6 address ending in "::" is cut by YAML at the ':' (a
+ * mapping key): the error says to quote it. */
+static void test_unquoted_ipv6_gets_a_hint(void **state)
+{
+	(void)state;
+	expect_error("ranges:\n  - first: 2001:db9::\n    last: \"2001:db9::ff\"\n", 2, 12,
+	             "invalid address '2001:db9:' (IPv4 or IPv6) (quote IPv6 addresses in YAML: "
+	             "\"2001:db9::\")");
+	expect_error("ranges:\n  - first: \"2001:db9::\"\n    last: 2001:db9::\n", 3, 11,
+	             "(quote IPv6 addresses in YAML: \"2001:db9::\")");
+	expect_error("ranges:\n  - prefix: 2001:db9::\n", 2, 13,
+	             "(quote IPv6 addresses in YAML: \"2001:db9::\")");
+	expect_error("ranges:\n  - first:\n      2001:db9::\n    last: \"2001:db9::ff\"\n", 3, 7,
+	             "first must be an address, got a mapping (quote IPv6 addresses in YAML: "
+	             "\"2001:db9::\")");
+	/* no hint where it cannot help */
+	struct config_file f;
+	assert_int_not_equal(load("ranges:\n  - first: 10.0.0.300\n    last: 10.0.0.1\n", &f), 0);
+	assert_null(strstr(err, "quote"));
+	assert_int_not_equal(load("ranges:\n  - first: \"2001:db9:\"\n    last: 10.0.0.1\n", &f),
+	                     0);
+	assert_null(strstr(err, "quote"));
+	config_file_free(&f);
+	/* quoted, or not ending in "::", loads */
+	assert_int_equal(load("ranges:\n  - first: \"2001:db9::\"\n    last: 2001:db9::ff\n", &f),
+	                 0);
+	config_file_free(&f);
+}
+
+/* A FIFO (or a directory, a device) as the file is an error, not an
+ * open() that waits for a writer (on reload: the main thread). */
+static void test_only_a_regular_file_is_read(void **state)
+{
+	(void)state;
+	char fifo[80];
+	struct config_file f;
+	snprintf(fifo, sizeof fifo, "%s.fifo", path);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10); /* before the fix: blocked in open() forever */
+	int rc = config_file_load(fifo, &f, err, sizeof err);
+	alarm(0);
+	unlink(fifo);
+	assert_int_equal(rc, -EINVAL);
+	if (!strstr(err, ".fifo: not a regular file (a FIFO)"))
+		fail_msg("%s", err);
+	assert_int_equal(config_file_load("/tmp", &f, err, sizeof err), -EINVAL);
+	assert_string_equal(err, "/tmp: not a regular file (a directory)");
+	assert_int_equal(config_file_load("/dev/null", &f, err, sizeof err), -EINVAL);
+	assert_string_equal(err, "/dev/null: not a regular file (a character device)");
+	/* a symbolic link to a regular file is fine (a ConfigMap mount) */
+	char link[80];
+	snprintf(link, sizeof link, "%s.link", path);
+	write_yaml("ranges: []\n");
+	assert_int_equal(symlink(path, link), 0);
+	rc = config_file_load(link, &f, err, sizeof err);
+	unlink(link);
+	assert_int_equal(rc, 0);
 	config_file_free(&f);
 }
 
@@ -381,6 +538,11 @@ int main(void)
 	    cmocka_unit_test(test_too_many_labels_on_one_range),
 	    cmocka_unit_test(test_granularity_bounds),
 	    cmocka_unit_test(test_max_addresses),
+	    cmocka_unit_test(test_granularity_of_first_last_must_tile_the_range),
+	    cmocka_unit_test(test_numbers_with_leading_zeros),
+	    cmocka_unit_test(test_label_values_null_empty_and_too_long),
+	    cmocka_unit_test(test_unquoted_ipv6_gets_a_hint),
+	    cmocka_unit_test(test_only_a_regular_file_is_read),
 	    cmocka_unit_test(test_yaml_syntax_and_features_refused),
 	    cmocka_unit_test(test_missing_file_names_it),
 	    cmocka_unit_test(test_config_flag_appends_the_file_after_the_flags),

@@ -124,6 +124,55 @@ static void test_label_values_must_be_utf8(void **state)
 	ranges_free(&r);
 }
 
+/* The command line follows the config file's rules: no empty label value
+ * (Prometheus reads it as no label), none longer than LABELS_VALUE_MAX, no
+ * leading zero in a prefix length. */
+static void test_empty_long_values_and_leading_zeros_are_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *spec, *needle;
+	} bad[] = {
+	    {"10.0.0.0/8:b=", "label 'b' has an empty value"},
+	    {"10.0.0.0/8:a=x:b=", "label 'b' has an empty value"},
+	    {"10.0.0.0/08", "no leading zeros"},
+	    {"10.0.0.0/00", "no leading zeros"},
+	    {"[2001:db8::]/064", "no leading zeros"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct ranges r;
+		ranges_init(&r);
+		err[0] = '\0';
+		if (ranges_add(&r, bad[i].spec, err, sizeof err) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i].spec);
+		if (!strstr(err, bad[i].needle))
+			fail_msg("'%s': error '%s' lacks '%s'", bad[i].spec, err, bad[i].needle);
+		assert_int_equal(r.n, 0);
+		ranges_free(&r);
+	}
+
+	struct ranges r;
+	ranges_init(&r);
+	char spec[LABELS_VALUE_MAX + 32];
+	int o = snprintf(spec, sizeof spec, "10.0.0.0/8:a=");
+	memset(spec + o, 'x', LABELS_VALUE_MAX);
+	spec[o + LABELS_VALUE_MAX] = '\0';
+	assert_int_equal(ranges_add(&r, spec, err, sizeof err), 0); /* at the limit */
+	assert_int_equal(ranges_add(&r, "0.0.0.0/0:a=x", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "[2001:db8::]/0", err, sizeof err), 0);
+	char *big = malloc(5u << 20);
+	assert_non_null(big);
+	o = snprintf(big, 64, "10.0.0.0/8:a=");
+	memset(big + o, 'x', (5u << 20) - (size_t)o - 1);
+	big[(5u << 20) - 1] = '\0';
+	assert_int_equal(ranges_add(&r, big, err, sizeof err), -EINVAL);
+	free(big);
+	if (!strstr(err, "label 'a': value longer than 4096 bytes"))
+		fail_msg("5 MB value: '%s'", err);
+	assert_int_equal(r.n, 3);
+	ranges_free(&r);
+}
+
 static void test_bad_specs_are_rejected_with_a_reason(void **state)
 {
 	(void)state;
@@ -747,6 +796,7 @@ int main(void)
 	    cmocka_unit_test(test_first_match_wins_in_command_line_order),
 	    cmocka_unit_test(test_label_values_may_hold_colons_and_are_escaped),
 	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
+	    cmocka_unit_test(test_empty_long_values_and_leading_zeros_are_refused),
 	    cmocka_unit_test(test_label_values_must_be_utf8),
 	    cmocka_unit_test(test_host_bits_are_cleared),
 	    cmocka_unit_test(test_address_and_prefix_helpers),

@@ -77,7 +77,7 @@ static int encode(struct registry *reg, const struct rw_label_set *ext, int64_t 
 
 static struct fixture *sample_state(void)
 {
-	const char *ranges[] = {"10.0.0.0/8:Customer=acme:zone=", "::/0:site=ams"};
+	const char *ranges[] = {"10.0.0.0/8:Customer=acme", "::/0:site=ams"};
 	struct fixture *f = fixture_new("100,1000", ranges, 2, 100);
 	fixture_ip(f, NULL, "10.0.0.1", "10.0.0.2", 6, 114);
 	fixture_ip(f, NULL, "10.0.0.2", "10.0.0.1", 17, 1514);
@@ -89,8 +89,10 @@ static void test_series_are_valid_sorted_and_complete(void **state)
 {
 	(void)state;
 	struct fixture *f = sample_state();
-	struct label ext[] = {{"job", "promacct"}, {"instance", "h1"}, {"interface", "ignored"}};
-	struct rw_label_set es = {ext, 3};
+	/* an empty value (range labels cannot have one) is dropped */
+	struct label ext[] = {
+	    {"job", "promacct"}, {"instance", "h1"}, {"interface", "ignored"}, {"zone", ""}};
+	struct rw_label_set es = {ext, 4};
 	struct collected c = {0};
 	assert_int_equal(encode(&f->reg, &es, 1700000000123, 2000, 1, 0, &c), 0);
 	assert_int_equal(c.n, 1);

@@ -17,6 +17,11 @@
 #define LABELS_MAX   64
 #define LABELS_FIXED 5
 
+/* The longest value of a range label, in bytes (-r and --config.file; a
+ * longer one is a usage error naming it). A series' rendered labels have
+ * their own, larger, bound (EXPO_TEXT_SERIES_LABELS_MAX). */
+#define LABELS_VALUE_MAX 4096
+
 struct label {
 	char *name;
 	char *value;

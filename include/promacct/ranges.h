@@ -132,11 +132,13 @@ static inline unsigned ranges_val_rollup(uint32_t v)
 void ranges_init(struct ranges *r);
 void ranges_free(struct ranges *r);
 /* Parses one -r SPEC: FIRST-LAST or ADDRESS/LEN (IPv6 in brackets for
- * FIRST-LAST), then any number of :name=value. Returns 0 or -EINVAL/-ENOMEM
+ * FIRST-LAST; LEN without leading zeros), then any number of :name=value
+ * (values not empty). Returns 0 or -EINVAL/-ENOMEM
  * with a reason in err. */
 int ranges_add(struct ranges *r, const char *spec, char *err, size_t errlen) MUST_CHECK;
 /* Adds a range from its parts (copied): validates first <= last, the label
- * names (valid, not reserved, not twice) and the granularity. Returns 0 or
+ * names (valid, not reserved, not twice), the label values (not empty, at
+ * most LABELS_VALUE_MAX bytes) and the granularity. Returns 0 or
  * -EINVAL/-ENOMEM with a reason in err. Amortised O(1). */
 int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err,
                      size_t errlen) MUST_CHECK;

@@ -5,7 +5,9 @@
  * (it may quote a multi-line YAML scalar: config_parse and the logger make
  * it one line), content errors (-EINVAL) name the file; an accepted file's
  * ranges all add to a range set (config_file_add_ranges) that builds, with
- * valid, unreserved label names, UTF-8 label values and a rendered label
+ * valid, unreserved label names, UTF-8 label values (not empty, at most
+ * LABELS_VALUE_MAX bytes), rollup prefixes inside their range, and a
+ * rendered label
  * text the page can carry; config_file_free releases everything (LSan). */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -60,6 +62,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			               !labels_name_reserved(e->labels[k].name),
 			           "label name '%s' accepted", e->labels[k].name);
 			FUZZ_CHECK(labels_utf8_valid(e->labels[k].value), "label value not UTF-8");
+			size_t vlen = strlen(e->labels[k].value);
+			FUZZ_CHECK(vlen > 0 && vlen <= LABELS_VALUE_MAX, "label value of %zu bytes",
+			           vlen);
+		}
+		if (e->granularity) { /* every rollup prefix inside the range */
+			uint8_t pf[16], pl[16];
+			FUZZ_CHECK(
+			    !ranges_prefix_bounds(e->first, e->family, e->granularity, pf, pl),
+			    "first not aligned to /%d", e->granularity);
+			(void)ranges_prefix_bounds(e->last, e->family, e->granularity, pf, pl);
+			FUZZ_CHECK(!memcmp(pl, e->last, 16), "last not aligned to /%d",
+			           e->granularity);
 		}
 	}
 	struct ranges r;

@@ -60,10 +60,15 @@ int yaml_reader_next(struct yaml_reader *r)
 		}
 		if (r->parser.error == YAML_READER_ERROR) /* bad bytes: no mark, an offset */
 			m = mark_of_offset(r->path, r->parser.problem_offset);
-		return yaml_reader_fail(r, m, "invalid YAML: %s%s%s",
+		/* in a flow mapping, an unquoted IPv6 address ending in "::" */
+		int colon = r->parser.problem && strstr(r->parser.problem, "unexpected ':'");
+		return yaml_reader_fail(r, m, "invalid YAML: %s%s%s%s",
 		                        r->parser.problem ? r->parser.problem : "syntax error",
 		                        r->parser.context ? " " : "",
-		                        r->parser.context ? r->parser.context : "");
+		                        r->parser.context ? r->parser.context : "",
+		                        colon ? " (quote a value that holds ':', e.g. an IPv6 "
+		                                "address: \"2001:db8::\")"
+		                              : "");
 	}
 	r->have_ev = 1;
 	if (r->ev.type == YAML_ALIAS_EVENT)

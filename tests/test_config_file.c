@@ -367,6 +367,10 @@ static void test_unquoted_ipv6_gets_a_hint(void **state)
 	expect_error("ranges:\n  - first:\n      2001:db9::\n    last: \"2001:db9::ff\"\n", 3, 7,
 	             "first must be an address, got a mapping (quote IPv6 addresses in YAML: "
 	             "\"2001:db9::\")");
+	/* in a flow mapping libyaml refuses the ':' itself */
+	expect_error("ranges:\n  - {first: 2001:db9::, last: \"2001:db9::ff\"}\n", 2, 22,
+	             "invalid YAML: found unexpected ':' while scanning a plain scalar (quote a "
+	             "value that holds ':', e.g. an IPv6 address: \"2001:db8::\")");
 	/* no hint where it cannot help */
 	struct config_file f;
 	assert_int_not_equal(load("ranges:\n  - first: 10.0.0.300\n    last: 10.0.0.1\n", &f), 0);

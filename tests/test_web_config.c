@@ -18,6 +18,8 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include <sys/stat.h>
+
 #include "promacct/web_config.h"
 
 static char dir[64], path[128], err[1024];
@@ -59,6 +61,24 @@ static int load(const char *yaml, struct web_config *c)
 	write_file("web.yml", yaml);
 	err[0] = '\0';
 	return web_config_load(path, c, err, sizeof err);
+}
+
+/* Like --config.file (shared reader): a FIFO is refused, never waited on
+ * (open() of a FIFO blocks until a writer comes). */
+static void test_a_fifo_is_refused_without_blocking(void **state)
+{
+	(void)state;
+	struct web_config c;
+	char fifo[160];
+	snprintf(fifo, sizeof fifo, "%s/fifo.yml", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10);
+	int rc = web_config_load(fifo, &c, err, sizeof err);
+	alarm(0);
+	assert_int_not_equal(rc, 0);
+	if (!strstr(err, "fifo.yml: not a regular file (a FIFO)"))
+		fail_msg("%s", err);
+	web_config_free(&c);
 }
 
 static void expect_error(const char *yaml, unsigned line, unsigned col, const char *needle)
@@ -379,6 +399,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_full_configuration_loads),
+	    cmocka_unit_test(test_a_fifo_is_refused_without_blocking),
 	    cmocka_unit_test(test_empty_files_configure_nothing),
 	    cmocka_unit_test(test_unknown_and_unsupported_keys),
 	    cmocka_unit_test(test_tls_settings_are_checked),

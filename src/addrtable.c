@@ -140,7 +140,9 @@ int addrtable_init(struct addrtable *t, unsigned words, size_t max_entries, _Ato
 	if (max_entries > ADDRTABLE_MAX_ENTRIES)
 		max_entries = ADDRTABLE_MAX_ENTRIES;
 	t->max_entries = max_entries;
-	t->max_chunks = (max_entries + ADDRTABLE_CHUNK - 1) / ADDRTABLE_CHUNK + 1;
+	/* room for the overflow keys beyond max_entries: 8 bytes of chunk
+	 * pointer per 32,768 entries up to the index's limit (16 KiB) */
+	t->max_chunks = (ADDRTABLE_MAX_ENTRIES + ADDRTABLE_CHUNK - 1) / ADDRTABLE_CHUNK + 1;
 	t->tracked = tracked;
 	t->max_tracked = max_tracked;
 	t->mask = INITIAL_SLOTS - 1; /* before the allocations: addrtable_free uses it */
@@ -330,8 +332,8 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	if (!t->nfree && t->nlimbo)
 		drain_limbo(t);
 	int reuse = t->nfree > 0;
-	if (!reuse && n >= t->max_entries)
-		return NULL;
+	if (!reuse && n >= (other ? ADDRTABLE_MAX_ENTRIES : t->max_entries + t->nother))
+		return other ? NULL : overflow(t, k);
 	/* Grow first, so a failure changes nothing and the index always keeps
 	 * empty slots (probing relies on them). */
 	if ((t->used + 1) * 2 > t->mask + 1 && grow_slots(t))
@@ -383,6 +385,7 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 		atomic_store_explicit(&t->count, n + 1, memory_order_release);
 	}
 	atomic_store_explicit(&t->seq_pub, birth, memory_order_release);
+	t->nother += (size_t)other;
 	atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 
@@ -585,6 +588,8 @@ static int retire(struct addrtable *t, size_t e)
 	slot_delete(t, h, addrtable_key_id(&k, h) << ADDRTABLE_IDX_BITS | (uint64_t)(e + 1));
 	if (k.pad != ADDRTABLE_PAD_OTHER)
 		aset_release(t, &k, e);
+	else
+		t->nother--;
 	if (t->ended)
 		ended_push(t->ended, &k);
 	atomic_store_explicit(

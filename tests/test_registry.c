@@ -1043,6 +1043,37 @@ static void test_a_reload_after_ranges_that_share_labels(void **state)
 	table_free(t1);
 }
 
+/* The overflow histograms take no place among the histograms of
+ * addresses: with --max-addresses 1 (24 address histograms per capture
+ * thread) and 40 customers, every customer but the first counts in its
+ * ip="other" (before: 16 of them went to untracked, in no series). */
+static void test_overflow_series_have_room_at_any_cap(void **state)
+{
+	(void)state;
+	char specs[40][40];
+	const char *sp[40];
+	for (int i = 0; i < 40; i++) {
+		snprintf(specs[i], sizeof specs[i], "10.0.%d.0/24:c=c%d", i, i);
+		sp[i] = specs[i];
+	}
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, sp, 40, 1);
+	for (int i = 0; i < 40; i++) {
+		char a[32];
+		snprintf(a, sizeof a, "10.0.%d.1", i);
+		packet_now(f, a, "192.0.2.1");
+	}
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.0.1", "c=\"c0\"") "1"));
+	for (int i = 1; i < 40; i++) {
+		char want[160];
+		snprintf(want, sizeof want, TX("other", "c=\"c%d\"") "1", i);
+		assert_true(has_line(page, want));
+	}
+	assert_non_null(strstr(page, "\npromacct_untracked_packets_total{interface=\"eth0\"} 0\n"));
+	free(page);
+	fixture_free(f);
+}
+
 /* A /16 whose every address is in a range that does not roll up: a known
  * key is counted without a range lookup (ranges_class4). A reload that
  * relabels the range, or makes it roll up, still ends the key, and the
@@ -1592,6 +1623,7 @@ int main(void)
 	    cmocka_unit_test(test_label_sets_that_return_take_back_their_ids),
 	    cmocka_unit_test(test_keys_found_without_a_range_lookup_follow_a_reload),
 	    cmocka_unit_test(test_a_reload_after_ranges_that_share_labels),
+	    cmocka_unit_test(test_overflow_series_have_room_at_any_cap),
 	    cmocka_unit_test(test_a_reload_that_narrows_a_rollup_range_ends_its_prefixes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

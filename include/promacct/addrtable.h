@@ -123,7 +123,12 @@ struct addrtable {
 	 * other_of[g] (the first range with the same labels), or g itself when
 	 * NULL. Not owned. */
 	const uint32_t *other_of;
-	size_t max_entries; /* histograms this table may hold */
+	size_t max_entries; /* histograms of addresses this table may hold */
+	/* Overflow histograms (ip="other", one per label set, family,
+	 * direction and protocol) held now: they take no place among
+	 * max_entries, so a full table still counts a capped range's traffic
+	 * in its ip="other" (up to ADDRTABLE_MAX_ENTRIES in all). */
+	size_t nother;
 	size_t max_chunks;
 	/* Shared by all tables of the process: addresses tracked so far and
 	 * the cap (--max-addresses). */

@@ -680,9 +680,10 @@ size_t addrtable_retire_if(struct addrtable *t, int (*gone)(void *ctx, const str
 /* Caller-serialized (the owner's lock) but for the hint counts, which
  * readers load without it: linear probing with backward-shift deletion, so
  * no tombstones pile up; removed entries go to a free list. The hints are
- * entries per hash bucket, 8 buckets per entry (at most 1 in 9 nonzero when
- * full), one byte each: a bucket that reaches 255 stays there (it only
- * answers "maybe" for good). */
+ * entries per hash bucket (a counting Bloom filter: two buckets per key, from
+ * two halves of its hash, 8 buckets per entry: when full, about 1 key in 20
+ * that is not in the set has both nonzero), one byte each: a bucket that
+ * reaches 255 stays there (it only answers "maybe" for good). */
 
 #define ASET_CHUNK_SHIFT 12
 #define ASET_CHUNK       (1u << ASET_CHUNK_SHIFT)
@@ -759,10 +760,30 @@ static size_t aset_probe(const struct addrset *s, uint64_t h, const struct addr_
 	}
 }
 
+/* The two hint buckets of a key's hash. */
+static size_t aset_hint1(const struct addrset *s, uint64_t h)
+{
+	return (size_t)h & s->hint_mask;
+}
+
+static size_t aset_hint2(const struct addrset *s, uint64_t h)
+{
+	return (size_t)(h >> 32 ^ h >> 7) & s->hint_mask;
+}
+
+static void aset_hint_add(struct addrset *s, size_t i, int d)
+{
+	_Atomic uint8_t *c = &s->hint[i];
+	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+	if (v != ASET_HINT_STUCK)
+		atomic_store_explicit(c, (uint8_t)(v + d), memory_order_relaxed);
+}
+
 int addrset_maybe_contains(const struct addrset *s, const struct addr_key *k)
 {
-	return atomic_load_explicit(&s->hint[aset_hash(k) & s->hint_mask], memory_order_relaxed) !=
-	       0;
+	uint64_t h = aset_hash(k);
+	return atomic_load_explicit(&s->hint[aset_hint1(s, h)], memory_order_relaxed) &&
+	       atomic_load_explicit(&s->hint[aset_hint2(s, h)], memory_order_relaxed);
 }
 
 int addrset_hold(struct addrset *s, const struct addr_key *k)
@@ -831,10 +852,8 @@ int addrset_add(struct addrset *s, const struct addr_key *k)
 	e->next_free = 0;
 	s->slot[pos] = (h & 0xffffffffu) << 32 | (uint64_t)(n + 1);
 	s->count++;
-	_Atomic uint8_t *c = &s->hint[h & s->hint_mask];
-	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
-	if (v != ASET_HINT_STUCK)
-		atomic_store_explicit(c, (uint8_t)(v + 1), memory_order_relaxed);
+	aset_hint_add(s, aset_hint1(s, h), 1);
+	aset_hint_add(s, aset_hint2(s, h), 1);
 	return 0;
 }
 
@@ -862,9 +881,7 @@ int addrset_release(struct addrset *s, const struct addr_key *k)
 	e->next_free = s->free_head;
 	s->free_head = (uint32_t)(n + 1);
 	s->count--;
-	_Atomic uint8_t *c = &s->hint[h & s->hint_mask];
-	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
-	if (v != ASET_HINT_STUCK)
-		atomic_store_explicit(c, (uint8_t)(v - 1), memory_order_relaxed);
+	aset_hint_add(s, aset_hint1(s, h), -1);
+	aset_hint_add(s, aset_hint2(s, h), -1);
 	return 1;
 }

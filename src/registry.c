@@ -461,11 +461,13 @@ void registry_shard_ranges_idle(struct acct_shard *s)
 
 struct source_cap {
 	struct registry *reg;
-	pthread_mutex_t lock; /* shared-set admissions, up/down transitions */
-	int shared;           /* more than one shard: `set` is in use */
-	struct addrset set;   /* distinct keys held by the shards (under lock) */
-	_Atomic size_t held;  /* distinct addresses of the source */
-	_Atomic int down;     /* held is not in reg->tracked */
+	int shared;          /* more than one shard: `set` is in use */
+	struct addrset set;  /* distinct keys held by the shards (under lock) */
+	_Atomic size_t held; /* distinct addresses of the source */
+	_Atomic int down;    /* held is not in reg->tracked */
+	/* shared-set admissions and releases, up/down transitions; on a line
+	 * of its own (the lock-free refusals read the fields above) */
+	_Alignas(64) pthread_mutex_t lock;
 };
 
 /* One more pair against the cap; 0 when it is reached. */
@@ -540,6 +542,9 @@ static int shard_admit(struct addrtable_admit *a, const struct addr_key *k)
 	int down = atomic_load_explicit(&sc->down, memory_order_relaxed);
 	if (addrset_hold(&sc->set, k)) {
 		ok = 1; /* another shard holds it: counted once */
+	} else if (!down &&
+	           atomic_load_explicit(&r->tracked, memory_order_relaxed) >= r->max_addresses) {
+		ok = 0;
 	} else if (!group_inc(r, k, gcap)) {
 		ok = 0;
 	} else if (down || tracked_inc(r)) {
@@ -596,9 +601,10 @@ static uint32_t shard_other(struct addrtable_admit *a, uint32_t range)
 
 static struct source_cap *source_cap_new(struct registry *r)
 {
-	struct source_cap *sc = calloc(1, sizeof *sc);
+	struct source_cap *sc = aligned_alloc(_Alignof(struct source_cap), sizeof *sc);
 	if (!sc)
 		return NULL;
+	memset(sc, 0, sizeof *sc);
 	sc->reg = r;
 	pthread_mutex_init(&sc->lock, NULL);
 	return sc;

@@ -313,6 +313,11 @@ out:
 	return rc;
 }
 
+static int cmp_label_name(const void *a, const void *b)
+{
+	return strcmp(((const struct label *)a)->name, ((const struct label *)b)->name);
+}
+
 /* ,a="x",b="y" for the labels; NULL when out of memory. Allocated to size. */
 static char *labels_text(const struct label *l, size_t n)
 {
@@ -413,6 +418,10 @@ int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err, s
 			goto out;
 		}
 	}
+	/* one label set, one order: {a, b} and {b, a} (or a -r flag and the
+	 * file) are the same set, its series and caps one (as Prometheus
+	 * sorts label names) */
+	qsort(rg.labels, rg.nlabels, sizeof *rg.labels, cmp_label_name);
 	rg.text = labels_text(rg.labels, rg.nlabels);
 	if (!rg.text)
 		goto out;

@@ -104,8 +104,27 @@ static void test_label_values_may_hold_colons_and_are_escaped(void **state)
 	assert_int_equal(ranges_add(&r, "10.0.0.0/8:url=http://x:80/:q=a\"b\\c", err, sizeof err),
 	                 0);
 	assert_int_equal(r.v[0].nlabels, 2);
-	assert_string_equal(r.v[0].labels[0].value, "http://x:80/");
-	assert_string_equal(r.v[0].text, ",url=\"http://x:80/\",q=\"a\\\"b\\\\c\"");
+	/* the labels sorted by name: one set has one text */
+	assert_string_equal(r.v[0].labels[1].value, "http://x:80/");
+	assert_string_equal(r.v[0].text, ",q=\"a\\\"b\\\\c\",url=\"http://x:80/\"");
+	ranges_free(&r);
+}
+
+/* Label sets are sets: the same labels in another order (a -r flag and
+ * the file, or a file edited) are one label set, one group, one text
+ * (before: two groups, two series with one Prometheus label set on the
+ * page, a reload that only reordered them ended the series). */
+static void test_label_order_does_not_make_another_set(void **state)
+{
+	(void)state;
+	struct ranges r;
+	ranges_init(&r);
+	assert_int_equal(ranges_add(&r, "10.0.0.0/24:b=2:a=1", err, sizeof err), 0);
+	assert_int_equal(ranges_add(&r, "10.0.1.0/24:a=1:b=2", err, sizeof err), 0);
+	assert_int_equal(ranges_build(&r), 0);
+	assert_string_equal(r.v[0].text, ",a=\"1\",b=\"2\"");
+	assert_string_equal(r.v[1].text, r.v[0].text);
+	assert_int_equal(r.v[1].group, r.v[0].group);
 	ranges_free(&r);
 }
 
@@ -795,6 +814,7 @@ int main(void)
 	    cmocka_unit_test(test_whole_space),
 	    cmocka_unit_test(test_first_match_wins_in_command_line_order),
 	    cmocka_unit_test(test_label_values_may_hold_colons_and_are_escaped),
+	    cmocka_unit_test(test_label_order_does_not_make_another_set),
 	    cmocka_unit_test(test_bad_specs_are_rejected_with_a_reason),
 	    cmocka_unit_test(test_empty_long_values_and_leading_zeros_are_refused),
 	    cmocka_unit_test(test_label_values_must_be_utf8),

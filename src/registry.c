@@ -155,8 +155,10 @@ static void sets_free(struct registry *r)
  * now is retired at gen. The overflow series of some labels belongs to the
  * set with those labels configured the longest (then the smallest id), not
  * to the first range: reordering ranges, or adding one with those labels
- * in front, moves no overflow series. Without memory for that, to the
- * first range's set. */
+ * in front, moves no overflow series; and it stays with that set while any
+ * set with its labels is configured, even once the set itself is left out
+ * (owns_other): changing or removing one of several sets with those labels
+ * does not restart it. Without memory for that, to the first range's set. */
 static void sets_configure(struct registry *r, const struct ranges *rs, uint64_t gen)
 {
 	uint64_t mark = ++r->sets_mark;
@@ -175,6 +177,20 @@ static void sets_configure(struct registry *r, const struct ranges *rs, uint64_t
 	if (oldest) {
 		for (size_t i = 0; i < rs->n; i++)
 			oldest[i] = UINT32_MAX;
+		/* the owner so far keeps the series while any set with its
+		 * labels stays, configured or not itself: a set with those
+		 * labels changed or removed does not restart it */
+		uint32_t *keep = malloc(sizeof *keep * (rs->n ? rs->n : 1));
+		for (size_t i = 0; keep && i < rs->n; i++)
+			keep[i] = UINT32_MAX;
+		for (size_t i = 0; keep && i < rs->n; i++) {
+			const struct range_set *s = set_slot(r, rs->v[i].id);
+			if (!atomic_load_explicit(&s->configured, memory_order_relaxed))
+				continue; /* new: its `other` means nothing yet */
+			uint32_t p = atomic_load_explicit(&s->other, memory_order_relaxed);
+			if (atomic_load_explicit(&set_slot(r, p)->owns_other, memory_order_relaxed))
+				keep[rs->other_of[i]] = p;
+		}
 		for (size_t i = 0; i < rs->n; i++) {
 			uint32_t o = rs->other_of[i], id = rs->v[i].id, cur = oldest[o];
 			if (cur == UINT32_MAX)
@@ -183,6 +199,10 @@ static void sets_configure(struct registry *r, const struct ranges *rs, uint64_t
 			         (set_slot(r, id)->since == set_slot(r, cur)->since && id < cur))
 				oldest[o] = id;
 		}
+		for (size_t i = 0; keep && i < rs->n; i++)
+			if (keep[i] != UINT32_MAX)
+				oldest[i] = keep[i];
+		free(keep);
 	}
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct range *g = &rs->v[i];
@@ -194,6 +214,7 @@ static void sets_configure(struct registry *r, const struct ranges *rs, uint64_t
 		                 : rs->other_of ? rs->v[rs->other_of[i]].id
 		                                : g->id;
 		atomic_store_explicit(&s->other, other, memory_order_relaxed);
+		set_slot(r, other)->omark = mark;
 		atomic_store_explicit(&s->configured, 1, memory_order_relaxed);
 		if (g->group_max)
 			atomic_store_explicit(&r->any_cap, 1, memory_order_relaxed);
@@ -203,7 +224,10 @@ static void sets_configure(struct registry *r, const struct ranges *rs, uint64_t
 		struct range_set *c =
 		    atomic_load_explicit(&r->sets[id >> REGISTRY_SETS_SHIFT], memory_order_relaxed);
 		struct range_set *x = c ? &c[id & (SETS_CHUNK - 1)] : NULL;
-		if (!x || x->mark == mark)
+		if (!x)
+			continue;
+		atomic_store_explicit(&x->owns_other, x->omark == mark, memory_order_relaxed);
+		if (x->mark == mark)
 			continue;
 		if (atomic_load_explicit(&x->configured, memory_order_relaxed))
 			x->retired = gen;
@@ -363,8 +387,8 @@ int registry_ranges_quiescent(const struct registry *r, uint64_t gen)
 /* Whether key k is not held as it is by table rs (a reload changed or
  * removed its range): a plain address key must be in the piece of a range
  * of its id that does not roll up; a rollup key's set must still roll up
- * some address of its prefix at its length; an overflow key's label set
- * must still be configured as its own overflow. */
+ * some address of its prefix at its length; an overflow key's set must
+ * still own the overflow series of a configured set (owns_other). */
 struct gone_ctx {
 	struct registry *r;
 	const struct ranges *rs;
@@ -404,8 +428,7 @@ static int key_gone(void *arg, const struct addr_key *k)
 	struct gone_ctx *g = arg;
 	const struct range_set *s = registry_range_set(g->r, k->range);
 	if (k->pad == ADDRTABLE_PAD_OTHER)
-		return !atomic_load_explicit(&s->configured, memory_order_relaxed) ||
-		       atomic_load_explicit(&s->other, memory_order_relaxed) != k->range;
+		return !atomic_load_explicit(&s->owns_other, memory_order_relaxed);
 	if (k->pad)
 		return !atomic_load_explicit(&s->configured, memory_order_relaxed) ||
 		       !rollup_held(g->rs, k);

@@ -1043,6 +1043,90 @@ static void test_a_reload_after_ranges_that_share_labels(void **state)
 	table_free(t1);
 }
 
+/* The ip="other" series of some labels belongs to one set, and goes on
+ * while any set with those labels stays configured: removing the IPv4
+ * range of a customer whose IPv6 range stays (or changing the granularity
+ * of the owner) does not restart it (before: 5 -> 1 after the reload). */
+static struct ranges *acme_table(int with_v4, int v4_granularity)
+{
+	char err[256], name[] = "customer", value[] = "acme";
+	struct label l = {name, value};
+	struct ranges *r = malloc(sizeof *r);
+	assert_non_null(r);
+	ranges_init(r);
+	if (with_v4) {
+		struct range_entry e = {.family = 4,
+		                        .first = {10, 0, 0, 0},
+		                        .last = {10, 0, 0, 255},
+		                        .labels = &l,
+		                        .nlabels = 1,
+		                        .granularity = v4_granularity,
+		                        .max_addresses = 1};
+		assert_int_equal(ranges_add_entry(r, &e, err, sizeof err), 0);
+	}
+	struct range_entry e6 = {.family = 6,
+	                         .first = {0x20, 0x01, 0x0d, 0xb8},
+	                         .labels = &l,
+	                         .nlabels = 1,
+	                         .max_addresses = 1};
+	memcpy(e6.last, e6.first, 16);
+	memset(e6.last + 8, 0xff, 8);
+	assert_int_equal(ranges_add_entry(r, &e6, err, sizeof err), 0);
+	assert_int_equal(ranges_build(r), 0);
+	return r;
+}
+
+static void packet6(struct fixture *f, const char *src)
+{
+	uint8_t b[96];
+	size_t n = fr_eth(b, 0x86dd);
+	n += fr_ipv6(b + n, src, "2001:db9::1", 6);
+	account_packet(f->shard, registry_ranges(&f->reg), &f->layout, DLT_EN10MB, b, (uint32_t)n,
+	               100);
+}
+
+#define TX6_OTHER                                                                                  \
+	"promacct_packet_size_bytes_ipv6_tx_count{interface=\"eth0\",ip=\"other\",protocol="       \
+	"\"tcp\",customer=\"acme\"} "
+
+static void test_other_series_go_on_while_their_labels_stay(void **state)
+{
+	(void)state;
+	const char *none[] = {"192.0.2.0/24"};
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, none, 1, 100);
+	registry_keep_ended(&f->reg);
+	uint64_t g = 0;
+	struct ranges *t[4] = {acme_table(1, 0), acme_table(1, 28), acme_table(0, 0),
+	                       acme_table(1, 0)};
+	reload_to(f, t[0], &g);
+	packet6(f, "2001:db8::1"); /* tracked (cap 1) */
+	for (int i = 0; i < 5; i++)
+		packet6(f, "2001:db8::2"); /* other */
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX6_OTHER "5"));
+	free(page);
+	for (int k = 1; k < 4; k++) { /* v4 rolled up, v4 removed, v4 back */
+		reload_to(f, t[k], &g);
+		packet6(f, "2001:db8::2");
+		page = fixture_render(&f->reg);
+		char want[256];
+		snprintf(want, sizeof want, TX6_OTHER "%d", 5 + k);
+		assert_true(has_line(page, want));
+		free(page);
+	}
+	/* the labels gone altogether: the series ends */
+	const char *other[] = {"2001:db8::/64:customer=initech"};
+	struct ranges *t5 = table_of(other, 1);
+	reload_to(f, t5, &g);
+	page = fixture_render(&f->reg);
+	assert_null(strstr(page, "customer=\"acme\""));
+	free(page);
+	fixture_free(f);
+	for (int k = 0; k < 4; k++)
+		table_free(t[k]);
+	table_free(t5);
+}
+
 /* The overflow histograms take no place among the histograms of
  * addresses: with --max-addresses 1 (24 address histograms per capture
  * thread) and 40 customers, every customer but the first counts in its
@@ -1624,6 +1708,7 @@ int main(void)
 	    cmocka_unit_test(test_keys_found_without_a_range_lookup_follow_a_reload),
 	    cmocka_unit_test(test_a_reload_after_ranges_that_share_labels),
 	    cmocka_unit_test(test_overflow_series_have_room_at_any_cap),
+	    cmocka_unit_test(test_other_series_go_on_while_their_labels_stay),
 	    cmocka_unit_test(test_a_reload_that_narrows_a_rollup_range_ends_its_prefixes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,10 @@ struct range_set {
 	_Atomic size_t held;
 	_Atomic size_t cap;
 	_Atomic uint32_t other; /* the id whose ip="other" series takes its refused keys */
+	/* Some configured set's `other` is this id (it may itself be left
+	 * out: its overflow series goes on while sets with its labels stay). */
+	_Atomic int owns_other;
+	uint64_t omark;         /* main thread: the last configuration it owned other in */
 	_Atomic int configured; /* in the ranges table now */
 	uint64_t mark;          /* main thread: the last configuration holding it */
 	/* main thread: the generation that configured it last (since) and the

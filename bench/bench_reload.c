@@ -15,20 +15,9 @@
 #include <string.h>
 
 #include "promacct/registry.h"
+#include "bench_util.h"
 
 #define KEYS 1000000u
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static struct ranges *table(const char *a, const char *b)
 {

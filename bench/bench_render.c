@@ -21,18 +21,7 @@
 #include "promacct/expo_text.h"
 #include "promacct/render.h"
 #include "promacct/rw_encode.h"
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "bench_util.h"
 
 struct rw_count {
 	size_t bytes, samples, requests;

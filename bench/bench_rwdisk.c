@@ -15,16 +15,11 @@
 
 #include "promacct/rw_disk.h"
 #include "promacct/rw_queue.h"
+#include "bench_util.h"
 
 #define REQS_PER_SNAPSHOT 5314
 #define REQ_BYTES         29400
 #define REQ_SAMPLES       2000
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 static int no_replay(void *ctx, const struct rw_disk_record *r)
 {

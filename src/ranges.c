@@ -421,7 +421,8 @@ int ranges_add_entry(struct ranges *r, const struct range_entry *e, char *err, s
 	/* one label set, one order: {a, b} and {b, a} (or a -r flag and the
 	 * file) are the same set, its series and caps one (as Prometheus
 	 * sorts label names) */
-	qsort(rg.labels, rg.nlabels, sizeof *rg.labels, cmp_label_name);
+	if (rg.nlabels > 1)
+		qsort(rg.labels, rg.nlabels, sizeof *rg.labels, cmp_label_name);
 	rg.text = labels_text(rg.labels, rg.nlabels);
 	if (!rg.text)
 		goto out;

@@ -304,8 +304,14 @@ static void drain_limbo(struct addrtable *t)
 		return;
 	uint64_t e = atomic_load_explicit(&t->grace->epoch, memory_order_acquire);
 	size_t m = 0;
-	while (m < t->nlimbo && t->limbo[m].tag + 2 <= e)
-		t->freel[t->nfree++] = t->limbo[m++].idx;
+	while (m < t->nlimbo && t->limbo[m].tag + 2 <= e) {
+		uint32_t idx = t->limbo[m++].idx;
+		/* an overflow entry holds its place beyond max_entries until
+		 * it is free (then any key may take it) */
+		if (addrtable_key(t, idx)->pad == ADDRTABLE_PAD_OTHER)
+			t->nother--;
+		t->freel[t->nfree++] = idx;
+	}
 	if (m) {
 		memmove(t->limbo, t->limbo + m, (t->nlimbo - m) * sizeof *t->limbo);
 		t->nlimbo -= m;
@@ -329,8 +335,12 @@ counter_t *addrtable_insert(struct addrtable *t, const struct addr_key *k, uint6
 	size_t aslot = 0;
 	uint64_t aid = 0;
 
-	if (!t->nfree && t->nlimbo)
+	if (!t->nfree && t->nlimbo) {
+		/* entries retired by a reload wait for the epoch to move two
+		 * steps; with no expiry scanning, new keys move it */
+		addrtable_grace_advance(t->grace);
 		drain_limbo(t);
+	}
 	int reuse = t->nfree > 0;
 	if (!reuse && n >= (other ? ADDRTABLE_MAX_ENTRIES : t->max_entries + t->nother))
 		return other ? NULL : overflow(t, k);
@@ -588,8 +598,6 @@ static int retire(struct addrtable *t, size_t e)
 	slot_delete(t, h, addrtable_key_id(&k, h) << ADDRTABLE_IDX_BITS | (uint64_t)(e + 1));
 	if (k.pad != ADDRTABLE_PAD_OTHER)
 		aset_release(t, &k, e);
-	else
-		t->nother--;
 	if (t->ended)
 		ended_push(t->ended, &k);
 	atomic_store_explicit(

@@ -1043,6 +1043,43 @@ static void test_a_reload_after_ranges_that_share_labels(void **state)
 	table_free(t1);
 }
 
+/* Keys a reload ended wait for two grace epochs before their entries are
+ * reused; with no expiry scan, new keys move the epoch: after a relabel
+ * that ended 40 keys (39 of them ip="other") at --max-addresses 1, a new
+ * address gets its own series again (before: every new address went to
+ * ip="other" until the next reload, tracked 0). */
+static void test_entries_a_reload_ended_are_reused_without_expiry(void **state)
+{
+	(void)state;
+	char specs[2][40][40];
+	const char *sp[2][40];
+	for (int v = 0; v < 2; v++)
+		for (int i = 0; i < 40; i++) {
+			snprintf(specs[v][i], sizeof specs[v][i], "10.0.%d.0/24:c=%s%d", i,
+			         v ? "new" : "old", i);
+			sp[v][i] = specs[v][i];
+		}
+	struct fixture *f = fixture_new(HISTOGRAM_DEFAULT_BUCKETS, sp[0], 40, 1);
+	registry_keep_ended(&f->reg);
+	for (int i = 0; i < 40; i++) {
+		char a[32];
+		snprintf(a, sizeof a, "10.0.%d.1", i);
+		packet_now(f, a, "192.0.2.1");
+	}
+	uint64_t g = 0;
+	struct ranges *t1 = table_of(sp[1], 40);
+	reload_to(f, t1, &g);
+	assert_int_equal(atomic_load(&f->reg.tracked), 0);
+	packet_now(f, "10.0.7.9", "192.0.2.1");
+	char *page = fixture_render(&f->reg);
+	assert_true(has_line(page, TX("10.0.7.9", "c=\"new7\"") "1"));
+	assert_null(strstr(page, ",ip=\"other\""));
+	free(page);
+	assert_int_equal(atomic_load(&f->reg.tracked), 1);
+	fixture_free(f);
+	table_free(t1);
+}
+
 /* The ip="other" series of some labels belongs to one set, and goes on
  * while any set with those labels stays configured: removing the IPv4
  * range of a customer whose IPv6 range stays (or changing the granularity
@@ -1709,6 +1746,7 @@ int main(void)
 	    cmocka_unit_test(test_a_reload_after_ranges_that_share_labels),
 	    cmocka_unit_test(test_overflow_series_have_room_at_any_cap),
 	    cmocka_unit_test(test_other_series_go_on_while_their_labels_stay),
+	    cmocka_unit_test(test_entries_a_reload_ended_are_reused_without_expiry),
 	    cmocka_unit_test(test_a_reload_that_narrows_a_rollup_range_ends_its_prefixes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

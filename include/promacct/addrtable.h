@@ -125,7 +125,8 @@ struct addrtable {
 	const uint32_t *other_of;
 	size_t max_entries; /* histograms of addresses this table may hold */
 	/* Overflow histograms (ip="other", one per label set, family,
-	 * direction and protocol) held now: they take no place among
+	 * direction and protocol) held now, ended ones until their entry is
+	 * free again: they take no place among
 	 * max_entries, so a full table still counts a capped range's traffic
 	 * in its ip="other" (up to ADDRTABLE_MAX_ENTRIES in all). */
 	size_t nother;
